@@ -1,0 +1,207 @@
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole tollgate.yaml.
+type Config struct {
+	Listen      Listen              `yaml:"listen"`
+	Providers   map[string]Provider `yaml:"providers"`
+	Models      map[string]Model    `yaml:"models"`
+	Pricing     Pricing             `yaml:"pricing"`
+	Tenants     Tenants             `yaml:"tenants"`
+	Budgets     Budgets             `yaml:"budgets"`
+	Guardrails  Guardrails          `yaml:"guardrails"`
+	Cache       Cache               `yaml:"cache"`
+	FailureMode FailureMode         `yaml:"failure_mode"`
+	XDS         XDS                 `yaml:"xds"`
+
+	// Source is the file the config was read from ("<embedded>" for the default).
+	Source string `yaml:"-"`
+}
+
+// Listen holds the addresses and request limits of `tollgate extproc`.
+type Listen struct {
+	// ExtProc is the gRPC address: "host:port" or "unix:/path/to.sock".
+	ExtProc string `yaml:"extproc"`
+	// Admin serves /metrics, /healthz and /readyz.
+	Admin string `yaml:"admin"`
+	// MaxBodyBytes caps request bodies the server accepts (413 above it).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ShutdownGrace bounds how long in-flight streams may take after SIGTERM.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+}
+
+// Provider is an OpenAI-compatible upstream.
+type Provider struct {
+	// BaseURL is scheme://host[:port][/path prefix], e.g. https://api.openai.com.
+	BaseURL string `yaml:"base_url"`
+	// APIKeyEnv names the environment variable holding the provider key.
+	// The key itself never appears in config, Envoy resources or logs.
+	APIKeyEnv string `yaml:"api_key_env"`
+	// HTTP2 enables HTTP/2 to the provider (TLS ALPN h2).
+	HTTP2 bool `yaml:"http2"`
+	// Timeout is the per-try timeout for one attempt at this provider.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Model is an alias a client names in "model", served by targets in fallback order.
+type Model struct {
+	Targets []Target `yaml:"targets"`
+	// MaxTokens caps (and defaults) max_tokens for requests to this alias; 0 = no cap.
+	MaxTokens int64 `yaml:"max_tokens"`
+}
+
+// Target is one provider/model pair behind an alias.
+type Target struct {
+	Provider string `yaml:"provider"`
+	Model    string `yaml:"model"`
+}
+
+// Pricing configures the price catalog.
+type Pricing struct {
+	// Builtin includes the catalog compiled into the binary (default true).
+	Builtin *bool `yaml:"builtin"`
+	// Models add to or override catalog entries.
+	Models []Price `yaml:"models"`
+}
+
+// Price is one catalog entry in USD per million tokens.
+type Price struct {
+	Provider        string    `yaml:"provider"`
+	Model           string    `yaml:"model"`
+	Effective       time.Time `yaml:"effective"`
+	Input           float64   `yaml:"input"`
+	Output          float64   `yaml:"output"`
+	CachedInput     float64   `yaml:"cached_input"`
+	MaxOutputTokens int64     `yaml:"max_output_tokens"`
+}
+
+// Tenants maps API keys (by SHA-256) to tenants.
+type Tenants struct {
+	// TrustHeader makes the server accept x-tollgate-tenant set by an earlier
+	// filter (the wasm router) instead of resolving the key itself.
+	TrustHeader bool `yaml:"trust_header"`
+	// AllowAnonymous names the tenant for requests without a key; empty = 401.
+	AllowAnonymous string `yaml:"allow_anonymous"`
+	// AnonymousTier is the tier of anonymous requests.
+	AnonymousTier string `yaml:"anonymous_tier"`
+	Keys          []Key  `yaml:"keys"`
+}
+
+// Key is one API key, stored only as the hex SHA-256 of the key string.
+type Key struct {
+	ID     string `yaml:"id"`
+	SHA256 string `yaml:"sha256"`
+	Tenant string `yaml:"tenant"`
+	Tier   string `yaml:"tier"`
+}
+
+// Budgets caps spend per tenant.
+type Budgets struct {
+	Ledger Ledger `yaml:"ledger"`
+	// Default applies to tenants without their own entry; zero caps = unlimited.
+	Default Budget            `yaml:"default"`
+	Tenants map[string]Budget `yaml:"tenants"`
+}
+
+// Budget is a pair of USD caps; zero means no cap for that window.
+type Budget struct {
+	DailyUSD   float64 `yaml:"daily_usd"`
+	MonthlyUSD float64 `yaml:"monthly_usd"`
+}
+
+// Ledger says where spend is recorded.
+type Ledger struct {
+	// Backend is "file" (default) or "redis".
+	Backend string `yaml:"backend"`
+	// Path of the append-only ledger file (backend file).
+	Path  string `yaml:"path"`
+	Redis Redis  `yaml:"redis"`
+}
+
+// Redis is a Redis connection.
+type Redis struct {
+	Addr        string `yaml:"addr"`
+	PasswordEnv string `yaml:"password_env"`
+	DB          int    `yaml:"db"`
+	Prefix      string `yaml:"prefix"`
+}
+
+// Guardrails configures input and output screening.
+type Guardrails struct {
+	Input  GuardDirection `yaml:"input"`
+	Output GuardDirection `yaml:"output"`
+}
+
+// GuardDirection configures one direction's detectors.
+type GuardDirection struct {
+	Enabled bool `yaml:"enabled"`
+	// Roles are the message roles inspected on input (default user, tool).
+	Roles []string `yaml:"roles"`
+	// Detectors maps a detector or finding type to block|redact|log.
+	Detectors map[string]string `yaml:"detectors"`
+	// InjectionThreshold overrides the shipped prompt-injection threshold.
+	InjectionThreshold float64 `yaml:"injection_threshold"`
+	// StreamWindow is the hold-back window in bytes for streamed output.
+	StreamWindow int `yaml:"stream_window"`
+}
+
+// Cache configures the response cache.
+type Cache struct {
+	Enabled        bool          `yaml:"enabled"`
+	Backend        string        `yaml:"backend"`
+	MaxTemperature float64       `yaml:"max_temperature"`
+	Exact          ExactCache    `yaml:"exact"`
+	Semantic       SemanticCache `yaml:"semantic"`
+	Redis          Redis         `yaml:"redis"`
+}
+
+// ExactCache configures the exact-match tier.
+type ExactCache struct {
+	Enabled  bool          `yaml:"enabled"`
+	MaxBytes int64         `yaml:"max_bytes"`
+	TTL      time.Duration `yaml:"ttl"`
+}
+
+// SemanticCache configures the similarity tier.
+type SemanticCache struct {
+	Enabled         bool     `yaml:"enabled"`
+	Threshold       float64  `yaml:"threshold"`
+	DifferenceGuard *bool    `yaml:"difference_guard"`
+	Embedder        Embedder `yaml:"embedder"`
+}
+
+// Embedder selects the embedding model of the semantic cache.
+type Embedder struct {
+	// Kind is "builtin" (default, no network) or "openai".
+	Kind      string        `yaml:"kind"`
+	URL       string        `yaml:"url"`
+	Model     string        `yaml:"model"`
+	APIKeyEnv string        `yaml:"api_key_env"`
+	Timeout   time.Duration `yaml:"timeout"`
+}
+
+// Mode is a failure mode: what happens to traffic when a layer fails.
+type Mode string
+
+// Failure modes.
+const (
+	Open   Mode = "open"
+	Closed Mode = "closed"
+)
+
+// FailureMode decides per layer whether a failure lets traffic through
+// (open, counted and logged) or rejects it (closed).
+type FailureMode struct {
+	// ExtProc is what Envoy does when this server is slow or down
+	// (failure_mode_allow in the filter config).
+	ExtProc Mode `yaml:"extproc"`
+	// Guardrails applies when a detector (e.g. the external classifier) fails.
+	Guardrails Mode `yaml:"guardrails"`
+	// Cache applies when the cache backend fails.
+	Cache Mode `yaml:"cache"`
+	// Budgets applies when the spend ledger cannot be reached.
+	Budgets Mode `yaml:"budgets"`
+}

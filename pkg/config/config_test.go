@@ -1,0 +1,99 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	c, err := Default()
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:50051", c.Listen.ExtProc)
+	assert.Equal(t, Closed, c.FailureMode.ExtProc)
+	assert.Equal(t, []string{"user", "tool"}, c.Guardrails.Input.Roles)
+	assert.Contains(t, c.Models, "gpt-4o-mini")
+	assert.Equal(t, []string{"demo"}, c.TenantIDs())
+}
+
+const minimal = `
+providers:
+  p: {base_url: "http://127.0.0.1:1"}
+models:
+  m:
+    targets: [{provider: p, model: x}]
+`
+
+func TestProblemsHaveFileAndLine(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // each must appear in the error text
+	}{
+		{"unknown top-level key", minimal + "bogus: 1\n", []string{"c.yaml:7: unknown key \"bogus\""}},
+		{"unknown nested key", "listen:\n  extprc: x\n" + minimal, []string{"c.yaml:2: unknown key \"extprc\""}},
+		{"wrong type", "listen:\n  max_body_bytes: lots\n" + minimal, []string{"c.yaml:2:", "lots"}},
+		{"unknown provider and bad action", `
+providers:
+  p: {base_url: "ftp://x"}
+models:
+  m:
+    targets:
+      - {provider: q, model: x}
+guardrails:
+  input:
+    detectors: {EMAIL: shred}
+`, []string{
+			"c.yaml:3: providers.p.base_url: scheme must be http or https",
+			"c.yaml:7: models.m.targets[0].provider: unknown provider \"q\"",
+			"c.yaml:10: guardrails.input.detectors.EMAIL: action must be block, redact or log",
+		}},
+		{"bad key hash", minimal + "tenants:\n  keys:\n    - {id: a, sha256: nothex, tenant: t}\n", []string{"c.yaml:9: tenants.keys[0].sha256: must be 64 hex"}},
+		{"budget for unknown tenant", minimal + "budgets:\n  tenants:\n    ghost: {daily_usd: 1}\n", []string{"c.yaml:9: budgets.tenants.ghost"}},
+		{"not yaml", "a: [1, 2\n", []string{"c.yaml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("c.yaml", []byte(tt.yaml))
+			require.Error(t, err)
+			assert.True(t, errors.Is(err, ErrInvalid), "errors.Is ErrInvalid")
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestEveryProblemReported(t *testing.T) {
+	_, err := Parse("c.yaml", []byte(`
+providers:
+  p: {base_url: ""}
+models:
+  m: {targets: []}
+failure_mode: {cache: sometimes}
+`))
+	require.Error(t, err)
+	var ps Problems
+	require.True(t, errors.As(err, &ps))
+	assert.Len(t, ps, 3, err.Error())
+	for _, p := range ps {
+		assert.NotZero(t, p.Line, p.String())
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(minimal), 0o600))
+	c, err := Load(path)
+	require.NoError(t, err)
+	assert.Equal(t, path, c.Source)
+	assert.Equal(t, "file", c.Budgets.Ledger.Backend)
+	_, err = Load(filepath.Join(t.TempDir(), "missing.yaml"))
+	require.Error(t, err)
+	assert.False(t, strings.Contains(err.Error(), "unknown key"))
+}

@@ -1,0 +1,348 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Defaults used when a key is absent.
+const (
+	DefaultExtProcAddr    = "127.0.0.1:50051"
+	DefaultAdminAddr      = "127.0.0.1:9090"
+	DefaultXDSAddr        = "127.0.0.1:18000"
+	DefaultListener       = "0.0.0.0:10000"
+	DefaultMaxBodyBytes   = 4 << 20
+	DefaultShutdownGrace  = 20 * time.Second
+	DefaultMessageTimeout = 200 * time.Millisecond
+	DefaultLedgerPath     = "tollgate-ledger.jsonl"
+	DefaultProviderTimout = 60 * time.Second
+)
+
+func applyDefaults(c *Config) {
+	if c.Listen.ExtProc == "" {
+		c.Listen.ExtProc = DefaultExtProcAddr
+	}
+	if c.Listen.Admin == "" {
+		c.Listen.Admin = DefaultAdminAddr
+	}
+	if c.Listen.MaxBodyBytes == 0 {
+		c.Listen.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Listen.ShutdownGrace == 0 {
+		c.Listen.ShutdownGrace = DefaultShutdownGrace
+	}
+	for name, p := range c.Providers {
+		if p.Timeout == 0 {
+			p.Timeout = DefaultProviderTimout
+		}
+		c.Providers[name] = p
+	}
+	if c.Pricing.Builtin == nil {
+		t := true
+		c.Pricing.Builtin = &t
+	}
+	if c.Budgets.Ledger.Backend == "" {
+		c.Budgets.Ledger.Backend = "file"
+	}
+	if c.Budgets.Ledger.Backend == "file" && c.Budgets.Ledger.Path == "" {
+		c.Budgets.Ledger.Path = DefaultLedgerPath
+	}
+	if c.Budgets.Ledger.Redis.Prefix == "" {
+		c.Budgets.Ledger.Redis.Prefix = "tollgate:"
+	}
+	for _, d := range []*GuardDirection{&c.Guardrails.Input, &c.Guardrails.Output} {
+		if len(d.Roles) == 0 {
+			d.Roles = []string{"user", "tool"}
+		}
+	}
+	if c.Cache.Backend == "" {
+		c.Cache.Backend = "memory"
+	}
+	if c.Cache.Redis.Prefix == "" {
+		c.Cache.Redis.Prefix = "tollgate:cache:"
+	}
+	if c.Cache.Semantic.Embedder.Kind == "" {
+		c.Cache.Semantic.Embedder.Kind = "builtin"
+	}
+	if c.Cache.Semantic.DifferenceGuard == nil {
+		t := true
+		c.Cache.Semantic.DifferenceGuard = &t
+	}
+	fm := &c.FailureMode
+	for _, m := range []*Mode{&fm.ExtProc, &fm.Guardrails, &fm.Budgets} {
+		if *m == "" {
+			*m = Closed
+		}
+	}
+	if fm.Cache == "" {
+		fm.Cache = Open
+	}
+	if c.XDS.Listen == "" {
+		c.XDS.Listen = DefaultXDSAddr
+	}
+	if c.XDS.Listener == "" {
+		c.XDS.Listener = DefaultListener
+	}
+	if c.XDS.ExtProcTarget == "" {
+		c.XDS.ExtProcTarget = c.Listen.ExtProc
+	}
+	if c.XDS.MessageTimeout == 0 {
+		c.XDS.MessageTimeout = DefaultMessageTimeout
+	}
+}
+
+// validator collects problems by dotted path.
+type validator struct{ ps Problems }
+
+func (v *validator) add(path, format string, args ...any) {
+	v.ps = append(v.ps, Problem{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func validate(c *Config) Problems {
+	v := &validator{}
+	v.listen(c)
+	v.providers(c)
+	v.models(c)
+	v.pricing(c)
+	v.tenants(c)
+	v.budgets(c)
+	v.guardrails(c)
+	v.cache(c)
+	v.failureMode(c)
+	if c.XDS.MessageTimeout < 0 {
+		v.add("xds.message_timeout", "must be positive")
+	}
+	if c.XDS.Wasm.Enabled && c.XDS.Wasm.Path == "" {
+		v.add("xds.wasm.path", "required when xds.wasm.enabled is true")
+	}
+	return v.ps
+}
+
+func (v *validator) listen(c *Config) {
+	if c.Listen.MaxBodyBytes < 0 {
+		v.add("listen.max_body_bytes", "must be positive, got %d", c.Listen.MaxBodyBytes)
+	}
+	if c.Listen.ShutdownGrace < 0 {
+		v.add("listen.shutdown_grace", "must be positive")
+	}
+}
+
+func (v *validator) providers(c *Config) {
+	if len(c.Providers) == 0 {
+		v.add("providers", "at least one provider is required")
+	}
+	for _, name := range sortedKeys(c.Providers) {
+		p := c.Providers[name]
+		path := "providers." + name
+		u, err := url.Parse(p.BaseURL)
+		switch {
+		case p.BaseURL == "":
+			v.add(path+".base_url", "required")
+		case err != nil:
+			v.add(path+".base_url", "not a URL: %v", err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			v.add(path+".base_url", "scheme must be http or https, got %q", u.Scheme)
+		case u.Host == "":
+			v.add(path+".base_url", "missing host")
+		}
+		if p.Timeout < 0 {
+			v.add(path+".timeout", "must be positive")
+		}
+	}
+}
+
+func (v *validator) models(c *Config) {
+	if len(c.Models) == 0 {
+		v.add("models", "at least one model alias is required")
+	}
+	for _, alias := range sortedKeys(c.Models) {
+		m := c.Models[alias]
+		path := "models." + alias
+		if len(m.Targets) == 0 {
+			v.add(path+".targets", "at least one target is required")
+		}
+		for i, t := range m.Targets {
+			tp := fmt.Sprintf("%s.targets[%d]", path, i)
+			if t.Provider == "" {
+				v.add(tp+".provider", "required")
+			} else if _, ok := c.Providers[t.Provider]; !ok {
+				v.add(tp+".provider", "unknown provider %q (known: %s)", t.Provider, strings.Join(sortedKeys(c.Providers), ", "))
+			}
+			if t.Model == "" {
+				v.add(tp+".model", "required")
+			}
+		}
+		if m.MaxTokens < 0 {
+			v.add(path+".max_tokens", "must be positive")
+		}
+	}
+}
+
+func (v *validator) pricing(c *Config) {
+	for i, p := range c.Pricing.Models {
+		path := fmt.Sprintf("pricing.models[%d]", i)
+		if p.Provider == "" {
+			v.add(path+".provider", "required")
+		}
+		if p.Model == "" {
+			v.add(path+".model", "required")
+		}
+		if p.Effective.IsZero() {
+			v.add(path+".effective", "required (a date, e.g. 2025-01-01)")
+		}
+		if p.Input < 0 || p.Output < 0 || p.CachedInput < 0 {
+			v.add(path, "prices must not be negative")
+		}
+	}
+}
+
+func (v *validator) tenants(c *Config) {
+	seen := map[string]int{}
+	ids := map[string]int{}
+	for i, k := range c.Tenants.Keys {
+		path := fmt.Sprintf("tenants.keys[%d]", i)
+		if b, err := hex.DecodeString(k.SHA256); err != nil || len(b) != 32 {
+			v.add(path+".sha256", "must be 64 hex characters (the SHA-256 of the key, never the key itself)")
+		}
+		if j, dup := seen[strings.ToLower(k.SHA256)]; dup {
+			v.add(path+".sha256", "duplicate of tenants.keys[%d]", j)
+		}
+		seen[strings.ToLower(k.SHA256)] = i
+		if k.Tenant == "" {
+			v.add(path+".tenant", "required")
+		}
+		if k.ID == "" {
+			v.add(path+".id", "required (a non-secret key id for logs and metrics)")
+		} else if j, dup := ids[k.ID]; dup {
+			v.add(path+".id", "duplicate of tenants.keys[%d]", j)
+		} else {
+			ids[k.ID] = i
+		}
+	}
+}
+
+func (v *validator) budgets(c *Config) {
+	l := c.Budgets.Ledger
+	switch l.Backend {
+	case "file":
+		if l.Path == "" {
+			v.add("budgets.ledger.path", "required for backend file")
+		}
+	case "redis":
+		if l.Redis.Addr == "" {
+			v.add("budgets.ledger.redis.addr", "required for backend redis")
+		}
+	default:
+		v.add("budgets.ledger.backend", "must be file or redis, got %q", l.Backend)
+	}
+	check := func(path string, b Budget) {
+		if b.DailyUSD < 0 {
+			v.add(path+".daily_usd", "must not be negative")
+		}
+		if b.MonthlyUSD < 0 {
+			v.add(path+".monthly_usd", "must not be negative")
+		}
+	}
+	check("budgets.default", c.Budgets.Default)
+	known := c.tenantIDs()
+	for _, t := range sortedKeys(c.Budgets.Tenants) {
+		check("budgets.tenants."+t, c.Budgets.Tenants[t])
+		if !known[t] {
+			v.add("budgets.tenants."+t, "tenant %q has no API key and is not the anonymous tenant", t)
+		}
+	}
+}
+
+// tenantIDs is the set of tenants named by keys or anonymous access.
+func (c *Config) tenantIDs() map[string]bool {
+	out := map[string]bool{}
+	for _, k := range c.Tenants.Keys {
+		out[k.Tenant] = true
+	}
+	if c.Tenants.AllowAnonymous != "" {
+		out[c.Tenants.AllowAnonymous] = true
+	}
+	return out
+}
+
+// TenantIDs lists every tenant the config knows, sorted. Metric labels use
+// only these values (anything else is reported as "other").
+func (c *Config) TenantIDs() []string { return sortedKeys(c.tenantIDs()) }
+
+var actions = map[string]bool{"block": true, "redact": true, "log": true}
+
+func (v *validator) guardrails(c *Config) {
+	for dir, d := range map[string]GuardDirection{"input": c.Guardrails.Input, "output": c.Guardrails.Output} {
+		path := "guardrails." + dir
+		for _, det := range sortedKeys(d.Detectors) {
+			if !actions[d.Detectors[det]] {
+				v.add(path+".detectors."+det, "action must be block, redact or log, got %q", d.Detectors[det])
+			}
+		}
+		if d.InjectionThreshold < 0 || d.InjectionThreshold > 1 {
+			v.add(path+".injection_threshold", "must be within [0,1]")
+		}
+		if d.StreamWindow < 0 {
+			v.add(path+".stream_window", "must be positive")
+		}
+		for i, r := range d.Roles {
+			switch r {
+			case "system", "developer", "user", "assistant", "tool", "function":
+			default:
+				v.add(fmt.Sprintf("%s.roles[%d]", path, i), "unknown role %q", r)
+			}
+		}
+	}
+}
+
+func (v *validator) cache(c *Config) {
+	switch c.Cache.Backend {
+	case "memory":
+	case "redis":
+		if c.Cache.Redis.Addr == "" {
+			v.add("cache.redis.addr", "required for backend redis")
+		}
+	default:
+		v.add("cache.backend", "must be memory or redis, got %q", c.Cache.Backend)
+	}
+	if t := c.Cache.Semantic.Threshold; c.Cache.Semantic.Enabled && (t <= 0 || t > 1) {
+		v.add("cache.semantic.threshold", "must be within (0,1] when the semantic cache is enabled")
+	}
+	switch e := c.Cache.Semantic.Embedder; e.Kind {
+	case "builtin":
+	case "openai":
+		if e.URL == "" {
+			v.add("cache.semantic.embedder.url", "required for kind openai")
+		}
+	default:
+		v.add("cache.semantic.embedder.kind", "must be builtin or openai, got %q", e.Kind)
+	}
+	if c.Cache.Exact.MaxBytes < 0 {
+		v.add("cache.exact.max_bytes", "must be positive")
+	}
+}
+
+func (v *validator) failureMode(c *Config) {
+	fm := c.FailureMode
+	for path, m := range map[string]Mode{
+		"failure_mode.extproc": fm.ExtProc, "failure_mode.guardrails": fm.Guardrails,
+		"failure_mode.cache": fm.Cache, "failure_mode.budgets": fm.Budgets,
+	} {
+		if m != Open && m != Closed {
+			v.add(path, "must be open or closed, got %q", m)
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
