@@ -42,6 +42,10 @@ type Provider struct {
 	APIKeyEnv string `yaml:"api_key_env"`
 	// HTTP2 enables HTTP/2 to the provider (TLS ALPN h2).
 	HTTP2 bool `yaml:"http2"`
+	// Catalog names the built-in price list whose prices apply to this
+	// provider's models (openai, anthropic, google, mistral, groq, deepseek);
+	// default: the provider's own key.
+	Catalog string `yaml:"catalog"`
 	// Timeout is the per-try timeout for one attempt at this provider.
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -167,7 +171,8 @@ type ExactCache struct {
 
 // SemanticCache configures the similarity tier.
 type SemanticCache struct {
-	Enabled         bool     `yaml:"enabled"`
+	Enabled bool `yaml:"enabled"`
+	// Threshold is the minimum cosine similarity of a hit; 0 = the shipped one.
 	Threshold       float64  `yaml:"threshold"`
 	DifferenceGuard *bool    `yaml:"difference_guard"`
 	Embedder        Embedder `yaml:"embedder"`

@@ -68,26 +68,28 @@ func Parse(name string, data []byte) (*Config, error) {
 	indexLines(&root, "", lines)
 
 	var cfg Config
+	var ps Problems
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !isEOF(err) {
 		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			ps := make(Problems, 0, len(te.Errors))
-			for _, e := range te.Errors {
-				ps = append(ps, yamlProblem(name, errors.New(e)))
-			}
-			return nil, ps
+		if !errors.As(err, &te) {
+			return nil, Problems{yamlProblem(name, err)}
 		}
-		return nil, Problems{yamlProblem(name, err)}
+		// Unknown keys and wrong types: the rest was still decoded, so
+		// validate it too and report everything at once.
+		for _, e := range te.Errors {
+			ps = append(ps, yamlProblem(name, errors.New(e)))
+		}
 	}
 	cfg.Source = name
 	applyDefaults(&cfg)
-	if ps := validate(&cfg); len(ps) > 0 {
-		for i := range ps {
-			ps[i].File = name
-			ps[i].Line = lineOf(lines, ps[i].Path)
-		}
+	for _, p := range validate(&cfg) {
+		p.File = name
+		p.Line = lineOf(lines, p.Path)
+		ps = append(ps, p)
+	}
+	if len(ps) > 0 {
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
 		return nil, ps
 	}

@@ -309,8 +309,8 @@ func (v *validator) cache(c *Config) {
 	default:
 		v.add("cache.backend", "must be memory or redis, got %q", c.Cache.Backend)
 	}
-	if t := c.Cache.Semantic.Threshold; c.Cache.Semantic.Enabled && (t <= 0 || t > 1) {
-		v.add("cache.semantic.threshold", "must be within (0,1] when the semantic cache is enabled")
+	if t := c.Cache.Semantic.Threshold; t < 0 || t > 1 {
+		v.add("cache.semantic.threshold", "must be within [0,1] (0 = the shipped threshold)")
 	}
 	switch e := c.Cache.Semantic.Embedder; e.Kind {
 	case "builtin":

@@ -1,0 +1,70 @@
+package llm
+
+import (
+	"strconv"
+
+	"github.com/tidwall/gjson"
+)
+
+// Usage is the token accounting of one response.
+type Usage struct {
+	InputTokens       int64 // prompt_tokens
+	OutputTokens      int64 // completion_tokens (includes reasoning tokens)
+	CachedInputTokens int64 // prompt_tokens_details.cached_tokens
+	ReasoningTokens   int64 // completion_tokens_details.reasoning_tokens
+}
+
+// Response is what the gateway reads from a complete (non-streamed) response.
+type Response struct {
+	Model             string
+	SystemFingerprint string
+	Usage             Usage
+	HasUsage          bool
+	Texts             []Text // choices[i].message.content / choices[i].text
+	FinishReasons     []string
+	IsError           bool // the body is {"error": ...}
+}
+
+// ParseResponse reads a chat, completion or embedding response body. Invalid
+// JSON is reported as an error; the caller decides what that costs.
+func ParseResponse(body []byte) (*Response, error) {
+	if !gjson.ValidBytes(body) {
+		return nil, ErrInvalidJSON
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return nil, ErrNotObject
+	}
+	r := &Response{}
+	if root.Get("error").Exists() {
+		r.IsError = true
+		return r, nil
+	}
+	r.Model = root.Get("model").Str
+	r.SystemFingerprint = root.Get("system_fingerprint").Str
+	if u := root.Get("usage"); u.IsObject() {
+		r.Usage, r.HasUsage = usageFrom(u), true
+	}
+	i := 0
+	root.Get("choices").ForEach(func(_, c gjson.Result) bool {
+		idx := "choices." + strconv.Itoa(i)
+		if t := c.Get("message.content"); t.Type == gjson.String {
+			r.Texts = append(r.Texts, Text{Role: "assistant", Path: idx + ".message.content", Text: t.Str})
+		} else if t := c.Get("text"); t.Type == gjson.String {
+			r.Texts = append(r.Texts, Text{Role: "assistant", Path: idx + ".text", Text: t.Str})
+		}
+		r.FinishReasons = append(r.FinishReasons, c.Get("finish_reason").Str)
+		i++
+		return true
+	})
+	return r, nil
+}
+
+func usageFrom(u gjson.Result) Usage {
+	return Usage{
+		InputTokens:       u.Get("prompt_tokens").Int(),
+		OutputTokens:      u.Get("completion_tokens").Int(),
+		CachedInputTokens: u.Get("prompt_tokens_details.cached_tokens").Int(),
+		ReasoningTokens:   u.Get("completion_tokens_details.reasoning_tokens").Int(),
+	}
+}
