@@ -1,0 +1,254 @@
+package meter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrBudgetExceeded is matched (errors.Is) by the error Reserve returns when a
+// reservation would take a tenant over a cap. The concrete type is
+// *ExceededError.
+var ErrBudgetExceeded = errors.New("budget exceeded")
+
+// Other budget errors.
+var (
+	ErrInvalidAmount        = errors.New("invalid amount")
+	ErrInvalidReservation   = errors.New("invalid reservation")
+	ErrDuplicateReservation = errors.New("reservation id already open")
+	ErrClosed               = errors.New("ledger closed")
+)
+
+// Window names, as used in ExceededError and metrics labels.
+const (
+	WindowDaily   = "daily"
+	WindowMonthly = "monthly"
+)
+
+// ExceededError says which window and cap a reservation would have exceeded.
+type ExceededError struct {
+	Tenant      string
+	Window      string // WindowDaily or WindowMonthly
+	WindowKey   string // "2026-11-27" or "2026-11"
+	Cap         Money
+	Spent       Money // settled spend in the window
+	Outstanding Money // held by open reservations
+	Requested   Money
+}
+
+func (e *ExceededError) Error() string {
+	return fmt.Sprintf("%s: tenant %q %s cap %s USD (window %s): spent %s + reserved %s + requested %s",
+		ErrBudgetExceeded, e.Tenant, e.Window, e.Cap, e.WindowKey, e.Spent, e.Outstanding, e.Requested)
+}
+
+// Is makes errors.Is(err, ErrBudgetExceeded) true.
+func (e *ExceededError) Is(target error) bool { return target == ErrBudgetExceeded }
+
+// Caps are a tenant's spend limits per UTC day and UTC calendar month. A zero
+// cap means unlimited.
+type Caps struct {
+	Daily   Money
+	Monthly Money
+}
+
+// Spend is a tenant's settled spend in the current windows.
+type Spend struct {
+	Daily   Money
+	Monthly Money
+}
+
+// Windows identifies the UTC day and month a reservation counts in.
+type Windows struct {
+	Day   string // "2006-01-02"
+	Month string // "2006-01"
+}
+
+// WindowsAt returns the UTC windows containing t.
+func WindowsAt(t time.Time) Windows {
+	t = t.UTC()
+	return Windows{Day: t.Format(time.DateOnly), Month: t.Format("2006-01")}
+}
+
+// ReserveRequest is what Budgets asks a Store to hold.
+type ReserveRequest struct {
+	Tenant  string
+	ID      string
+	Windows Windows
+	Amount  Money
+	Caps    Caps
+	At      time.Time
+}
+
+// SettleRequest replaces an open reservation by its actual cost.
+type SettleRequest struct {
+	Tenant  string
+	ID      string
+	Windows Windows
+	Actual  Money
+	At      time.Time
+}
+
+// Store keeps spend and open reservations per tenant and window. Reserve must
+// check spent+outstanding+amount <= cap for both non-zero caps and hold the
+// amount atomically, returning an *ExceededError otherwise, or
+// ErrDuplicateReservation when (tenant, id) is already open. Settle must be a
+// no-op for a reservation that is not open (already settled, or unknown).
+// FileLedger and RedisLedger implement it.
+type Store interface {
+	Reserve(ctx context.Context, r ReserveRequest) error
+	Settle(ctx context.Context, r SettleRequest) error
+	Spent(ctx context.Context, tenant string, w Windows) (Spend, error)
+	Close() error
+}
+
+// Budgets enforces per-tenant caps on top of a Store. It is safe for
+// concurrent use.
+type Budgets struct {
+	store       Store
+	now         func() time.Time
+	caps        atomic.Pointer[map[string]Caps]
+	defaultCaps Caps
+}
+
+// BudgetsOption configures NewBudgets.
+type BudgetsOption func(*Budgets)
+
+// WithClock sets the clock that picks the day and month windows (default
+// time.Now).
+func WithClock(now func() time.Time) BudgetsOption {
+	return func(b *Budgets) { b.now = now }
+}
+
+// WithDefaultCaps sets the caps of tenants absent from the caps map (default:
+// unlimited).
+func WithDefaultCaps(c Caps) BudgetsOption {
+	return func(b *Budgets) { b.defaultCaps = c }
+}
+
+// NewBudgets returns Budgets over store with per-tenant caps. Spend is recorded
+// for every tenant, capped or not.
+func NewBudgets(store Store, caps map[string]Caps, opts ...BudgetsOption) *Budgets {
+	b := &Budgets{store: store, now: time.Now}
+	for _, o := range opts {
+		o(b)
+	}
+	b.SetCaps(caps)
+	return b
+}
+
+// SetCaps replaces the per-tenant caps (on config reload). Open reservations
+// keep their holds; the new caps apply from the next Reserve.
+func (b *Budgets) SetCaps(caps map[string]Caps) {
+	c := make(map[string]Caps, len(caps))
+	for k, v := range caps {
+		c[k] = v
+	}
+	b.caps.Store(&c)
+}
+
+// CapsFor returns the caps that apply to tenant.
+func (b *Budgets) CapsFor(tenant string) Caps {
+	if c, ok := (*b.caps.Load())[tenant]; ok {
+		return c
+	}
+	return b.defaultCaps
+}
+
+// Reserve holds amount against tenant's budget under the reservation id (unique
+// per tenant while open, e.g. the request id). It fails with an error matching
+// ErrBudgetExceeded, an *ExceededError naming the window and cap, when
+// spent + outstanding + amount would exceed the daily or the monthly cap. Store
+// errors (for example Redis unreachable) are returned wrapped; the caller
+// decides whether to fail open or closed.
+func (b *Budgets) Reserve(ctx context.Context, tenant string, amount Money, id string) (*Reservation, error) {
+	if amount < 0 {
+		return nil, fmt.Errorf("reserve %s: %w: negative amount %s", id, ErrInvalidAmount, amount)
+	}
+	if !validIdentifier(tenant) || !validIdentifier(id) {
+		return nil, fmt.Errorf("reserve: %w: tenant and id must be non-empty UTF-8", ErrInvalidReservation)
+	}
+	now := b.now()
+	req := ReserveRequest{
+		Tenant:  tenant,
+		ID:      id,
+		Windows: WindowsAt(now),
+		Amount:  amount,
+		Caps:    b.CapsFor(tenant),
+		At:      now,
+	}
+	if err := b.store.Reserve(ctx, req); err != nil {
+		return nil, fmt.Errorf("reserve %s for tenant %q: %w", id, tenant, err)
+	}
+	return &Reservation{budgets: b, tenant: tenant, id: id, windows: req.Windows, amount: amount}, nil
+}
+
+// Spent returns tenant's settled spend in the current UTC day and month.
+// Reservations that were open when a file ledger was reopened count as spent.
+func (b *Budgets) Spent(ctx context.Context, tenant string) (Spend, error) {
+	s, err := b.store.Spent(ctx, tenant, WindowsAt(b.now()))
+	if err != nil {
+		return Spend{}, fmt.Errorf("spent for tenant %q: %w", tenant, err)
+	}
+	return s, nil
+}
+
+// Close closes the store, flushing a file ledger.
+func (b *Budgets) Close() error { return b.store.Close() }
+
+// Reservation is an amount held against a tenant's budget until it is settled.
+// It always settles into the windows it was reserved in, even when Settle runs
+// after midnight UTC: a request is charged to the day (and month) it started.
+type Reservation struct {
+	budgets *Budgets
+	tenant  string
+	id      string
+	windows Windows
+	amount  Money
+
+	mu      sync.Mutex
+	settled bool
+}
+
+// ID returns the reservation id.
+func (r *Reservation) ID() string { return r.id }
+
+// Amount returns the amount held.
+func (r *Reservation) Amount() Money { return r.amount }
+
+// Windows returns the windows the reservation counts in.
+func (r *Reservation) Windows() Windows { return r.windows }
+
+// Settle replaces the held amount by the actual cost: spent += actual,
+// outstanding -= reserved. actual may exceed the reservation (the provider
+// reported more than estimated); it is recorded in full. Only the first
+// successful call has an effect; later calls return nil. After a store error
+// the call may be retried.
+func (r *Reservation) Settle(ctx context.Context, actual Money) error {
+	if actual < 0 {
+		return fmt.Errorf("settle %s: %w: negative amount %s", r.id, ErrInvalidAmount, actual)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.settled {
+		return nil
+	}
+	err := r.budgets.store.Settle(ctx, SettleRequest{
+		Tenant:  r.tenant,
+		ID:      r.id,
+		Windows: r.windows,
+		Actual:  actual,
+		At:      r.budgets.now(),
+	})
+	if err != nil {
+		return fmt.Errorf("settle %s for tenant %q: %w", r.id, r.tenant, err)
+	}
+	r.settled = true
+	return nil
+}
+
+// Release settles with zero cost: the request failed before the provider
+// charged anything.
+func (r *Reservation) Release(ctx context.Context) error { return r.Settle(ctx, 0) }
