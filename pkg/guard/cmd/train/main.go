@@ -1,0 +1,255 @@
+// Command train fits the prompt-injection model that package guard embeds
+// (pkg/guard/model/injection.bin): logistic regression over hashed word and
+// character n-grams (package ngram), trained with AdaGrad SGD from a fixed
+// seed on the train split of every injection-* corpus (corpus.SplitOf). The
+// shipped threshold is the lowest one whose false-positive rate on the
+// validation split's benign texts is at most -max-fpr. Metrics are printed
+// for the validation and the held-out test split.
+//
+// Run from the repository root:
+//
+//	go run ./pkg/guard/cmd/train
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/tollgate-dev/tollgate/pkg/guard/corpus"
+	"github.com/tollgate-dev/tollgate/pkg/guard/ngram"
+)
+
+type example struct {
+	norm   []byte
+	idx    []uint32
+	val    []float32
+	attack bool
+	split  corpus.Split
+	corpus string
+}
+
+func main() {
+	root := flag.String("corpora", "../shared/corpora", "folder holding the injection-* corpora")
+	out := flag.String("out", "pkg/guard/model/injection.bin", "model file to write")
+	bits := flag.Uint("bits", 18, "log2 of the number of hash buckets")
+	epochs := flag.Int("epochs", 12, "passes over the training split")
+	lr := flag.Float64("lr", 0.3, "AdaGrad learning rate")
+	l2 := flag.Float64("l2", 1e-5, "L2 penalty per update")
+	benignWeight := flag.Float64("benign-weight", 2, "loss weight of benign examples")
+	maxFPR := flag.Float64("max-fpr", 0.02, "highest validation false-positive rate allowed when picking the threshold")
+	seed := flag.Uint64("seed", 1, "shuffle seed")
+	feat := flag.String("features", "word1,word2,char4", "feature families: word1, word2, char3, char4")
+	windowLog2 := flag.Uint("window-log2", 8, "log2 of the scoring window in bytes (0 = whole text only)")
+	flag.Parse()
+	set, err := parseFeatures(*feat)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := run(*root, *out, uint8(*bits), set, uint8(*windowLog2), *epochs, *lr, *l2, *benignWeight, *maxFPR, *seed); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func parseFeatures(s string) (ngram.FeatureSet, error) {
+	var set ngram.FeatureSet
+	for _, f := range strings.Split(s, ",") {
+		switch strings.TrimSpace(f) {
+		case "word1":
+			set |= ngram.WordUnigrams
+		case "word2":
+			set |= ngram.WordBigrams
+		case "char3":
+			set |= ngram.Char3
+		case "char4":
+			set |= ngram.Char4
+		default:
+			return 0, fmt.Errorf("unknown feature family %q", f)
+		}
+	}
+	return set, nil
+}
+
+func run(root, out string, bits uint8, set ngram.FeatureSet, windowLog2 uint8, epochs int, lr, l2, benignWeight, maxFPR float64, seed uint64) error {
+	dirs, err := corpus.Dirs(root, "injection-")
+	if err != nil {
+		return err
+	}
+	var all []example
+	var norm []byte
+	var feats []uint32
+	for _, d := range dirs {
+		recs, err := corpus.Load(filepath.Join(root, d))
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			norm = ngram.Normalize(norm, r.Text)
+			feats = ngram.Features(feats, norm, bits, set)
+			e := sparse(feats, r.Attack(), corpus.SplitOf(r.Text), d)
+			e.norm = append([]byte(nil), norm...)
+			all = append(all, e)
+		}
+	}
+	var train []int
+	for i, e := range all {
+		if e.split == corpus.Train {
+			train = append(train, i)
+		}
+	}
+	n := 1 << bits
+	w := make([]float64, n)
+	g2 := make([]float64, n)
+	var bias, bg2 float64
+	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	for ep := 0; ep < epochs; ep++ {
+		rng.Shuffle(len(train), func(i, j int) { train[i], train[j] = train[j], train[i] })
+		var loss float64
+		for _, k := range train {
+			e := &all[k]
+			z := bias
+			for j, f := range e.idx {
+				z += w[f] * float64(e.val[j])
+			}
+			p := ngram.Sigmoid(z)
+			y, cw := 0.0, benignWeight
+			if e.attack {
+				y, cw = 1, 1
+			}
+			loss -= cw * (y*math.Log(p+1e-12) + (1-y)*math.Log(1-p+1e-12))
+			g := cw * (p - y)
+			for j, f := range e.idx {
+				gi := g*float64(e.val[j]) + l2*w[f]
+				g2[f] += gi * gi
+				w[f] -= lr * gi / (math.Sqrt(g2[f]) + 1e-8)
+			}
+			bg2 += g * g
+			bias -= lr * g / (math.Sqrt(bg2) + 1e-8)
+		}
+		log.Printf("epoch %d: mean weighted loss %.4f", ep+1, loss/float64(len(train)))
+	}
+	w32 := make([]float32, n)
+	for i, v := range w {
+		w32[i] = float32(v)
+	}
+	// Score with the quantised model and window scoring, exactly as the
+	// guard does at run time (without its obfuscation decoders).
+	m, err := ngram.Quantize(w32, set, float32(bias), 0.5)
+	if err != nil {
+		return err
+	}
+	m.WindowLog2 = windowLog2
+	scores := make([]float64, len(all))
+	pos := make([]int32, 0, 1024) // non-nil: FeaturesAt records offsets
+	var acc []ngram.WindowAcc
+	for i := range all {
+		e := &all[i]
+		feats, pos = ngram.FeaturesAt(feats, pos, e.norm, m.Bits, m.Features)
+		if len(acc) < len(e.norm)+1 {
+			acc = make([]ngram.WindowAcc, len(e.norm)+1)
+		}
+		_, scores[i] = m.WindowScores(feats, pos, len(e.norm), m.Window(), acc)
+	}
+	var valBenign []float64
+	for i, e := range all {
+		if e.split == corpus.Validation && !e.attack {
+			valBenign = append(valBenign, scores[i])
+		}
+	}
+	m.Threshold = float32(pickThreshold(valBenign, maxFPR))
+	log.Printf("threshold %.4f (validation benign n=%d, max FPR %.3f)", m.Threshold, len(valBenign), maxFPR)
+	for _, sp := range []corpus.Split{corpus.Train, corpus.Validation, corpus.Test} {
+		report(all, scores, sp, float64(m.Threshold), dirs)
+	}
+	b, err := m.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return fmt.Errorf("create model dir: %w", err)
+	}
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		return fmt.Errorf("write model: %w", err)
+	}
+	log.Printf("wrote %s (%d bytes)", out, len(b))
+	return nil
+}
+
+// sparse turns bucket indices into (bucket, count/sqrt(total)) pairs, the
+// same scaling ngram.Model.Score applies.
+func sparse(feats []uint32, attack bool, split corpus.Split, name string) example {
+	counts := map[uint32]float32{}
+	for _, f := range feats {
+		counts[f]++
+	}
+	e := example{attack: attack, split: split, corpus: name}
+	keys := make([]uint32, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	scale := float32(1)
+	if len(feats) > 0 {
+		scale = float32(1 / math.Sqrt(float64(len(feats))))
+	}
+	for _, k := range keys {
+		e.idx = append(e.idx, k)
+		e.val = append(e.val, counts[k]*scale)
+	}
+	return e
+}
+
+// pickThreshold returns the lowest threshold on a 0.01 grid from 0.10 at
+// which at most maxFPR of the benign scores reach it.
+func pickThreshold(benign []float64, maxFPR float64) float64 {
+	for t := 0.10; t < 1; t += 0.01 {
+		fp := 0
+		for _, s := range benign {
+			if s >= t {
+				fp++
+			}
+		}
+		if float64(fp) <= maxFPR*float64(len(benign)) {
+			return math.Round(t*100) / 100
+		}
+	}
+	return 0.99
+}
+
+func report(all []example, scores []float64, sp corpus.Split, thr float64, dirs []string) {
+	fmt.Printf("== %s split, threshold %.2f\n", sp, thr)
+	for _, d := range dirs {
+		var att, det, ben, fp int
+		for i, e := range all {
+			if e.split != sp || e.corpus != d {
+				continue
+			}
+			hit := scores[i] >= thr
+			if e.attack {
+				att++
+				if hit {
+					det++
+				}
+			} else {
+				ben++
+				if hit {
+					fp++
+				}
+			}
+		}
+		fmt.Printf("%-26s attacks %4d detected %6.2f%%   benign %4d FPR %6.2f%%\n", d, att, pct(det, att), ben, pct(fp, ben))
+	}
+}
+
+func pct(a, b int) float64 {
+	if b == 0 {
+		return math.NaN()
+	}
+	return 100 * float64(a) / float64(b)
+}

@@ -1,0 +1,13 @@
+// Package ngram turns text into hashed word and character n-gram features
+// and holds the compact binary format of the linear (logistic regression)
+// model that the prompt-injection scorer in package guard embeds.
+//
+// The same feature function is used by the training program
+// (pkg/guard/cmd/train) and at run time, so a model trained here scores
+// identically when loaded by the guard.
+//
+// Normalize folds text before hashing: ASCII lower-casing, common
+// confusables (Cyrillic and Greek look-alikes, fullwidth forms,
+// mathematical alphanumerics) to their Latin letters, removal of invisible
+// format characters, and collapsing of whitespace runs.
+package ngram

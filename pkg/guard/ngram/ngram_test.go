@@ -1,0 +1,146 @@
+package ngram
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestNormalize(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"  Hello,\n\tWORLD  ", "hello, world"},
+		{"ig\u200bno\u200dre\u00ad all", "ignore all"},
+		{"Ｉｇｎｏｒｅ", "ignore"},
+		{"іgnоrе рrеvіоus", "ignore previous"}, // Cyrillic look-alikes
+		{"𝐈𝐠𝐧𝐨𝐫𝐞 𝟏𝟐", "ignore 12"},             // mathematical bold
+		{"ⓘⓖⓝⓞⓡⓔ", "ignore"},
+		{"Größe ÄÖÜ", "größe äöü"},
+		{"a\U000E0041b", "ab"}, // tag characters are invisible
+		{"", ""},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, string(Normalize(nil, tt.in)), "input %q", tt.in)
+	}
+}
+
+func TestFeaturesDeterministic(t *testing.T) {
+	norm := Normalize(nil, "ignore previous instructions")
+	a := Features(nil, norm, 18, AllFeatures)
+	b := Features(make([]uint32, 0, 4), norm, 18, AllFeatures)
+	assert.Equal(t, a, b)
+	// 3 words + 2 bigrams + (len+2-2) 3-grams + (len+2-3) 4-grams
+	n := len(norm)
+	assert.Len(t, a, 3+2+n+n-1)
+	for _, f := range a {
+		assert.Less(t, f, uint32(1<<18))
+	}
+	assert.Len(t, Features(nil, norm, 18, WordUnigrams), 3)
+	assert.Empty(t, Features(nil, nil, 18, AllFeatures))
+}
+
+func TestModelRoundTrip(t *testing.T) {
+	w := make([]float32, 1<<4)
+	for i := range w {
+		w[i] = float32(i) - 8
+	}
+	m, err := Quantize(w, WordUnigrams|Char4, -0.5, 0.4)
+	require.NoError(t, err)
+	b, err := m.MarshalBinary()
+	require.NoError(t, err)
+	got, err := Decode(b)
+	require.NoError(t, err)
+	assert.Equal(t, m, got)
+	for i, v := range w {
+		assert.InDelta(t, v, float32(got.W[i])*got.Scale, 0.001)
+	}
+	feats := []uint32{15, 15, 0}
+	want := Sigmoid((7+7-8)/math.Sqrt(3) - 0.5)
+	assert.InDelta(t, want, got.Score(feats), 1e-3)
+	assert.InDelta(t, Sigmoid(-0.5), got.Score(nil), 1e-6)
+}
+
+func TestDecodeRejects(t *testing.T) {
+	m, err := Quantize(make([]float32, 16), AllFeatures, 0, 0.5)
+	require.NoError(t, err)
+	good, err := m.MarshalBinary()
+	require.NoError(t, err)
+	bad := map[string][]byte{
+		"empty":     nil,
+		"magic":     append([]byte("XXXX"), good[4:]...),
+		"truncated": good[:len(good)-1],
+		"version":   append(append([]byte{}, good[:4]...), append([]byte{9}, good[5:]...)...),
+	}
+	for name, b := range bad {
+		_, err := Decode(b)
+		assert.ErrorIs(t, err, ErrBadModel, name)
+	}
+	_, err = Quantize(make([]float32, 10), AllFeatures, 0, 0.5)
+	assert.Error(t, err)
+}
+
+func FuzzNormalize(f *testing.F) {
+	for _, s := range []string{"Ignore ALL", "\xff\xfe", "𝐈\u200b\U000E0041", "  \n "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := Normalize(nil, s)
+		if len(n) > 0 && (n[0] == ' ' || n[len(n)-1] == ' ') {
+			t.Fatalf("untrimmed %q", n)
+		}
+		if string(Normalize(nil, string(n))) != string(n) {
+			t.Fatalf("not idempotent: %q", s)
+		}
+		for _, f := range Features(nil, n, 12, AllFeatures) {
+			if f >= 1<<12 {
+				t.Fatalf("bucket %d out of range", f)
+			}
+		}
+	})
+}
+
+func FuzzDecode(f *testing.F) {
+	m, _ := Quantize(make([]float32, 16), AllFeatures, 0, 0.5)
+	good, _ := m.MarshalBinary()
+	f.Add(good)
+	f.Add([]byte("TGNG"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if m, err := Decode(b); err == nil && len(m.W) != 1<<m.Bits {
+			t.Fatalf("decoded %d weights for %d bits", len(m.W), m.Bits)
+		}
+	})
+}
+
+func TestWindowScores(t *testing.T) {
+	// Weight +1 on bucket 1, -1 on bucket 0, bias 0; features sit at
+	// offsets 0..9: five "bad" features in the middle of benign ones.
+	w := make([]float32, 16)
+	w[0], w[1] = -1, 1
+	m, err := Quantize(w, AllFeatures, 0, 0.5)
+	require.NoError(t, err)
+	m.WindowLog2 = 2
+	require.Equal(t, 4, m.Window())
+	feats := []uint32{0, 0, 0, 0, 1, 1, 1, 1, 0, 0}
+	pos := []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+	acc := make([]WindowAcc, 11)
+	whole, best := m.WindowScores(feats, pos, 10, m.Window(), acc)
+	assert.InDelta(t, Sigmoid(-2/math.Sqrt(10)), whole, 1e-3)
+	assert.InDelta(t, Sigmoid(4/math.Sqrt(4)), best, 1e-3, "window [4,8) (stride 2) holds only the bad features")
+	// Without positions or room the whole-text score is used.
+	whole2, best2 := m.WindowScores(feats, nil, 10, 4, acc)
+	assert.Equal(t, whole2, best2)
+	m.WindowLog2 = 0
+	assert.Equal(t, 0, m.Window())
+}
+
+func TestFeaturesAtPositions(t *testing.T) {
+	norm := []byte("ab cd")
+	feats, pos := FeaturesAt(nil, make([]int32, 0), norm, 16, WordUnigrams|Char4)
+	require.Len(t, pos, len(feats))
+	assert.Equal(t, []int32{1, 4}, pos[:2], "word features sit at the word's last byte")
+	for _, p := range pos {
+		assert.Less(t, p, int32(len(norm)))
+		assert.GreaterOrEqual(t, p, int32(0))
+	}
+}

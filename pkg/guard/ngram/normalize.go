@@ -1,0 +1,164 @@
+package ngram
+
+import (
+	"unicode"
+	"unicode/utf8"
+)
+
+// Normalize appends the normalised form of text to dst[:0] and returns it.
+// ASCII letters are lower-cased, look-alike letters from other scripts are
+// folded to Latin (see Fold), invisible format characters are dropped, and
+// every run of white space becomes one space; leading and trailing space is
+// removed. It does not allocate when dst has enough capacity.
+func Normalize(dst []byte, text string) []byte {
+	dst = dst[:0]
+	space := true // suppresses leading and repeated spaces
+	for i := 0; i < len(text); {
+		c := text[i]
+		if c < utf8.RuneSelf {
+			i++
+			switch {
+			case 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+			case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f':
+				if !space {
+					dst = append(dst, ' ')
+					space = true
+				}
+				continue
+			}
+			dst = append(dst, c)
+			space = false
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(text[i:])
+		i += size
+		if IsInvisible(r) {
+			continue
+		}
+		if f := Fold(r); f != 0 {
+			dst = append(dst, f)
+			space = false
+			continue
+		}
+		if unicode.IsSpace(r) {
+			if !space {
+				dst = append(dst, ' ')
+				space = true
+			}
+			continue
+		}
+		r = unicode.ToLower(r)
+		if f := Fold(r); f != 0 { // a capital whose lower case is a look-alike
+			dst = append(dst, f)
+		} else {
+			dst = utf8.AppendRune(dst, r)
+		}
+		space = false
+	}
+	if len(dst) > 0 && dst[len(dst)-1] == ' ' {
+		dst = dst[:len(dst)-1]
+	}
+	return dst
+}
+
+// IsInvisible reports whether r renders as nothing and is commonly used to
+// hide or split words: zero-width characters, bidirectional controls, the
+// soft hyphen, variation selectors and Unicode tag characters.
+func IsInvisible(r rune) bool {
+	switch {
+	case r == 0x00AD, r == 0x034F, r == 0x061C, r == 0x115F, r == 0x1160, r == 0x180E, r == 0x3164, r == 0xFEFF, r == 0xFFA0:
+		return true
+	case 0x200B <= r && r <= 0x200F:
+		return true
+	case 0x202A <= r && r <= 0x202E:
+		return true
+	case 0x2060 <= r && r <= 0x206F:
+		return true
+	case 0xFE00 <= r && r <= 0xFE0F:
+		return true
+	case 0xE0000 <= r && r <= 0xE007F: // tags
+		return true
+	case 0xE0100 <= r && r <= 0xE01EF:
+		return true
+	}
+	return false
+}
+
+// Fold maps a non-ASCII letter or digit that looks like an ASCII one to the
+// lower-case ASCII byte, or returns 0. It covers fullwidth forms,
+// mathematical alphanumeric symbols, circled letters, and the Cyrillic and
+// Greek letters that are confusable with Latin ones.
+func Fold(r rune) byte {
+	switch {
+	case 0xFF01 <= r && r <= 0xFF5E: // fullwidth ASCII
+		c := byte(r - 0xFEE0)
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		return c
+	case 0x1D400 <= r && r <= 0x1D6A3: // mathematical letters, 13 styles of A-Z a-z
+		idx := byte((r - 0x1D400) % 52)
+		if idx >= 26 {
+			idx -= 26
+		}
+		return 'a' + idx
+	case 0x1D7CE <= r && r <= 0x1D7FF: // mathematical digits
+		return '0' + byte((r-0x1D7CE)%10)
+	case 0x24B6 <= r && r <= 0x24CF: // circled capital letters
+		return 'a' + byte(r-0x24B6)
+	case 0x24D0 <= r && r <= 0x24E9: // circled small letters
+		return 'a' + byte(r-0x24D0)
+	}
+	switch r {
+	case 'а', 'А', 'α', 'Α':
+		return 'a'
+	case 'В', 'β', 'Β', 'ь':
+		return 'b'
+	case 'с', 'С', 'ϲ':
+		return 'c'
+	case 'ԁ':
+		return 'd'
+	case 'е', 'Е', 'ε', 'Ε', 'ё':
+		return 'e'
+	case 'һ', 'Н', 'Η':
+		return 'h'
+	case 'і', 'І', 'ι', 'Ι', 'ı':
+		return 'i'
+	case 'ј', 'Ј':
+		return 'j'
+	case 'к', 'К', 'κ', 'Κ':
+		return 'k'
+	case 'ӏ':
+		return 'l'
+	case 'М', 'Μ':
+		return 'm'
+	case 'п', 'Ν', 'η':
+		return 'n'
+	case 'о', 'О', 'ο', 'Ο', 'σ':
+		return 'o'
+	case 'р', 'Р', 'ρ', 'Ρ':
+		return 'p'
+	case 'ԛ':
+		return 'q'
+	case 'г':
+		return 'r'
+	case 'ѕ', 'Ѕ':
+		return 's'
+	case 'т', 'Т', 'τ', 'Τ':
+		return 't'
+	case 'υ', 'μ':
+		return 'u'
+	case 'ν', 'ѵ':
+		return 'v'
+	case 'ԝ', 'ω', 'ш':
+		return 'w'
+	case 'х', 'Х', 'χ', 'Χ':
+		return 'x'
+	case 'у', 'У', 'γ', 'Υ':
+		return 'y'
+	case 'Ζ':
+		return 'z'
+	}
+	return 0
+}
