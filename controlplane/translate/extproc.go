@@ -11,6 +11,14 @@ import (
 // ExtProcCluster is the name of the Envoy cluster that reaches `tollgate extproc`.
 const ExtProcCluster = "tollgate_extproc"
 
+// MetadataNamespace is the dynamic-metadata namespace the downstream role
+// writes (keys MetadataRoute and MetadataTenant) and routes match on.
+const (
+	MetadataNamespace = "tollgate"
+	MetadataRoute     = "route"
+	MetadataTenant    = "tenant"
+)
+
 // RoleHeader is the gRPC initial-metadata key that tells the ext_proc server
 // which role a stream plays; values RoleDownstream and RoleUpstream.
 const (
@@ -19,10 +27,28 @@ const (
 	RoleUpstream   = "upstream"
 )
 
-// DownstreamRequestAttributes are sent with the first request-direction
-// message. Request headers travel here instead of in a request_headers phase,
-// which saves one gRPC round trip per request (see RATIONALE.md).
-var DownstreamRequestAttributes = []string{"request.headers", "request.path", "request.method", "request.id"}
+// DownstreamHeaderAttributes are the request headers the downstream role
+// reads. They travel as request_attributes on the body message instead of in
+// a request_headers phase, which saves one gRPC round trip per request (see
+// RATIONALE.md). Each is a CEL map index: Envoy renders a whole map attribute
+// such as "request.headers" as the string "CelMap value", so headers must be
+// named one by one.
+var DownstreamHeaderAttributes = []string{
+	"authorization", "x-api-key", "content-length", "cache-control",
+	"x-tollgate-tenant", "x-tollgate-tier", "x-tollgate-key-id",
+	"x-tollgate-prompt", "traceparent",
+}
+
+// DownstreamRequestAttributes are sent with the first request-direction message.
+var DownstreamRequestAttributes = downstreamAttributes()
+
+func downstreamAttributes() []string {
+	attrs := []string{"request.path", "request.method", "request.id"}
+	for _, h := range DownstreamHeaderAttributes {
+		attrs = append(attrs, "request.headers['"+h+"']")
+	}
+	return attrs
+}
 
 // UpstreamRequestAttributes tell the upstream role which target an attempt goes to.
 var UpstreamRequestAttributes = []string{"xds.cluster_name", "request.id"}
@@ -53,6 +79,13 @@ func DownstreamExtProc(c *config.Config) *extprocv3.ExternalProcessor {
 		MessageTimeout:    durationpb.New(c.XDS.MessageTimeout),
 		AllowModeOverride: true,
 		StatPrefix:        "tollgate",
+		// The server writes {"tollgate": {"route": alias, "tenant": id}} as
+		// dynamic metadata when it admits a request; routes match on it, so
+		// a client can never reach a provider by sending x-tollgate-route
+		// itself (dynamic metadata cannot come from the client).
+		MetadataOptions: &extprocv3.MetadataOptions{
+			ReceivingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{MetadataNamespace}},
+		},
 	}
 }
 

@@ -1,0 +1,165 @@
+package translate
+
+import (
+	"fmt"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Well-known Envoy extension names.
+const (
+	hcmFilterName    = "envoy.filters.network.http_connection_manager"
+	routerFilterName = "envoy.filters.http.router"
+)
+
+// adsSource is a ConfigSource that says "over the same ADS stream".
+func adsSource() *corev3.ConfigSource {
+	return &corev3.ConfigSource{
+		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+		ResourceApiVersion:    corev3.ApiVersion_V3,
+	}
+}
+
+func toAny(m proto.Message) (*anypb.Any, error) {
+	a, err := anypb.New(m)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", proto.MessageName(m), err)
+	}
+	return a, nil
+}
+
+// httpFilters decides the downstream filter order, in one place: the wasm
+// router (headers only, cheapest rejections first), ext_proc in the
+// downstream role, then the router. The first two are ECDS references, so a
+// config change updates them without touching (and draining) the listener.
+func (m *Model) httpFilters() ([]*hcmv3.HttpFilter, error) {
+	exts, err := m.discoveredFilters()
+	if err != nil {
+		return nil, err
+	}
+	var out []*hcmv3.HttpFilter
+	for _, ext := range exts {
+		out = append(out, &hcmv3.HttpFilter{
+			Name: ext.name,
+			ConfigType: &hcmv3.HttpFilter_ConfigDiscovery{ConfigDiscovery: &corev3.ExtensionConfigSource{
+				ConfigSource: adsSource(),
+				TypeUrls:     []string{"type.googleapis.com/" + string(proto.MessageName(ext.config))},
+			}},
+		})
+	}
+	router, err := routerFilter()
+	if err != nil {
+		return nil, err
+	}
+	return append(out, router), nil
+}
+
+func routerFilter() (*hcmv3.HttpFilter, error) {
+	a, err := toAny(&routerv3.Router{})
+	if err != nil {
+		return nil, err
+	}
+	return &hcmv3.HttpFilter{Name: routerFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: a}}, nil
+}
+
+type discovered struct {
+	name   string
+	config proto.Message
+}
+
+// discoveredFilters are the filters delivered by ECDS, in filter-chain order.
+func (m *Model) discoveredFilters() ([]discovered, error) {
+	var out []discovered
+	if m.WasmPath != "" {
+		w, err := m.wasmFilter()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, discovered{WasmFilterName, w})
+	}
+	return append(out, discovered{ExtProcFilterName, DownstreamExtProc(m.cfg)}), nil
+}
+
+// extensionConfigs are the ECDS resources the listener's filters reference.
+func (m *Model) extensionConfigs() ([]*corev3.TypedExtensionConfig, error) {
+	exts, err := m.discoveredFilters()
+	if err != nil {
+		return nil, err
+	}
+	var out []*corev3.TypedExtensionConfig
+	for _, ext := range exts {
+		a, err := toAny(ext.config)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &corev3.TypedExtensionConfig{Name: ext.name, TypedConfig: a})
+	}
+	return out, nil
+}
+
+func (m *Model) hcm(filters []*hcmv3.HttpFilter) *hcmv3.HttpConnectionManager {
+	return &hcmv3.HttpConnectionManager{
+		StatPrefix: "tollgate",
+		CodecType:  hcmv3.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			ConfigSource:    adsSource(),
+			RouteConfigName: RouteConfigName,
+		}},
+		HttpFilters: filters,
+	}
+}
+
+// listener is the LLM listener Envoy binds at xds.listener.
+func (m *Model) listener() (*listenerv3.Listener, error) {
+	filters, err := m.httpFilters()
+	if err != nil {
+		return nil, err
+	}
+	h, err := toAny(m.hcm(filters))
+	if err != nil {
+		return nil, err
+	}
+	return &listenerv3.Listener{
+		Name:    ListenerName,
+		Address: socketAddress(m.Listener),
+		FilterChains: []*listenerv3.FilterChain{{
+			Filters: []*listenerv3.Filter{{
+				Name:       hcmFilterName,
+				ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: h},
+			}},
+		}},
+	}, nil
+}
+
+// apiListener is the gRPC client variant: no address, an HCM api_listener
+// with only the router filter and the route configuration inline
+// (go-control-plane's Consistent() does not follow api_listener RDS names).
+func (m *Model) apiListener(rc *routev3.RouteConfiguration) (*listenerv3.Listener, error) {
+	router, err := routerFilter()
+	if err != nil {
+		return nil, err
+	}
+	hcm := m.hcm([]*hcmv3.HttpFilter{router})
+	hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc}
+	h, err := toAny(hcm)
+	if err != nil {
+		return nil, err
+	}
+	return &listenerv3.Listener{
+		Name:        ListenerName,
+		ApiListener: &listenerv3.ApiListener{ApiListener: h},
+	}, nil
+}
+
+func socketAddress(hp HostPort) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address:       hp.Host,
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: hp.Port},
+	}}}
+}
