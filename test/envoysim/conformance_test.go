@@ -1,0 +1,763 @@
+package envoysim
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	mutationrulesv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// The tests in this file follow Part 3 of the research note
+// (shared/research/extproc-semantics.md), which names the Envoy integration
+// test (test/extensions/filters/http/ext_proc/ext_proc_integration_test.cc)
+// each case comes from.
+
+func modeFilter(pm *extprocfilterv3.ProcessingMode) *extprocfilterv3.ExternalProcessor {
+	return &extprocfilterv3.ExternalProcessor{ProcessingMode: pm}
+}
+
+// GetAndCloseStream: the server closes the stream with OK without replying.
+func TestConformance01_GetAndCloseStream(t *testing.T) {
+	env := startSim(t, nil, func(st *scriptStream) error {
+		st.recv()
+		return nil
+	}, nil, nil)
+	resp, body := get(t, env.url+"/")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "ok", string(body))
+	env.up.only(t)
+	x := env.exchange(t)
+	assert.Equal(t, []string{"request_headers"}, kinds(x.Sent), "no more messages after an OK close")
+	assert.Equal(t, uint64(1), env.sim.Stats().StreamsClosed)
+}
+
+// GetAndFailStream: a gRPC error on the first message is a 500.
+func TestConformance02_GetAndFailStream(t *testing.T) {
+	env := startSim(t, nil, func(st *scriptStream) error {
+		st.recv()
+		return status.Error(codes.Internal, "boom")
+	}, nil, nil)
+	resp, _ := get(t, env.url+"/")
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	env.up.none(t)
+	x := env.exchange(t)
+	assert.Equal(t, "ext_proc_error_gRPC_error_13", x.Details)
+	assert.Equal(t, uint64(1), env.sim.Stats().StreamsFailed)
+}
+
+// GetAndFailStreamOutOfLine: the server replies, then fails the stream
+// before the response phase.
+func TestConformance03_GetAndFailStreamOutOfLine(t *testing.T) {
+	env := startSim(t, nil, func(st *scriptStream) error {
+		req := st.recv()
+		if err := st.send(continueFor(req)); err != nil {
+			return err
+		}
+		return status.Error(codes.Internal, "late failure")
+	}, nil, nil)
+	resp, _ := get(t, env.url+"/")
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+}
+
+// GetAndCloseStreamOnResponse / GetAndFailStreamOnResponse.
+func TestConformance04_CloseOrFailStreamOnResponse(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"ok close", nil, http.StatusOK},
+		{"internal", status.Error(codes.Internal, "x"), http.StatusInternalServerError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := startSim(t, nil, func(st *scriptStream) error {
+				req := st.recv()
+				if err := st.send(continueFor(req)); err != nil {
+					return err
+				}
+				if st.recv() == nil {
+					return errors.New("no response_headers")
+				}
+				return tc.err
+			}, nil, nil)
+			resp, _ := get(t, env.url+"/")
+			assert.Equal(t, tc.want, resp.StatusCode)
+			x := env.exchange(t)
+			assert.Equal(t, []string{"request_headers", "response_headers"}, kinds(x.Sent))
+		})
+	}
+}
+
+// GetAndSetHeaders: what the server sees and how set/remove apply.
+func TestConformance05_GetAndSetHeaders(t *testing.T) {
+	env := startSim(t, nil, func(st *scriptStream) error {
+		req := st.recv()
+		err := st.send(replyFor(req, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{
+			SetHeaders:    []*corev3.HeaderValueOption{setHeader("x-new-header", "new")},
+			RemoveHeaders: []string{"x-remove-this"},
+		}}))
+		if err != nil {
+			return err
+		}
+		return echoScript(st)
+	}, nil, nil)
+	req, err := http.NewRequest(http.MethodGet, env.url+"/", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Remove-This", "yes")
+	req.Host = "host"
+	resp, _ := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	up := env.up.only(t)
+	assert.Equal(t, "new", up.header.Get("X-New-Header"))
+	assert.Empty(t, up.header.Values("X-Remove-This"))
+
+	x := env.exchange(t)
+	require.Equal(t, []string{"request_headers", "response_headers"}, kinds(x.Sent))
+	rh := x.Sent[0].GetRequestHeaders()
+	assert.True(t, rh.GetEndOfStream())
+	hm := rh.GetHeaders()
+	assert.Equal(t, []string{"http"}, headerValues(hm, ":scheme"))
+	assert.Equal(t, []string{"GET"}, headerValues(hm, ":method"))
+	assert.Equal(t, []string{"host"}, headerValues(hm, ":authority"))
+	assert.Equal(t, []string{"/"}, headerValues(hm, ":path"))
+	assert.Equal(t, []string{"yes"}, headerValues(hm, "x-remove-this"))
+	assert.Equal(t, []string{"http"}, headerValues(hm, "x-forwarded-proto"))
+	assert.Len(t, headerValues(hm, "x-request-id"), 1, "Envoy generates x-request-id")
+	for _, h := range hm.GetHeaders() {
+		assert.Equal(t, strings.ToLower(h.GetKey()), h.GetKey(), "keys are lowercased")
+		assert.Empty(t, h.GetValue(), "values travel in raw_value")
+	}
+	assert.Equal(t, []string{"200"}, headerValues(x.Sent[1].GetResponseHeaders().GetHeaders(), ":status"))
+}
+
+// GetAndSetPathHeader: only :path may change under the default rules.
+func TestConformance06_GetAndSetPathHeader(t *testing.T) {
+	env := startSim(t, nil, func(st *scriptStream) error {
+		req := st.recv()
+		err := st.send(replyFor(req, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{
+			SetHeaders: []*corev3.HeaderValueOption{
+				setHeader(":path", "/mutated_path/bluh"),
+				setHeader(":scheme", "https"),
+				setHeader(":authority", "new_host"),
+				setHeader(":method", "POST"),
+				setHeader("host", "new_host"),
+				setHeader("x-envoy-foo", "bar"),
+			},
+		}}))
+		if err != nil {
+			return err
+		}
+		return echoScript(st)
+	}, nil, nil)
+	req, err := http.NewRequest(http.MethodGet, env.url+"/orig", nil)
+	require.NoError(t, err)
+	req.Host = "host"
+	resp, _ := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	up := env.up.only(t)
+	assert.Equal(t, "/mutated_path/bluh", up.path)
+	assert.Equal(t, http.MethodGet, up.method)
+	assert.Equal(t, "host", up.host)
+	assert.Empty(t, up.header.Get("X-Envoy-Foo"))
+	assert.Equal(t, uint64(5), env.sim.Stats().RejectedHeaderMutations)
+}
+
+// SetHostHeaderRoutingSucceeded / SetHostHeaderRoutingFailed, plus the
+// x-tollgate-route routing Tollgate uses.
+func TestConformance07_ClearRouteCacheRouting(t *testing.T) {
+	setAndClear := func(key, value string, clear bool, withMutation bool) script {
+		return func(st *scriptStream) error {
+			req := st.recv()
+			cr := &extprocv3.CommonResponse{ClearRouteCache: clear}
+			if withMutation {
+				cr.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader(key, value)}}
+			}
+			if err := st.send(replyFor(req, cr)); err != nil {
+				return err
+			}
+			return echoScript(st)
+		}
+	}
+	allowRouting := &extprocfilterv3.ExternalProcessor{MutationRules: &mutationrulesv3.HeaderMutationRules{AllowAllRouting: wrapperspb.Bool(true)}}
+	for _, tc := range []struct {
+		name      string
+		filter    *extprocfilterv3.ExternalProcessor
+		routeHdr  string
+		sc        script
+		reqRoute  string
+		want      int
+		wantOther bool // the request reaches the "other" upstream
+	}{
+		{"authority succeeded", allowRouting, ":authority", setAndClear(":authority", "new_host", true, true), "host", http.StatusOK, true},
+		{"authority failed", allowRouting, ":authority", setAndClear(":authority", "unknown_host", true, true), "host", http.StatusNotFound, false},
+		{"route header re-picked", nil, "", setAndClear("x-tollgate-route", "other", true, true), "main", http.StatusOK, true},
+		{"no clear_route_cache keeps route", nil, "", setAndClear("x-tollgate-route", "other", false, true), "main", http.StatusOK, false},
+		{"clear_route_cache without header mutation ignored", nil, "", setAndClear("", "", true, false), "main", http.StatusOK, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			other := startUpstream(t, nil)
+			env := startSim(t, tc.filter, tc.sc, nil, func(c *Config) {
+				main := c.Upstream
+				c.Upstream = ""
+				c.RouteHeader = tc.routeHdr
+				if tc.routeHdr == ":authority" {
+					c.Routes = map[string]string{"host": main, "new_host": other.srv.URL}
+				} else {
+					c.Routes = map[string]string{"main": main, "other": other.srv.URL}
+				}
+			})
+			req, err := http.NewRequest(http.MethodGet, env.url+"/", nil)
+			require.NoError(t, err)
+			if tc.routeHdr == ":authority" {
+				req.Host = tc.reqRoute
+			} else {
+				req.Header.Set("X-Tollgate-Route", tc.reqRoute)
+			}
+			resp, _ := do(t, req)
+			assert.Equal(t, tc.want, resp.StatusCode)
+			switch {
+			case tc.want == http.StatusNotFound:
+				env.up.none(t)
+				other.none(t)
+				assert.Equal(t, "route_not_found", env.exchange(t).Details)
+			case tc.wantOther:
+				other.only(t)
+				env.up.none(t)
+			default:
+				env.up.only(t)
+				other.none(t)
+			}
+		})
+	}
+}
+
+// GetAndSetHeadersOnResponseBadStatus / ...TwoStatuses.
+func TestConformance08_ResponseStatusMutation(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		set     []*corev3.HeaderValueOption
+		want    int
+		rejects uint64
+	}{
+		{"bad status ignored", []*corev3.HeaderValueOption{setHeader("x-response-processed", "1"), setHeader(":status", "100")}, 200, 1},
+		{"two statuses", []*corev3.HeaderValueOption{setHeader("x-response-processed", "1"), setHeader(":status", "201"), setHeader(":status", "202", true)}, 201, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := startSim(t, nil, func(st *scriptStream) error {
+				req := st.recv()
+				if err := st.send(continueFor(req)); err != nil {
+					return err
+				}
+				req = st.recv()
+				if err := st.send(replyFor(req, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: tc.set}})); err != nil {
+					return err
+				}
+				return echoScript(st)
+			}, nil, nil)
+			resp, body := get(t, env.url+"/")
+			assert.Equal(t, tc.want, resp.StatusCode)
+			assert.Equal(t, "1", resp.Header.Get("X-Response-Processed"))
+			assert.Equal(t, "ok", string(body))
+			assert.Equal(t, tc.rejects, env.sim.Stats().RejectedHeaderMutations)
+		})
+	}
+}
+
+// GetBufferedButNoBodies: no body messages when neither side has a body.
+func TestConformance09_GetBufferedButNoBodies(t *testing.T) {
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{
+		RequestBodyMode: extprocfilterv3.ProcessingMode_BUFFERED, ResponseBodyMode: extprocfilterv3.ProcessingMode_BUFFERED,
+	}), echoScript, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
+	}, nil)
+	resp, body := get(t, env.url+"/")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Empty(t, body)
+	x := env.exchange(t)
+	require.Equal(t, []string{"request_headers", "response_headers"}, kinds(x.Sent))
+	assert.True(t, x.Sent[0].GetRequestHeaders().GetEndOfStream())
+	assert.True(t, x.Sent[1].GetResponseHeaders().GetEndOfStream())
+}
+
+// BufferBodyOverridePostWithEmptyBody: an empty (chunked) POST body is one
+// empty body message with end_of_stream.
+func TestConformance10_PostWithEmptyBody(t *testing.T) {
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{RequestBodyMode: extprocfilterv3.ProcessingMode_BUFFERED}), echoScript, nil, nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", io.NopCloser(strings.NewReader("")))
+	require.NoError(t, err)
+	req.TransferEncoding = []string{"chunked"}
+	resp, _ := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	x := env.exchange(t)
+	require.Equal(t, []string{"request_headers", "request_body", "response_headers"}, kinds(x.Sent))
+	assert.False(t, x.Sent[0].GetRequestHeaders().GetEndOfStream())
+	assert.Empty(t, x.Sent[1].GetRequestBody().GetBody())
+	assert.True(t, x.Sent[1].GetRequestBody().GetEndOfStream())
+}
+
+// chunkedWithTrailers builds a chunked POST whose trailers are set.
+func chunkedWithTrailers(t *testing.T, url, body string, trailers map[string]string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, io.NopCloser(strings.NewReader(body)))
+	require.NoError(t, err)
+	req.TransferEncoding = []string{"chunked"}
+	req.Trailer = http.Header{}
+	for k, v := range trailers {
+		req.Trailer.Set(k, v)
+	}
+	return req
+}
+
+// SkipHeaderTrailerSendBodyClientSendAll: with trailers on the wire the
+// buffered body is sent with end_of_stream=false; trailer SKIP sends none.
+func TestConformance11_BufferedBodyWithTrailers(t *testing.T) {
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{
+		RequestHeaderMode: extprocfilterv3.ProcessingMode_SKIP, RequestBodyMode: extprocfilterv3.ProcessingMode_BUFFERED,
+		ResponseHeaderMode: extprocfilterv3.ProcessingMode_SKIP,
+	}), echoScript, nil, nil)
+	resp, _ := do(t, chunkedWithTrailers(t, env.url+"/", "0123456789", map[string]string{"X-Trailer": "t"}))
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	x := env.exchange(t)
+	require.Equal(t, []string{"request_body"}, kinds(x.Sent))
+	assert.Equal(t, "0123456789", string(x.Sent[0].GetRequestBody().GetBody()))
+	assert.False(t, x.Sent[0].GetRequestBody().GetEndOfStream())
+	up := env.up.only(t)
+	assert.Equal(t, "0123456789", string(up.body))
+	assert.Equal(t, "t", up.trailer.Get("X-Trailer"))
+}
+
+// ClientNoTrailerProcessingModeSendTrailer (and the trailer SEND path).
+func TestConformance12_TrailerSendMode(t *testing.T) {
+	pm := &extprocfilterv3.ProcessingMode{
+		RequestHeaderMode: extprocfilterv3.ProcessingMode_SKIP, RequestBodyMode: extprocfilterv3.ProcessingMode_BUFFERED,
+		RequestTrailerMode: extprocfilterv3.ProcessingMode_SEND, ResponseHeaderMode: extprocfilterv3.ProcessingMode_SKIP,
+	}
+	t.Run("no trailers on the wire", func(t *testing.T) {
+		env := startSim(t, modeFilter(pm), echoScript, nil, nil)
+		req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("abc"))
+		require.NoError(t, err)
+		resp, _ := do(t, req)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		x := env.exchange(t)
+		require.Equal(t, []string{"request_body"}, kinds(x.Sent))
+		assert.True(t, x.Sent[0].GetRequestBody().GetEndOfStream())
+	})
+	t.Run("trailers mutated", func(t *testing.T) {
+		env := startSim(t, modeFilter(pm), func(st *scriptStream) error {
+			for {
+				req := st.recv()
+				if req == nil {
+					return nil
+				}
+				cr := &extprocv3.CommonResponse{}
+				if req.GetRequestTrailers() != nil {
+					cr.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader("x-trailer", "mutated")}}
+				}
+				if err := st.send(replyFor(req, cr)); err != nil {
+					return err
+				}
+			}
+		}, nil, nil)
+		resp, _ := do(t, chunkedWithTrailers(t, env.url+"/", "abc", map[string]string{"X-Trailer": "t"}))
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		x := env.exchange(t)
+		require.Equal(t, []string{"request_body", "request_trailers"}, kinds(x.Sent))
+		assert.False(t, x.Sent[0].GetRequestBody().GetEndOfStream())
+		assert.Equal(t, []string{"t"}, headerValues(x.Sent[1].GetRequestTrailers().GetTrailers(), "x-trailer"))
+		assert.Equal(t, "mutated", env.up.only(t).trailer.Get("X-Trailer"))
+	})
+}
+
+// GetAndSetBodyAndHeadersOnResponse.
+func TestConformance13_SetBodyAndHeadersOnResponse(t *testing.T) {
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{ResponseBodyMode: extprocfilterv3.ProcessingMode_BUFFERED}),
+		func(st *scriptStream) error {
+			for {
+				req := st.recv()
+				if req == nil {
+					return nil
+				}
+				cr := &extprocv3.CommonResponse{}
+				switch {
+				case req.GetResponseHeaders() != nil:
+					cr.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader("content-length", "13")}}
+				case req.GetResponseBody() != nil:
+					cr.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader("x-testing-response-header", "Yes")}}
+					cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: []byte("Hello, World!")}}
+				}
+				if err := st.send(replyFor(req, cr)); err != nil {
+					return err
+				}
+			}
+		}, func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, strings.Repeat("x", 100))
+		}, nil)
+	resp, body := get(t, env.url+"/")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "Hello, World!", string(body))
+	assert.Equal(t, "Yes", resp.Header.Get("X-Testing-Response-Header"))
+	assert.Equal(t, int64(13), resp.ContentLength)
+}
+
+// MismatchedContentLengthAndBodyLength.
+func TestConformance14_MismatchedContentLength(t *testing.T) {
+	const orig = "Replace this!"
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{RequestBodyMode: extprocfilterv3.ProcessingMode_BUFFERED}),
+		func(st *scriptStream) error {
+			req := st.recv()
+			err := st.send(replyFor(req, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{
+				SetHeaders: []*corev3.HeaderValueOption{setHeader("content-length", strconv.Itoa(len(orig)-2))},
+			}}))
+			if err != nil {
+				return err
+			}
+			req = st.recv()
+			if err := st.send(replyFor(req, &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{
+				Mutation: &extprocv3.BodyMutation_Body{Body: []byte("Hello, World!")},
+			}})); err != nil {
+				return err
+			}
+			return echoScript(st)
+		}, nil, nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader(orig))
+	require.NoError(t, err)
+	resp, _ := do(t, req)
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	env.up.none(t)
+	assert.Equal(t, "mismatch_between_content_length_and_the_length_of_the_mutated_body", env.exchange(t).Details)
+}
+
+// RemoveRequestContentLengthInStreamedMode / RemoveResponseContentLength.
+func TestConformance15_StreamedRemovesContentLength(t *testing.T) {
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{
+		RequestBodyMode: extprocfilterv3.ProcessingMode_STREAMED, ResponseBodyMode: extprocfilterv3.ProcessingMode_STREAMED,
+	}), func(st *scriptStream) error {
+		for {
+			req := st.recv()
+			if req == nil {
+				return nil
+			}
+			cr := &extprocv3.CommonResponse{}
+			if b := req.GetRequestBody(); b != nil && len(b.GetBody()) > 0 {
+				cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: []byte(strings.ToUpper(string(b.GetBody())))}}
+			}
+			if err := st.send(replyFor(req, cr)); err != nil {
+				return err
+			}
+		}
+	}, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		_, _ = io.WriteString(w, "hello")
+	}, nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("request body"))
+	require.NoError(t, err)
+	resp, body := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "hello", string(body))
+	assert.Equal(t, int64(-1), resp.ContentLength, "client response is chunked")
+	assert.Equal(t, []string{"chunked"}, resp.TransferEncoding)
+	up := env.up.only(t)
+	assert.Equal(t, "REQUEST BODY", string(up.body))
+	assert.Equal(t, int64(-1), up.contentLength)
+	assert.Equal(t, []string{"chunked"}, up.transferEncoding)
+	x := env.exchange(t)
+	for _, m := range x.Sent {
+		if rh := m.GetRequestHeaders(); rh != nil {
+			assert.Equal(t, []string{"12"}, headerValues(rh.GetHeaders(), "content-length"), "the server still sees the original header")
+		}
+	}
+}
+
+// GetAndRespondImmediately.
+func TestConformance16_RespondImmediately(t *testing.T) {
+	env := startSim(t, nil, func(st *scriptStream) error {
+		st.recv()
+		if err := st.send(&extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
+			Status: &typev3.HttpStatus{Code: typev3.StatusCode_Unauthorized},
+			Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
+				setHeader("x-failure-reason", "testing"), setHeader("content-type", "application/json"),
+			}},
+			Body:    []byte(`{"reason": "Not authorized"}`),
+			Details: "Failed because you are not authorized",
+		}}}); err != nil {
+			return err
+		}
+		return echoScript(st)
+	}, nil, nil)
+	resp, body := get(t, env.url+"/")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	assert.Equal(t, "testing", resp.Header.Get("X-Failure-Reason"))
+	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	assert.JSONEq(t, `{"reason": "Not authorized"}`, string(body))
+	env.up.none(t)
+	x := env.exchange(t)
+	assert.Equal(t, []string{"request_headers"}, kinds(x.Sent), "no response phase after an immediate response")
+	assert.True(t, x.LocalReply)
+	assert.Equal(t, "Failed because you are not authorized", x.Details)
+}
+
+// GetAndRespondImmediatelyWithSystemHeaderMutation.
+func TestConformance17_ImmediateSystemHeaderDropped(t *testing.T) {
+	f := &extprocfilterv3.ExternalProcessor{MutationRules: &mutationrulesv3.HeaderMutationRules{
+		DisallowSystem: wrapperspb.Bool(true), DisallowIsError: wrapperspb.Bool(true),
+	}}
+	env := startSim(t, f, func(st *scriptStream) error {
+		st.recv()
+		return st.send(&extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode_Unauthorized},
+			Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader(":foo", "bar"), setHeader("x-kept", "1")}},
+		}}})
+	}, nil, nil)
+	resp, _ := get(t, env.url+"/")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("X-Kept"))
+	assert.Empty(t, resp.Header.Get(":foo"))
+}
+
+// GetAndIncorrectlyModifyHeaderOnBody.
+func TestConformance18_DisallowIsErrorOnBody(t *testing.T) {
+	f := &extprocfilterv3.ExternalProcessor{
+		ProcessingMode: &extprocfilterv3.ProcessingMode{RequestBodyMode: extprocfilterv3.ProcessingMode_BUFFERED},
+		MutationRules:  &mutationrulesv3.HeaderMutationRules{DisallowIsError: wrapperspb.Bool(true)},
+	}
+	env := startSim(t, f, func(st *scriptStream) error {
+		for {
+			req := st.recv()
+			if req == nil {
+				return nil
+			}
+			cr := &extprocv3.CommonResponse{}
+			if req.GetRequestBody() != nil {
+				cr.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader(":scheme", "tcp")}}
+			}
+			if err := st.send(replyFor(req, cr)); err != nil {
+				return err
+			}
+		}
+	}, nil, nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("body"))
+	require.NoError(t, err)
+	resp, _ := do(t, req)
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	env.up.none(t)
+}
+
+// ConvertGetToPost / ReplaceCompleteRequestBuffered.
+func TestConformance19_ContinueAndReplace(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pm   *extprocfilterv3.ProcessingMode
+	}{
+		{"default mode", nil},
+		{"buffered body", &extprocfilterv3.ProcessingMode{RequestBodyMode: extprocfilterv3.ProcessingMode_BUFFERED}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := startSim(t, modeFilter(tc.pm), func(st *scriptStream) error {
+				req := st.recv()
+				if err := st.send(replyFor(req, &extprocv3.CommonResponse{
+					Status: extprocv3.CommonResponse_CONTINUE_AND_REPLACE,
+					HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
+						setHeader(":method", "POST"), setHeader("content-type", "text/plain"),
+					}},
+					BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: []byte("Hello, Server!")}},
+				})); err != nil {
+					return err
+				}
+				return echoScript(st)
+			}, nil, nil)
+			resp, _ := get(t, env.url+"/")
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			up := env.up.only(t)
+			assert.Equal(t, http.MethodPost, up.method)
+			assert.Equal(t, "Hello, Server!", string(up.body))
+			assert.Len(t, up.body, 14)
+			assert.Equal(t, "text/plain", up.header.Get("Content-Type"))
+			x := env.exchange(t)
+			assert.Equal(t, []string{"request_headers", "response_headers"}, kinds(x.Sent), "no body message after CONTINUE_AND_REPLACE")
+		})
+	}
+}
+
+// silentOn returns a script that answers everything except the first
+// message matching kind, on which it blocks until the stream ends.
+func silentOn(kind string) script {
+	return func(st *scriptStream) error {
+		for {
+			req := st.recv()
+			if req == nil {
+				return nil
+			}
+			if kinds([]*extprocv3.ProcessingRequest{req})[0] == kind {
+				<-st.stream.Context().Done()
+				return nil
+			}
+			if err := st.send(continueFor(req)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// RequestMessageTimeout / ResponseMessageTimeout and the
+// failure_mode_allow variants (RequestMessageTimeoutIgnoreError,
+// ResponseMessageTimeoutIgnoreError): cases 20 and 21.
+func TestConformance20and21_MessageTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		silentOn  string
+		fma       bool
+		timerIdx  int // which timer to fire
+		want      int
+		wantSent  []string
+		upCalled  bool
+		wantAllow uint64
+	}{
+		{"20 request headers", "request_headers", false, 0, http.StatusGatewayTimeout, []string{"request_headers"}, false, 0},
+		{"20 response headers", "response_headers", false, 1, http.StatusGatewayTimeout, []string{"request_headers", "response_headers"}, true, 0},
+		{"21 request headers, failure_mode_allow", "request_headers", true, 0, http.StatusOK, []string{"request_headers"}, true, 1},
+		{"21 response headers, failure_mode_allow", "response_headers", true, 1, http.StatusOK, []string{"request_headers", "response_headers"}, true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock()
+			f := &extprocfilterv3.ExternalProcessor{FailureModeAllow: tc.fma, MessageTimeout: durationpb.New(200 * 1e6)}
+			env := startSim(t, f, silentOn(tc.silentOn), nil, func(c *Config) { c.Clock = clock })
+			go func() {
+				for i := 0; ; i++ {
+					ft := <-clock.timers
+					if i == tc.timerIdx {
+						ft.fire()
+						return
+					}
+				}
+			}()
+			resp, body := get(t, env.url+"/")
+			assert.Equal(t, tc.want, resp.StatusCode)
+			if tc.want == http.StatusOK {
+				assert.Equal(t, "ok", string(body))
+			}
+			x := env.exchange(t)
+			assert.Equal(t, tc.wantSent, kinds(x.Sent))
+			assert.Equal(t, tc.upCalled, x.UpstreamCalled)
+			if tc.want == http.StatusGatewayTimeout {
+				assert.Equal(t, "ext_proc_error_per-message_timeout_exceeded", x.Details)
+			}
+			st := env.sim.Stats()
+			assert.Equal(t, uint64(1), st.MessageTimeouts)
+			assert.Equal(t, tc.wantAllow, st.FailureModeAllowed)
+		})
+	}
+}
+
+// RequestMessageNewTimeoutNoMutation and the negative variants.
+func TestConformance22_OverrideMessageTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		max      *durationpb.Duration
+		override *durationpb.Duration
+		accepted bool
+	}{
+		{"accepted", durationpb.New(1e9), durationpb.New(500 * 1e6), true},
+		{"max unset", nil, durationpb.New(500 * 1e6), false},
+		{"too big", durationpb.New(1e8), durationpb.New(500 * 1e6), false},
+		{"too small", durationpb.New(1e9), durationpb.New(0), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock()
+			release := make(chan struct{})
+			overrideSeen := make(chan struct{})
+			f := &extprocfilterv3.ExternalProcessor{MaxMessageTimeout: tc.max}
+			env := startSim(t, f, func(st *scriptStream) error {
+				req := st.recv()
+				if err := st.send(&extprocv3.ProcessingResponse{OverrideMessageTimeout: tc.override}); err != nil {
+					return err
+				}
+				select {
+				case <-release:
+				case <-st.stream.Context().Done():
+					return nil
+				}
+				if err := st.send(continueFor(req)); err != nil {
+					return err
+				}
+				return echoScript(st)
+			}, nil, func(c *Config) {
+				c.Clock = clock
+				c.OnReceive = func(r *extprocv3.ProcessingResponse) {
+					if r.GetOverrideMessageTimeout() != nil {
+						close(overrideSeen)
+					}
+				}
+			})
+			done := make(chan *http.Response, 1)
+			go func() {
+				resp, _ := get(t, env.url+"/")
+				done <- resp
+			}()
+			first := clock.next(t)
+			assert.Equal(t, DefaultMessageTimeout, first.d)
+			if tc.accepted {
+				second := clock.next(t)
+				assert.Equal(t, tc.override.AsDuration(), second.d)
+				assert.True(t, first.isStopped(), "the original timer is replaced")
+				first.fire() // a stale timer has no effect
+				close(release)
+				resp := <-done
+				assert.Equal(t, http.StatusOK, resp.StatusCode)
+				assert.Equal(t, uint64(1), env.sim.Stats().OverrideMessageTimeoutAccepted)
+				return
+			}
+			<-overrideSeen // OnReceive runs before the override is acted on
+			first.fire()
+			resp := <-done
+			assert.Equal(t, http.StatusGatewayTimeout, resp.StatusCode)
+			assert.Equal(t, uint64(1), env.sim.Stats().OverrideMessageTimeoutIgnored)
+		})
+	}
+}
+
+// SetHeaderMutationFailWithRequestHeader (the request-header half of case 23).
+func TestConformance23_TooManyHeaderMutations(t *testing.T) {
+	env := startSim(t, nil, func(st *scriptStream) error {
+		req := st.recv()
+		var set []*corev3.HeaderValueOption
+		for i := 0; i < 60; i++ {
+			set = append(set, setHeader("x-h-"+strconv.Itoa(i), "v"))
+		}
+		if err := st.send(replyFor(req, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: set}})); err != nil {
+			return err
+		}
+		return echoScript(st)
+	}, nil, func(c *Config) { c.MaxHeadersCount = 50 })
+	resp, _ := get(t, env.url+"/")
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	env.up.none(t)
+}
+
+// Cases 24 (observability_mode) and 25 (FULL_DUPLEX_STREAMED) are not
+// modelled: New refuses those configurations instead of misbehaving.
+func TestConformance24and25_UnsupportedModesRefused(t *testing.T) {
+	for _, f := range []*extprocfilterv3.ExternalProcessor{
+		{ObservabilityMode: true},
+		modeFilter(&extprocfilterv3.ProcessingMode{RequestBodyMode: extprocfilterv3.ProcessingMode_FULL_DUPLEX_STREAMED, RequestTrailerMode: extprocfilterv3.ProcessingMode_SEND}),
+		modeFilter(&extprocfilterv3.ProcessingMode{ResponseBodyMode: extprocfilterv3.ProcessingMode_BUFFERED_PARTIAL}),
+	} {
+		_, err := New(Config{Filter: f, ExtProcAddr: "127.0.0.1:1", Upstream: "http://127.0.0.1:1"})
+		assert.ErrorIs(t, err, ErrUnsupported)
+	}
+}
