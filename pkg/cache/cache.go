@@ -1,0 +1,304 @@
+package cache
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ErrInvalidResponse is returned by Store for a body that is not a complete
+// chat.completion (an error object, a cut stream, unparsable JSON).
+var ErrInvalidResponse = errors.New("response is not a cacheable chat.completion")
+
+// Hit is a cached response.
+type Hit struct {
+	// Body is the stored chat.completion JSON.
+	Body []byte
+	// Kind is "exact" or "semantic".
+	Kind string
+	// Similarity is the cosine similarity of a semantic hit (1 for exact).
+	Similarity float64
+}
+
+// Option adjusts a Cache built by New.
+type Option func(*options)
+
+type options struct {
+	now      func() time.Time
+	embedder Embedder
+	logger   *slog.Logger
+}
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithEmbedder replaces the embedder chosen by the config.
+func WithEmbedder(e Embedder) Option { return func(o *options) { o.embedder = e } }
+
+// WithLogger sets the logger for degraded decisions (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// Cache is the exact and semantic response cache. It is safe for concurrent
+// use.
+type Cache struct {
+	cfg      Config
+	now      func() time.Time
+	log      *slog.Logger
+	bodies   *ristretto.Cache[string, []byte]
+	index    *semIndex
+	embedder Embedder
+	idf      IDF
+	metrics  *metrics
+	shared   *redisTier // nil for the memory backend
+}
+
+// maxSemanticEntriesTotal bounds the whole in-process index across partitions.
+const maxSemanticEntriesTotal = 2_000_000
+
+// New builds a Cache. reg may be nil (no metrics registered). With the redis
+// backend, New connects, subscribes and starts warming the local index in the
+// background; an unreachable Redis is not an error (the cache runs on its
+// local tier and counts backend errors).
+func New(cfg Config, reg prometheus.Registerer, opts ...Option) (*Cache, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	bodies, err := ristretto.NewCache(&ristretto.Config[string, []byte]{
+		NumCounters: max(10_000, cfg.Exact.MaxBytes/200),
+		MaxCost:     cfg.Exact.MaxBytes,
+		BufferItems: 64,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create in-process store: %w", err)
+	}
+	c := &Cache{
+		cfg:    cfg,
+		now:    o.now,
+		log:    o.logger,
+		bodies: bodies,
+		index:  newSemIndex(cfg.Semantic.MaxEntriesPerPartition, maxSemanticEntriesTotal, o.now),
+		idf:    DefaultIDF(),
+	}
+	c.metrics, err = newMetrics(reg, func() float64 { return float64(c.index.len()) })
+	if err != nil {
+		bodies.Close()
+		return nil, err
+	}
+	switch {
+	case o.embedder != nil:
+		c.embedder = o.embedder
+	case cfg.Semantic.Embedder.Kind == EmbedderOpenAI:
+		c.embedder, err = NewOpenAIEmbedder(cfg.Semantic.Embedder)
+		if err != nil {
+			bodies.Close()
+			return nil, err
+		}
+	default:
+		c.embedder = NewBuiltinEmbedder(c.idf)
+	}
+	if cfg.Backend == BackendRedis {
+		c.shared = newRedisTier(c, cfg.Redis)
+	}
+	return c, nil
+}
+
+// NewRequest derives cache keys like the package-level NewRequest, with the
+// configured temperature ceiling.
+func (c *Cache) NewRequest(tenant, alias string, body []byte) (*Request, error) {
+	return newRequest(tenant, alias, body, c.cfg.MaxTemperature)
+}
+
+func (c *Cache) cacheable(r *Request) bool {
+	ok, _ := r.Cacheable()
+	return ok && r.temperature <= c.cfg.MaxTemperature
+}
+
+// Lookup returns a cached response for r. A miss, a non-cacheable request and
+// every internal failure (embedder, Redis) all return false: the caller then
+// forwards the request upstream.
+func (c *Cache) Lookup(ctx context.Context, r *Request) (Hit, bool) {
+	if !c.cacheable(r) {
+		c.metrics.requests.WithLabelValues(kindNone, resultBypass).Inc()
+		return Hit{}, false
+	}
+	if c.cfg.Exact.Enabled {
+		if body, ok := c.body(ctx, r.exact); ok {
+			c.metrics.requests.WithLabelValues(KindExact, resultHit).Inc()
+			return Hit{Body: body, Kind: KindExact, Similarity: 1}, true
+		}
+		c.metrics.requests.WithLabelValues(KindExact, resultMiss).Inc()
+	}
+	if !c.cfg.Semantic.Enabled || r.prompt == "" {
+		return Hit{}, false
+	}
+	hit, ok := c.semantic(ctx, r)
+	if ok {
+		c.metrics.requests.WithLabelValues(KindSemantic, resultHit).Inc()
+	} else {
+		c.metrics.requests.WithLabelValues(KindSemantic, resultMiss).Inc()
+	}
+	return hit, ok
+}
+
+// semanticCandidates is how many neighbours are checked against the
+// threshold and the guard before giving up.
+const semanticCandidates = 4
+
+func (c *Cache) semantic(ctx context.Context, r *Request) (Hit, bool) {
+	vec, err := c.embedder.Embed(ctx, r.prompt)
+	if err != nil {
+		c.metrics.embedErrors.Inc()
+		c.log.Warn("cache: embedding failed, semantic lookup skipped", "err", err)
+		return Hit{}, false
+	}
+	cands := c.index.search(r.partition, vec, semanticCandidates)
+	var facts *promptFacts
+	for _, cand := range cands {
+		if cand.similarity < c.cfg.Semantic.Threshold {
+			break
+		}
+		if c.cfg.Semantic.DifferenceGuard && cand.entry.prompt != r.prompt {
+			if facts == nil {
+				f := factsOf(r.prompt, c.idf)
+				facts = &f
+			}
+			if reason := differ(*facts, factsOf(cand.entry.prompt, c.idf)); reason != "" {
+				c.metrics.vetoes.WithLabelValues(reason).Inc()
+				continue
+			}
+		}
+		if body, ok := c.body(ctx, cand.entry.key); ok {
+			return Hit{Body: body, Kind: KindSemantic, Similarity: cand.similarity}, true
+		}
+	}
+	return Hit{}, false
+}
+
+// Store saves the response to r. Requests that are not cacheable (including
+// those marked with Bypass) are skipped without error. A response that is not
+// a complete chat.completion returns ErrInvalidResponse. Failures of the
+// shared tier are counted, never returned.
+func (c *Cache) Store(ctx context.Context, r *Request, responseJSON []byte) error {
+	if !c.cacheable(r) {
+		c.metrics.stores.WithLabelValues(storeBypass).Inc()
+		return nil
+	}
+	if !c.cfg.Exact.Enabled && (!c.cfg.Semantic.Enabled || r.prompt == "") {
+		c.metrics.stores.WithLabelValues(storeBypass).Inc()
+		return nil
+	}
+	if err := validateCompletion(responseJSON); err != nil {
+		c.metrics.stores.WithLabelValues(storeInvalid).Inc()
+		return err
+	}
+	body := append([]byte(nil), responseJSON...)
+	expires := c.now().Add(c.cfg.Exact.TTL)
+	c.putLocal(r.exact, body, expires)
+
+	e := sharedEntry{key: r.exact, part: r.partition, body: body, expires: expires}
+	if c.cfg.Semantic.Enabled && r.prompt != "" {
+		vec, err := c.embedder.Embed(ctx, r.prompt)
+		if err != nil {
+			c.metrics.embedErrors.Inc()
+			c.log.Warn("cache: embedding failed, stored for exact lookup only", "err", err)
+		} else {
+			c.index.add(r.partition, semEntry{key: r.exact, prompt: r.prompt, expires: expires}, vec)
+			e.prompt, e.vec, e.embedderID = r.prompt, vec, c.embedder.ID()
+		}
+	}
+	if c.shared != nil {
+		c.shared.put(ctx, e)
+	}
+	c.metrics.stores.WithLabelValues(storeStored).Inc()
+	return nil
+}
+
+// Local entries are stored as key (32 bytes) | expiry (unix nanos, 8 bytes)
+// | body, so that a hash collision in the store can never serve another
+// key's body, and TTL follows the injected clock.
+const localHeader = 40
+
+func (c *Cache) putLocal(key [32]byte, body []byte, expires time.Time) {
+	ttl := expires.Sub(c.now())
+	if ttl <= 0 {
+		return
+	}
+	v := make([]byte, 0, localHeader+len(body))
+	v = append(v, key[:]...)
+	v = binary.BigEndian.AppendUint64(v, uint64(expires.UnixNano()))
+	v = append(v, body...)
+	c.bodies.SetWithTTL(string(key[:]), v, int64(len(v)), ttl)
+	c.bodies.Wait()
+}
+
+func (c *Cache) getLocal(key [32]byte) ([]byte, bool) {
+	v, ok := c.bodies.Get(string(key[:]))
+	if !ok || len(v) < localHeader || string(v[:32]) != string(key[:]) {
+		return nil, false
+	}
+	if exp := int64(binary.BigEndian.Uint64(v[32:40])); c.now().UnixNano() >= exp {
+		return nil, false
+	}
+	return v[localHeader:], true
+}
+
+// body finds a stored response locally, then in the shared tier.
+func (c *Cache) body(ctx context.Context, key [32]byte) ([]byte, bool) {
+	if b, ok := c.getLocal(key); ok {
+		return b, true
+	}
+	if c.shared == nil {
+		return nil, false
+	}
+	b, expires, ok := c.shared.get(ctx, key)
+	if !ok {
+		return nil, false
+	}
+	c.putLocal(key, b, expires)
+	return b, true
+}
+
+// addShared indexes an entry learnt from the shared tier (warm-up or a peer's
+// announcement).
+func (c *Cache) addShared(ctx context.Context, e sharedEntry) {
+	if !e.expires.After(c.now()) || !c.cfg.Semantic.Enabled || e.prompt == "" {
+		return
+	}
+	if c.index.has(e.part, e.key) {
+		return
+	}
+	vec := e.vec
+	if e.embedderID != c.embedder.ID() || len(vec) == 0 {
+		var err error
+		vec, err = c.embedder.Embed(ctx, e.prompt)
+		if err != nil {
+			c.metrics.embedErrors.Inc()
+			return
+		}
+	}
+	c.index.add(e.part, semEntry{key: e.key, prompt: e.prompt, expires: e.expires}, vec)
+}
+
+// Close stops background work and releases the stores.
+func (c *Cache) Close() error {
+	var err error
+	if c.shared != nil {
+		err = c.shared.close()
+	}
+	c.bodies.Close()
+	return err
+}
