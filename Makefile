@@ -1,0 +1,58 @@
+# Tollgate: the two commands a newcomer needs are `make run` and `make test`.
+GO ?= go
+export TOLLGATE_REQUIRE_REDIS ?= 1
+
+.PHONY: run test deps vet unit fuzz fuzz-short bench bench-load bench-guard bench-cache wasm build clean
+
+## run: build and start tollgate extproc on the embedded default config, with the fake provider and the Envoy emulator
+run:
+	scripts/run.sh
+
+## test: everything CI runs (installs redis-server if missing)
+test: deps vet unit fuzz-short
+
+deps:
+	scripts/deps.sh
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -timeout 8m ./...
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./... >/dev/null
+
+## fuzz-short: every fuzz target for a few seconds (part of make test)
+fuzz-short:
+	scripts/fuzz.sh 3s
+
+## fuzz: every fuzz target for a minute
+fuzz:
+	scripts/fuzz.sh 60s
+
+## wasm: build wasm/tollgate-router.wasm with the standard Go toolchain (prints its size)
+wasm:
+	scripts/build-wasm.sh
+
+build:
+	mkdir -p bin
+	$(GO) build -o bin/ ./cmd/tollgate ./test/fakeprovider/cmd/fakeprovider ./test/envoysim/cmd/envoysim
+
+## bench: Go benchmarks of the hot paths
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./extproc/ ./pkg/...
+
+## bench-load: N concurrent exchanges through the emulator, tollgate vs a pass-through ext_proc server
+bench-load: build
+	$(GO) run ./test/loadtest -tollgate bin/tollgate
+
+## bench-guard: guardrail accuracy on ../shared/corpora (held-out splits)
+bench-guard:
+	$(GO) run ./pkg/guard/cmd/bench
+
+## bench-cache: semantic cache hit / false-hit rates on ../shared/corpora/cache-*
+bench-cache:
+	$(GO) run ./pkg/cache/cmd/bench
+
+clean:
+	rm -rf bin

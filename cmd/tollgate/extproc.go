@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/tollgate-dev/tollgate/extproc"
+)
+
+func runExtProc(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("extproc", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "tollgate.yaml (default: the embedded envoy/tollgate.yaml)")
+	extAddr := fs.String("extproc-addr", "", "gRPC listen address, host:port or unix:/path (overrides listen.extproc)")
+	adminAddr := fs.String("admin-addr", "", "admin HTTP address for /metrics /healthz /readyz (overrides listen.admin)")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(stderr, "tollgate: bad --log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
+
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "tollgate: %v\n", err)
+		return 1
+	}
+	if *extAddr != "" {
+		cfg.Listen.ExtProc = *extAddr
+	}
+	if *adminAddr != "" {
+		cfg.Listen.Admin = *adminAddr
+	}
+	if err := extproc.Run(ctx, cfg, extproc.RunOptions{Logger: log, Stdout: stdout}); err != nil {
+		log.Error("extproc stopped", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,142 @@
+package extproc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+func chat2KiB() string {
+	var b strings.Builder
+	b.WriteString(`{"model":"small","temperature":0.2,"max_tokens":256,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"`)
+	words := []string{"please", "summarise", "the", "quarterly", "report", "for", "our", "team", "meeting", "tomorrow"}
+	for i := 0; b.Len() < 2040; i++ {
+		b.WriteString(words[i%len(words)])
+		b.WriteByte(' ')
+	}
+	b.WriteString(`"}]}`)
+	return b.String()
+}
+
+const jsonResponse = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"The quarterly report shows revenue up 12% with costs flat; the team should focus on the two open hiring requisitions."},"finish_reason":"stop"}],"usage":{"prompt_tokens":420,"completion_tokens":31,"total_tokens":451,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}},"system_fingerprint":"fp_1"}`
+
+// runExchanges drives b.N exchanges of msgs over one gRPC client.
+func runExchanges(b *testing.B, client extprocv3.ExternalProcessorClient, msgs []*extprocv3.ProcessingRequest) {
+	b.Helper()
+	b.ReportAllocs()
+	ctx := context.Background()
+	for b.Loop() {
+		st, err := client.Process(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range msgs {
+			if err := st.Send(m); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := st.Recv(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := st.CloseSend(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.Recv(); !errors.Is(err, io.EOF) {
+			b.Fatalf("want EOF, got %v", err)
+		}
+	}
+}
+
+// BenchmarkExchange is one whole metered exchange in the shipped mode
+// (request body with header attributes, response headers, buffered JSON
+// response body) over a real loopback gRPC connection: auth, parse, route,
+// rewrite, response metering and metrics included.
+func BenchmarkExchange(b *testing.B) {
+	ts := startServer(b, nil)
+	msgs := []*extprocv3.ProcessingRequest{
+		requestBody(chat2KiB(), demoAttrs),
+		responseHeaders(":status", "200", "content-type", "application/json"),
+		responseBody(jsonResponse),
+	}
+	runExchanges(b, ts.client, msgs)
+}
+
+// passthrough replies CONTINUE to every message: the naive ext_proc server.
+type passthrough struct {
+	extprocv3.UnimplementedExternalProcessorServer
+}
+
+func (passthrough) Process(st extprocv3.ExternalProcessor_ProcessServer) error {
+	for {
+		req, err := st.Recv()
+		if err != nil {
+			return nil
+		}
+		var resp *extprocv3.ProcessingResponse
+		switch req.GetRequest().(type) {
+		case *extprocv3.ProcessingRequest_RequestHeaders:
+			resp = requestHeadersReply(nil)
+		case *extprocv3.ProcessingRequest_RequestBody:
+			resp = requestBodyReply(nil)
+		case *extprocv3.ProcessingRequest_ResponseHeaders:
+			resp = responseHeadersReply(nil, nil)
+		default:
+			resp = responseBodyReply(nil)
+		}
+		if err := st.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+// BenchmarkPassthroughExchange is the reference: a server that does nothing,
+// driven with Envoy's naive 4-phase mode (both headers and both bodies).
+func BenchmarkPassthroughExchange(b *testing.B) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	extprocv3.RegisterExternalProcessorServer(gs, passthrough{})
+	go func() { _ = gs.Serve(lis) }()
+	defer gs.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	reqHeaders := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{}}}
+	msgs := []*extprocv3.ProcessingRequest{
+		reqHeaders,
+		requestBody(chat2KiB(), nil),
+		responseHeaders(":status", "200", "content-type", "application/json"),
+		responseBody(jsonResponse),
+	}
+	runExchanges(b, extprocv3.NewExternalProcessorClient(conn), msgs)
+}
+
+// BenchmarkExchangeFourPhase is the same metered exchange with request
+// headers sent as their own phase (the mode Tollgate does not ship): one
+// more round trip, for RATIONALE.md's comparison.
+func BenchmarkExchangeFourPhase(b *testing.B) {
+	ts := startServer(b, nil)
+	hm := &corev3.HeaderMap{}
+	for k, v := range map[string]string{":path": "/v1/chat/completions", ":method": "POST", "authorization": "Bearer sk-tollgate-demo", "content-length": "2048"} {
+		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: k, RawValue: []byte(v)})
+	}
+	msgs := []*extprocv3.ProcessingRequest{
+		{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: hm}}},
+		requestBody(chat2KiB(), nil),
+		responseHeaders(":status", "200", "content-type", "application/json"),
+		responseBody(jsonResponse),
+	}
+	runExchanges(b, ts.client, msgs)
+}

@@ -1,0 +1,405 @@
+package extproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/tollgate-dev/tollgate/controlplane/translate"
+	"github.com/tollgate-dev/tollgate/pkg/cache"
+	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/llm"
+	"github.com/tollgate-dev/tollgate/pkg/meter"
+)
+
+// phase is where a downstream exchange stands.
+type phase uint8
+
+const (
+	phaseStart         phase = iota // nothing seen yet
+	phaseReqHeaders                 // request headers seen, body may follow
+	phaseReqDone                    // request phases answered; response next
+	phaseRespHeaders                // response headers seen
+	phaseRespStreaming              // response body streamed chunk by chunk
+	phaseDone                       // response complete
+)
+
+// downstream is the state of one HTTP request in the downstream role.
+type downstream struct {
+	s     *Server
+	rt    *runtime
+	phase phase
+	start time.Time
+
+	headers   headerMap
+	op        llm.Operation
+	pass      bool // not an LLM path: pass through untouched
+	id        identity
+	alias     string
+	model     config.Model
+	req       *llm.Request
+	stripUse  bool // we asked for the usage chunk; the client did not
+	requestID string
+
+	forwarded bool // the request went on to the provider
+	hold      *meter.Reservation
+	status    int
+	provider  string
+	target    string // model name at the provider
+	respJSON  bool
+	// rewriteError: the response is a non-JSON error (an Envoy local
+	// reply) whose body becomes an OpenAI-shaped error.
+	rewriteError bool
+
+	// streaming
+	sse        llm.SSEDecoder
+	out        []byte
+	usage      llm.Usage
+	hasUsage   bool
+	text       strings.Builder // streamed completion text, for estimates
+	firstToken time.Time
+	sawDone    bool
+
+	// guardrails
+	findings       []findingRecord
+	inputRedacted  bool
+	outputModified bool
+	outputPII      bool
+	sg             *streamGuard
+	streamStopped  bool            // an output block ended the stream for the client
+	released       strings.Builder // streamed text the client received (guarded streams)
+	respHasCL      bool
+
+	// cache
+	creq       *cache.Request
+	cacheState string // x-tollgate-cache: miss | bypass
+	noStore    bool   // cache-control: no-store
+	acc        *llm.StreamAccumulator
+
+	outcome  string
+	finished bool
+}
+
+func newDownstream(s *Server, rt *runtime) *downstream {
+	return &downstream{s: s, rt: rt, start: s.now(), headers: make(headerMap, 16)}
+}
+
+func (d *downstream) complete() bool { return d.phase == phaseDone }
+
+func (d *downstream) handle(ctx context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	switch r := req.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		if d.phase != phaseStart {
+			return nil, d.unexpected(req)
+		}
+		d.phase = phaseReqHeaders
+		fromHeaderMap(r.RequestHeaders.GetHeaders(), d.headers)
+		headersFromAttributes(attributes(req), d.headers)
+		return d.onRequestHeaders(r.RequestHeaders.GetEndOfStream()), nil
+
+	case *extprocv3.ProcessingRequest_RequestBody:
+		if d.phase != phaseStart && d.phase != phaseReqHeaders {
+			return nil, d.unexpected(req)
+		}
+		headersFromAttributes(attributes(req), d.headers)
+		d.phase = phaseReqDone
+		return d.onRequestBody(ctx, r.RequestBody.GetBody()), nil
+
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		if d.phase != phaseReqHeaders && d.phase != phaseReqDone {
+			return nil, d.unexpected(req)
+		}
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{
+			RequestTrailers: &extprocv3.TrailersResponse{}}}, nil
+
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		switch d.phase {
+		case phaseStart, phaseReqHeaders:
+			// A request without a body (GET): headers may come as
+			// attributes only now, or the request was never seen.
+			headersFromAttributes(attributes(req), d.headers)
+			if d.phase == phaseStart || d.op == llm.OpUnknown {
+				d.passThrough("no_request_body")
+			}
+		case phaseReqDone:
+		default:
+			return nil, d.unexpected(req)
+		}
+		d.phase = phaseRespHeaders
+		return d.onResponseHeaders(r.ResponseHeaders), nil
+
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		switch d.phase {
+		case phaseRespHeaders:
+			if !r.ResponseBody.GetEndOfStream() {
+				// A partial body in BUFFERED mode cannot happen; in any
+				// other mode we did not ask for, process it as a stream.
+				d.phase = phaseRespStreaming
+				return d.onStreamChunk(ctx, r.ResponseBody), nil
+			}
+			d.phase = phaseDone
+			return d.onResponseBody(ctx, r.ResponseBody.GetBody()), nil
+		case phaseRespStreaming:
+			return d.onStreamChunk(ctx, r.ResponseBody), nil
+		}
+		return nil, d.unexpected(req)
+
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		if d.phase < phaseRespHeaders {
+			return nil, d.unexpected(req)
+		}
+		if d.phase == phaseRespStreaming {
+			d.endStream(ctx)
+		}
+		d.phase = phaseDone
+		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{
+			ResponseTrailers: &extprocv3.TrailersResponse{}}}, nil
+	}
+	return nil, &protocolError{reason: "empty", detail: "ProcessingRequest without a request case"}
+}
+
+func (d *downstream) unexpected(req *extprocv3.ProcessingRequest) error {
+	return &protocolError{reason: kindOf(req), detail: fmt.Sprintf("%s in phase %d", kindOf(req), d.phase)}
+}
+
+func (d *downstream) passThrough(reason string) {
+	if !d.pass {
+		d.pass = true
+		d.outcome = "passthrough"
+		d.s.metrics.Passthrough.WithLabelValues(reason).Inc()
+	}
+}
+
+// onRequestHeaders runs when the filter is configured to send request
+// headers (not the shipped mode): authenticate early, keep the rest for
+// the body.
+func (d *downstream) onRequestHeaders(endOfStream bool) *extprocv3.ProcessingResponse {
+	d.op = llm.OperationForPath(d.headers.get(":path"))
+	if d.op == llm.OpUnknown {
+		d.passThrough("path")
+		return requestHeadersReply(nil)
+	}
+	if endOfStream {
+		// An LLM path without a body: answer 400 right away.
+		return d.rejectWith(reject(400, llm.TypeInvalidRequest, llm.CodeInvalidJSON, "bad_request", "request body is empty"))
+	}
+	id, rej := d.rt.tenants.resolve(d.headers)
+	if rej != nil {
+		return d.rejectWith(rej)
+	}
+	d.id = id
+	return requestHeadersReply(nil)
+}
+
+func (d *downstream) rejectWith(r *rejection) *extprocv3.ProcessingResponse {
+	d.outcome = r.outcome
+	d.phase = phaseDone
+	return immediate(r)
+}
+
+// onRequestBody runs the request stages in order: parse, authenticate,
+// route, (guardrails, cache), reserve budget, rewrite.
+func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.ProcessingResponse {
+	if d.op == llm.OpUnknown {
+		d.op = llm.OperationForPath(d.headers.get(":path"))
+	}
+	if d.pass || d.op == llm.OpUnknown {
+		d.passThrough("path")
+		return requestBodyReply(nil)
+	}
+	d.requestID = d.headers.get("x-request-id")
+	rt := d.rt
+	if max := rt.cfg.Listen.MaxBodyBytes; max > 0 && int64(len(body)) > max {
+		return d.rejectWith(reject(413, llm.TypeInvalidRequest, llm.CodeTooLarge, "too_large",
+			fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", len(body), max)))
+	}
+
+	t := time.Now()
+	if d.id.Tenant == "" {
+		id, rej := rt.tenants.resolve(d.headers)
+		if rej != nil {
+			d.s.timeStage("auth", t)
+			return d.rejectWith(rej)
+		}
+		d.id = id
+	}
+	d.s.timeStage("auth", t)
+
+	t = time.Now()
+	req, err := llm.ParseRequest(d.op, body)
+	d.s.timeStage("parse", t)
+	if err != nil {
+		code := "invalid_request"
+		if errors.Is(err, llm.ErrInvalidJSON) || errors.Is(err, llm.ErrInvalidUTF8) || errors.Is(err, llm.ErrEmptyBody) {
+			code = llm.CodeInvalidJSON
+		}
+		return d.rejectWith(reject(400, llm.TypeInvalidRequest, code, "bad_request", err.Error()))
+	}
+	d.req = req
+
+	t = time.Now()
+	m, ok := rt.cfg.Models[req.Model]
+	d.s.timeStage("route", t)
+	if !ok {
+		return d.rejectWith(reject(404, llm.TypeInvalidRequest, llm.CodeModelNotFound, "model_not_found",
+			fmt.Sprintf("The model '%s' does not exist or you do not have access to it.", truncate(req.Model, 128))))
+	}
+	d.alias, d.model = req.Model, m
+	d.provider, d.target = m.Targets[0].Provider, m.Targets[0].Model
+
+	t = time.Now()
+	rej := d.guardInput()
+	d.s.timeStage("guard_input", t)
+	if rej != nil {
+		return d.rejectWith(rej)
+	}
+
+	t = time.Now()
+	hit := d.cacheLookup(ctx)
+	d.s.timeStage("cache_lookup", t)
+	if hit != nil {
+		d.outcome = "cache_hit"
+		d.phase = phaseDone
+		return immediateBody(d.answerFromCache(hit))
+	}
+
+	// Rewrites that change what the provider is asked.
+	t = time.Now()
+	if m.MaxTokens > 0 {
+		if err := req.CapMaxTokens(m.MaxTokens); err != nil {
+			return d.rejectWith(reject(400, llm.TypeInvalidRequest, "invalid_request", "bad_request", err.Error()))
+		}
+	}
+	if d.op != llm.OpEmbedding {
+		added, err := req.EnsureUsageInStream()
+		if err != nil {
+			return d.rejectWith(reject(400, llm.TypeInvalidRequest, "invalid_request", "bad_request", err.Error()))
+		}
+		d.stripUse = added
+	}
+	d.s.timeStage("mutate", t)
+
+	t = time.Now()
+	rej = d.reserve(ctx)
+	d.s.timeStage("budget", t)
+	if rej != nil {
+		return d.rejectWith(rej)
+	}
+
+	var mut mutation
+	// The client's key authenticated it to Tollgate; it must never reach a
+	// provider (the upstream role adds the provider's own credential).
+	mut.removeHeader("authorization")
+	mut.removeHeader("x-api-key")
+	mut.setHeader(HeaderRoute, d.alias)
+	mut.setHeader(HeaderTenant, d.id.Tenant)
+	if d.id.Tier != "" {
+		mut.setHeader(HeaderTier, d.id.Tier)
+	}
+	if d.id.KeyID != "" {
+		mut.setHeader(HeaderKeyID, d.id.KeyID)
+	}
+	changed := len(req.Body) != len(body) || string(req.Body) != string(body)
+	if changed && d.headers.get("content-length") != "" {
+		mut.setHeader("content-length", strconv.Itoa(len(req.Body)))
+	}
+	c := common(&mut, req.Body, changed)
+	c.ClearRouteCache = true
+	d.forwarded = true
+	reply := requestBodyReply(c)
+	reply.DynamicMetadata = routeMetadata(d.alias, d.id.Tenant)
+	return reply
+}
+
+// reserve holds the worst-case cost of the request against the tenant's
+// budget: estimated prompt tokens plus the output cap, at the price of the
+// most expensive target the request may fall back to.
+func (d *downstream) reserve(ctx context.Context) *rejection {
+	if d.s.budgets == nil {
+		return nil
+	}
+	if caps := d.s.budgets.CapsFor(d.id.Tenant); caps.Daily == 0 && caps.Monthly == 0 {
+		return nil // no cap: nothing to reserve, and no ledger round trip
+	}
+	prompt := meter.EstimateTokens(d.req.PromptText())
+	out := d.req.MaxTokens
+	var worst meter.Money
+	for _, tg := range d.model.Targets {
+		price, ok := d.rt.price(tg.Provider, tg.Model, d.s.now())
+		if !ok {
+			continue
+		}
+		o := out
+		if o == 0 {
+			o = d.rt.maxOutput(tg.Provider, tg.Model)
+		}
+		if o == 0 {
+			o = defaultOutputReservation
+		}
+		if d.op == llm.OpEmbedding {
+			o = 0
+		}
+		c := meter.Cost(price, meter.Usage{InputTokens: prompt * d.req.N, OutputTokens: o * d.req.N})
+		worst = max(worst, c)
+	}
+	hold, err := d.s.budgets.Reserve(ctx, d.id.Tenant, worst, d.s.reservationID(d.requestID))
+	if err == nil {
+		d.hold = hold
+		return nil
+	}
+	var ex *meter.ExceededError
+	if errors.As(err, &ex) {
+		d.s.metrics.BudgetRejections.WithLabelValues(d.rt.tenantLabels.Value(d.id.Tenant), ex.Window).Inc()
+		r := reject(429, llm.TypeRateLimit, llm.CodeBudgetExceeded, "budget_exceeded",
+			fmt.Sprintf("Tenant budget exceeded: the %s cap of %s USD would be crossed by this request.", ex.Window, ex.Cap.String()))
+		r.headers = map[string]string{"retry-after": strconv.Itoa(retryAfter(ex.Window, d.s.now()))}
+		return r
+	}
+	// The ledger failed: the configured failure mode decides.
+	mode := d.rt.cfg.FailureMode.Budgets
+	d.s.metrics.Failures.WithLabelValues("budgets", string(mode)).Inc()
+	d.s.log.Error("budget ledger unavailable", "tenant", d.id.Tenant, "mode", mode, "err", err)
+	if mode == config.Open {
+		return nil
+	}
+	return reject(503, llm.TypeServer, "budget_unavailable", "budget_unavailable",
+		"The spend ledger is unavailable; the request was not sent.")
+}
+
+// defaultOutputReservation is reserved for output when neither the request,
+// the alias nor the catalog names an output cap.
+const defaultOutputReservation = 4096
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// retryAfter is the number of seconds until the exceeded window resets.
+func retryAfter(window string, now time.Time) int {
+	now = now.UTC()
+	next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
+	if window == meter.WindowMonthly {
+		next = time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	return int(next.Sub(now).Seconds()) + 1
+}
+
+// routeMetadata is the dynamic metadata routes match on: only this server
+// can write it, so only admitted requests reach a provider route.
+func routeMetadata(alias, tenant string) *structpb.Struct {
+	return &structpb.Struct{Fields: map[string]*structpb.Value{
+		translate.MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			translate.MetadataRoute:  structpb.NewStringValue(alias),
+			translate.MetadataTenant: structpb.NewStringValue(tenant),
+		}}),
+	}}
+}

@@ -1,0 +1,172 @@
+package extproc
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/guard"
+	"github.com/tollgate-dev/tollgate/pkg/llm"
+)
+
+// buildGuard turns one direction of guardrails: into a guard.Guard, or nil
+// when that direction is off.
+func buildGuard(d config.GuardDirection) (*guard.Guard, error) {
+	if !d.Enabled {
+		return nil, nil
+	}
+	cfg := guard.Config{
+		Rules:              make(map[string]guard.Action, len(d.Detectors)),
+		InjectionThreshold: d.InjectionThreshold,
+		StreamWindow:       d.StreamWindow,
+		Roles:              d.Roles,
+	}
+	if len(d.Detectors) == 0 {
+		cfg.Rules = guard.DefaultConfig().Rules
+	}
+	for k, v := range d.Detectors {
+		a, err := guard.ParseAction(v)
+		if err != nil {
+			return nil, fmt.Errorf("detector %s: %w", k, err)
+		}
+		cfg.Rules[k] = a
+	}
+	return guard.New(cfg)
+}
+
+// guardInput screens the request texts of the roles the config names:
+// block answers 400 content_blocked (naming the detector, never the
+// value), redact rewrites the text in the body before the provider sees it.
+func (d *downstream) guardInput() *rejection {
+	g := d.rt.inGuard
+	if g == nil {
+		return nil
+	}
+	sess := g.NewSession()
+	for i, t := range d.req.Texts {
+		if d.op == llm.OpChat && !g.InspectsRole(t.Role) {
+			continue
+		}
+		res := sess.Check(t.Text)
+		d.countFindings(g, "input", res.Findings)
+		if res.Blocked {
+			return blocked(res.BlockedBy)
+		}
+		if res.Modified {
+			if err := d.req.SetText(i, res.Text); err != nil {
+				return reject(400, llm.TypeInvalidRequest, "invalid_request", "bad_request", err.Error())
+			}
+			d.inputRedacted = true
+		}
+	}
+	return nil
+}
+
+func blocked(f *guard.Finding) *rejection {
+	return reject(400, llm.TypeInvalidRequest, llm.CodeContentBlocked, "blocked",
+		fmt.Sprintf("The content was blocked by the %s guardrail (%s).", f.Detector, f.Type))
+}
+
+// countFindings records findings by detector and the action taken.
+func (d *downstream) countFindings(g *guard.Guard, direction string, fs []guard.Finding) {
+	for _, f := range fs {
+		a, _ := g.ActionFor(f)
+		d.s.metrics.GuardFindings.WithLabelValues(direction, f.Detector, a.String()).Inc()
+		d.findings = append(d.findings, findingRecord{Direction: direction, Detector: f.Detector, Type: f.Type, Start: f.Start, End: f.End, Action: a.String()})
+		if direction == "output" && f.Detector == guard.DetectorPII {
+			d.outputPII = true
+		}
+	}
+}
+
+// findingRecord is a finding as kept for the audit: type and position,
+// never the matched value.
+type findingRecord struct {
+	Direction, Detector, Type, Action string
+	Start, End                        int
+}
+
+// guardOutput screens a complete (buffered) response. It returns the body
+// to send (possibly redacted) or a rejection for a block.
+func (d *downstream) guardOutput(body []byte, resp *llm.Response) ([]byte, *rejection) {
+	g := d.rt.outGuard
+	if g == nil || resp == nil || resp.IsError {
+		return body, nil
+	}
+	sess := g.NewSession()
+	out := body
+	for _, t := range resp.Texts {
+		res := sess.Check(t.Text)
+		d.countFindings(g, "output", res.Findings)
+		if res.Blocked {
+			d.outputModified = true
+			return nil, blocked(res.BlockedBy)
+		}
+		if res.Modified {
+			var err error
+			out, err = setJSON(out, t.Path, res.Text)
+			if err != nil {
+				return nil, reject(502, llm.TypeServer, llm.CodeInternal, "provider_malformed", "could not redact the response")
+			}
+			d.outputModified = true
+		}
+	}
+	return out, nil
+}
+
+// streamGuard screens streamed deltas per choice with a hold-back window.
+type streamGuard struct {
+	g       *guard.Guard
+	sess    *guard.Session
+	streams map[int64]*guard.Stream
+	blocked *guard.Finding
+}
+
+func newStreamGuard(g *guard.Guard) *streamGuard {
+	return &streamGuard{g: g, sess: g.NewSession(), streams: map[int64]*guard.Stream{}}
+}
+
+func (sg *streamGuard) stream(i int64) *guard.Stream {
+	st := sg.streams[i]
+	if st == nil {
+		st = sg.sess.NewStream()
+		sg.streams[i] = st
+	}
+	return st
+}
+
+// write passes a delta through the window; final flushes the choice.
+func (sg *streamGuard) write(i int64, text string, final bool) (string, *guard.Finding) {
+	st := sg.stream(i)
+	rel, b := st.Write(text)
+	if b == nil && final {
+		var rest string
+		rest, b = st.Close()
+		rel += rest
+	}
+	if b != nil {
+		sg.blocked = b
+	}
+	return rel, b
+}
+
+// flush releases what every open choice still holds (end of stream).
+func (sg *streamGuard) flush() (map[int64]string, *guard.Finding) {
+	out := map[int64]string{}
+	idx := make([]int64, 0, len(sg.streams))
+	for i := range sg.streams {
+		idx = append(idx, i)
+	}
+	sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
+	for _, i := range idx {
+		rest, b := sg.streams[i].Close()
+		if b != nil {
+			sg.blocked = b
+			return nil, b
+		}
+		if rest != "" {
+			out[i] = rest
+		}
+	}
+	return out, nil
+}

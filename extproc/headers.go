@@ -1,0 +1,146 @@
+package extproc
+
+import (
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Header names of the contract in ARCHITECTURE.md.
+const (
+	HeaderTenant     = "x-tollgate-tenant"
+	HeaderTier       = "x-tollgate-tier"
+	HeaderKeyID      = "x-tollgate-key-id"
+	HeaderRoute      = "x-tollgate-route"
+	HeaderCache      = "x-tollgate-cache"
+	HeaderSimilarity = "x-tollgate-cache-similarity"
+	HeaderCost       = "x-tollgate-cost-usd"
+	HeaderProvider   = "x-tollgate-provider"
+	HeaderModel      = "x-tollgate-model"
+	HeaderEstimated  = "x-tollgate-usage-estimated"
+	tollgatePrefix   = "x-tollgate-"
+
+	attrNamespace = "envoy.filters.http.ext_proc"
+)
+
+// headerMap is a request's or response's headers, keys lowercased.
+type headerMap map[string]string
+
+func (h headerMap) get(k string) string { return h[k] }
+
+// fromHeaderMap reads Envoy's HeaderMap (value or raw_value).
+func fromHeaderMap(hm *corev3.HeaderMap, into headerMap) headerMap {
+	if into == nil {
+		into = make(headerMap, 16)
+	}
+	if hm == nil {
+		return into
+	}
+	for _, h := range hm.GetHeaders() {
+		v := h.GetValue()
+		if len(h.GetRawValue()) > 0 {
+			v = string(h.GetRawValue())
+		}
+		k := strings.ToLower(h.GetKey())
+		if old, ok := into[k]; ok && old != "" {
+			v = old + "," + v
+		}
+		into[k] = v
+	}
+	return into
+}
+
+// attributes returns the Struct Envoy sends for this filter's attributes.
+func attributes(req *extprocv3.ProcessingRequest) *structpb.Struct {
+	if a := req.GetAttributes(); a != nil {
+		return a[attrNamespace]
+	}
+	return nil
+}
+
+// headersFromAttributes reads request.path/method/id and the
+// request.headers['name'] attributes into a header map with pseudo-headers,
+// so the rest of the server sees the same shape whether headers came as a
+// request_headers message or as attributes on the body message.
+func headersFromAttributes(attrs *structpb.Struct, into headerMap) headerMap {
+	if into == nil {
+		into = make(headerMap, 16)
+	}
+	if attrs == nil {
+		return into
+	}
+	for k, v := range attrs.GetFields() {
+		switch k {
+		case "request.path":
+			into[":path"] = valueString(v)
+		case "request.method":
+			into[":method"] = valueString(v)
+		case "request.id":
+			if into["x-request-id"] == "" {
+				into["x-request-id"] = valueString(v)
+			}
+		default:
+			if name, ok := headerAttribute(k); ok {
+				into[name] = valueString(v)
+			}
+		}
+	}
+	return into
+}
+
+// headerAttribute parses request.headers['name'] (or "name").
+func headerAttribute(k string) (string, bool) {
+	const prefix = "request.headers["
+	if len(k) < len(prefix)+4 || k[:len(prefix)] != prefix || k[len(k)-1] != ']' {
+		return "", false
+	}
+	q := k[len(prefix) : len(k)-1]
+	if (q[0] != '\'' && q[0] != '"') || q[len(q)-1] != q[0] {
+		return "", false
+	}
+	return strings.ToLower(q[1 : len(q)-1]), true
+}
+
+// valueString renders a string, number or list-of-strings Value.
+func valueString(v *structpb.Value) string {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_StringValue:
+		return k.StringValue
+	case *structpb.Value_ListValue:
+		parts := make([]string, 0, len(k.ListValue.GetValues()))
+		for _, e := range k.ListValue.GetValues() {
+			parts = append(parts, valueString(e))
+		}
+		return strings.Join(parts, ",")
+	case *structpb.Value_NumberValue, *structpb.Value_BoolValue:
+		b, _ := v.MarshalJSON()
+		return string(b)
+	}
+	return ""
+}
+
+// mutation accumulates header changes for one reply.
+type mutation struct {
+	set    []*corev3.HeaderValueOption
+	remove []string
+}
+
+func (m *mutation) setHeader(k, v string) {
+	m.set = append(m.set, &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: k, RawValue: []byte(v)},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	})
+}
+
+func (m *mutation) removeHeader(k string) { m.remove = append(m.remove, k) }
+
+func (m *mutation) empty() bool { return m == nil || len(m.set) == 0 && len(m.remove) == 0 }
+
+func (m *mutation) proto() *extprocv3.HeaderMutation {
+	if m.empty() {
+		return nil
+	}
+	return &extprocv3.HeaderMutation{SetHeaders: m.set, RemoveHeaders: m.remove}
+}

@@ -1,0 +1,112 @@
+package extproc
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/guard"
+	"github.com/tollgate-dev/tollgate/pkg/meter"
+	"github.com/tollgate-dev/tollgate/pkg/telemetry"
+)
+
+// runtime is everything derived from one configuration. Streams take a
+// snapshot at start, so a reload never changes a request mid-flight.
+type runtime struct {
+	cfg     *config.Config
+	tenants *tenants
+	catalog *meter.Catalog
+	aliases []string
+	getenv  func(string) string
+
+	inGuard  *guard.Guard // nil: input guardrails off
+	outGuard *guard.Guard // nil: output guardrails off
+
+	tenantLabels   telemetry.Labels
+	modelLabels    telemetry.Labels
+	providerLabels telemetry.Labels
+	targetLabels   telemetry.Labels
+}
+
+func newRuntime(c *config.Config, catalog *meter.Catalog, getenv func(string) string) (*runtime, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	rt := &runtime{
+		cfg:     c,
+		tenants: newTenants(c.Tenants),
+		catalog: catalog,
+		getenv:  getenv,
+	}
+	var err error
+	if rt.inGuard, err = buildGuard(c.Guardrails.Input); err != nil {
+		return nil, fmt.Errorf("guardrails.input: %w", err)
+	}
+	if rt.outGuard, err = buildGuard(c.Guardrails.Output); err != nil {
+		return nil, fmt.Errorf("guardrails.output: %w", err)
+	}
+	var providers, targets []string
+	for alias, m := range c.Models {
+		rt.aliases = append(rt.aliases, alias)
+		for _, t := range m.Targets {
+			targets = append(targets, t.Model)
+		}
+	}
+	sort.Strings(rt.aliases)
+	for p := range c.Providers {
+		providers = append(providers, p)
+	}
+	rt.tenantLabels = telemetry.NewLabels(c.TenantIDs()...)
+	rt.modelLabels = telemetry.NewLabels(rt.aliases...)
+	rt.providerLabels = telemetry.NewLabels(providers...)
+	rt.targetLabels = telemetry.NewLabels(targets...)
+	return rt, nil
+}
+
+// price finds the catalog price of a provider's model: first under the
+// provider's own key (config overrides), then under its catalog name.
+func (rt *runtime) price(provider, model string, at time.Time) (meter.Price, bool) {
+	if p, ok := rt.catalog.Lookup(provider, model, at); ok {
+		return p, true
+	}
+	if pc, ok := rt.cfg.Providers[provider]; ok && pc.Catalog != "" {
+		return rt.catalog.Lookup(pc.Catalog, model, at)
+	}
+	return meter.Price{}, false
+}
+
+func (rt *runtime) maxOutput(provider, model string) int64 {
+	if n := rt.catalog.MaxOutputTokens(provider, model); n > 0 {
+		return int64(n)
+	}
+	if pc, ok := rt.cfg.Providers[provider]; ok && pc.Catalog != "" {
+		return int64(rt.catalog.MaxOutputTokens(pc.Catalog, model))
+	}
+	return 0
+}
+
+// BuildCatalog is the price catalog a config asks for: the built-in one
+// (unless pricing.builtin is false) with pricing.models applied on top.
+func BuildCatalog(c *config.Config) (*meter.Catalog, error) {
+	entries := make([]meter.Entry, 0, len(c.Pricing.Models))
+	for _, p := range c.Pricing.Models {
+		entries = append(entries, meter.Entry{
+			Provider: p.Provider, Model: p.Model, Effective: p.Effective,
+			InputPerM: p.Input, OutputPerM: p.Output, CachedInputPerM: p.CachedInput,
+			MaxOutputTokens: int(p.MaxOutputTokens),
+		})
+	}
+	if c.Pricing.Builtin != nil && !*c.Pricing.Builtin {
+		return meter.NewCatalog(entries)
+	}
+	base, err := meter.BuiltinCatalog()
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 {
+		return base, nil
+	}
+	return base.Override(entries)
+}

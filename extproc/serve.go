@@ -1,0 +1,232 @@
+package extproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/tollgate-dev/tollgate/pkg/cache"
+	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/meter"
+	"github.com/tollgate-dev/tollgate/pkg/telemetry"
+)
+
+// RunOptions are the process-level dependencies of Run.
+type RunOptions struct {
+	Logger *slog.Logger
+	Stdout io.Writer // one human-readable line when serving; nil = none
+	// Registry receives all metrics (default: a new registry with Go and
+	// process collectors).
+	Registry *prometheus.Registry
+	// OnListening is called with the bound addresses once both servers
+	// accept connections (tests listen on port 0).
+	OnListening func(extprocAddr, adminAddr string)
+	// Getenv reads provider credentials (default os.Getenv).
+	Getenv func(string) string
+}
+
+// Run wires and runs the ext_proc gRPC server and the admin HTTP server
+// until ctx ends, then shuts down gracefully: in-flight streams finish
+// (bounded by listen.shutdown_grace) and the spend ledger is flushed.
+func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	metrics := telemetry.NewMetrics(reg)
+
+	catalog, err := BuildCatalog(cfg)
+	if err != nil {
+		return fmt.Errorf("price catalog: %w", err)
+	}
+	budgets, ready, err := openBudgets(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := budgets.Close(); err != nil {
+			log.Error("closing the spend ledger", "err", err)
+		} else {
+			log.Info("spend ledger flushed")
+		}
+	}()
+
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var respCache ResponseCache
+	if cfg.Cache.Enabled {
+		c, err := cache.New(CacheConfig(cfg.Cache, getenv), reg, cache.WithLogger(log))
+		if err != nil {
+			return fmt.Errorf("cache: %w", err)
+		}
+		defer c.Close()
+		respCache = c
+	}
+
+	srv, err := New(Options{
+		Config: cfg, Catalog: catalog, Budgets: budgets, Tokens: meter.NewTokenizer(),
+		Metrics: metrics, Logger: log, Getenv: getenv, Cache: respCache,
+	})
+	if err != nil {
+		return err
+	}
+
+	lis, err := listen(cfg.Listen.ExtProc)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen.ExtProc, err)
+	}
+	gs := grpc.NewServer(
+		grpc.StreamInterceptor(srv.RecoverStream),
+		grpc.MaxRecvMsgSize(int(cfg.Listen.MaxBodyBytes)+1<<20),
+		grpc.MaxSendMsgSize(int(cfg.Listen.MaxBodyBytes)+1<<20),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	extprocv3.RegisterExternalProcessorServer(gs, srv)
+
+	var serving atomic.Bool
+	admin := &http.Server{Handler: adminMux(reg, &serving, ready), ReadHeaderTimeout: 5 * time.Second}
+	alis, err := net.Listen("tcp", cfg.Listen.Admin)
+	if err != nil {
+		lis.Close()
+		return fmt.Errorf("listen admin %s: %w", cfg.Listen.Admin, err)
+	}
+
+	errc := make(chan error, 2)
+	go func() { errc <- gs.Serve(lis) }()
+	go func() {
+		if err := admin.Serve(alis); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			srv.RefreshBudgetGauges(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	serving.Store(true)
+	log.Info("tollgate extproc serving", "config", cfg.Source, "extproc", lis.Addr().String(), "admin", alis.Addr().String())
+	if opts.Stdout != nil {
+		fmt.Fprintf(opts.Stdout, "tollgate extproc: ext_proc on %s, admin on http://%s (config %s)\n", lis.Addr(), alis.Addr(), cfg.Source)
+	}
+	if opts.OnListening != nil {
+		opts.OnListening(lis.Addr().String(), alis.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		serving.Store(false)
+		gs.Stop()
+		_ = admin.Close()
+		return err
+	}
+	serving.Store(false)
+	log.Info("shutting down: waiting for in-flight streams", "grace", cfg.Listen.ShutdownGrace.String())
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(cfg.Listen.ShutdownGrace):
+		log.Warn("shutdown grace elapsed; closing remaining streams")
+		gs.Stop()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = admin.Shutdown(sctx)
+	return nil
+}
+
+// openBudgets opens the configured spend ledger. ready reports whether it is
+// reachable (for /readyz).
+func openBudgets(cfg *config.Config) (*meter.Budgets, func(context.Context) error, error) {
+	var store meter.Store
+	ready := func(context.Context) error { return nil }
+	switch cfg.Budgets.Ledger.Backend {
+	case "redis":
+		rc := cfg.Budgets.Ledger.Redis
+		client := redis.NewClient(&redis.Options{Addr: rc.Addr, Password: envOrEmpty(rc.PasswordEnv), DB: rc.DB})
+		store = meter.NewRedisLedger(client, meter.RedisLedgerOptions{KeyPrefix: rc.Prefix + "budget:"})
+		ready = func(ctx context.Context) error { return client.Ping(ctx).Err() }
+	default:
+		fl, err := meter.OpenFileLedger(cfg.Budgets.Ledger.Path, meter.FileLedgerOptions{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("open ledger %s: %w", cfg.Budgets.Ledger.Path, err)
+		}
+		store = fl
+	}
+	caps := make(map[string]meter.Caps, len(cfg.Budgets.Tenants))
+	for t, b := range cfg.Budgets.Tenants {
+		caps[t] = meter.Caps{Daily: meter.MoneyFromUSD(b.DailyUSD), Monthly: meter.MoneyFromUSD(b.MonthlyUSD)}
+	}
+	def := meter.Caps{Daily: meter.MoneyFromUSD(cfg.Budgets.Default.DailyUSD), Monthly: meter.MoneyFromUSD(cfg.Budgets.Default.MonthlyUSD)}
+	return meter.NewBudgets(store, caps, meter.WithDefaultCaps(def)), ready, nil
+}
+
+func envOrEmpty(name string) string {
+	if name == "" {
+		return ""
+	}
+	return os.Getenv(name)
+}
+
+func adminMux(reg *prometheus.Registry, serving *atomic.Bool, ready func(context.Context) error) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !serving.Load() {
+			http.Error(w, "not serving", http.StatusServiceUnavailable)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if err := ready(ctx); err != nil {
+			http.Error(w, "spend ledger unreachable: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+// listen opens host:port, or a unix socket for "unix:/path".
+func listen(addr string) (net.Listener, error) {
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		p = strings.TrimPrefix(p, "//")
+		_ = os.Remove(p)
+		return net.Listen("unix", p)
+	}
+	return net.Listen("tcp", addr)
+}

@@ -1,0 +1,315 @@
+package extproc
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/tollgate-dev/tollgate/controlplane/translate"
+	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/meter"
+	"github.com/tollgate-dev/tollgate/pkg/telemetry"
+)
+
+const testConfig = `
+providers:
+  fake: {base_url: "http://127.0.0.1:1", api_key_env: FAKE_KEY, catalog: openai}
+  backup: {base_url: "http://127.0.0.1:2"}
+models:
+  small:
+    targets:
+      - {provider: fake, model: gpt-4o-mini}
+      - {provider: backup, model: other-model}
+tenants:
+  keys:
+    - {id: k1, sha256: 179510ee3e248a7bfae1a518d344461ddef0e32bbf53b40845f2d3e157c5973f, tenant: demo}
+pricing:
+  models:
+    - {provider: backup, model: other-model, effective: 2024-01-01, input: 1, output: 2}
+`
+
+type testServer struct {
+	srv     *Server
+	reg     *prometheus.Registry
+	metrics *telemetry.Metrics
+	client  extprocv3.ExternalProcessorClient
+}
+
+func startServer(t testing.TB, budgets Budgets) *testServer {
+	t.Helper()
+	cfg, err := config.Parse("t.yaml", []byte(testConfig))
+	require.NoError(t, err)
+	cat, err := BuildCatalog(cfg)
+	require.NoError(t, err)
+	reg := prometheus.NewRegistry()
+	m := telemetry.NewMetrics(reg)
+	srv, err := New(Options{Config: cfg, Catalog: cat, Metrics: m, Budgets: budgets,
+		Getenv: func(k string) string {
+			if k == "FAKE_KEY" {
+				return "sk-provider"
+			}
+			return ""
+		}})
+	require.NoError(t, err)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	gs := grpc.NewServer(grpc.StreamInterceptor(srv.RecoverStream))
+	extprocv3.RegisterExternalProcessorServer(gs, srv)
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return &testServer{srv: srv, reg: reg, metrics: m, client: extprocv3.NewExternalProcessorClient(conn)}
+}
+
+func attrs(kv map[string]string) map[string]*structpb.Struct {
+	f := map[string]*structpb.Value{}
+	for k, v := range kv {
+		f[k] = structpb.NewStringValue(v)
+	}
+	return map[string]*structpb.Struct{attrNamespace: {Fields: f}}
+}
+
+func requestBody(body string, kv map[string]string) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{
+		Request:    &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}},
+		Attributes: attrs(kv),
+	}
+}
+
+func responseHeaders(kv ...string) *extprocv3.ProcessingRequest {
+	hm := &corev3.HeaderMap{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: kv[i], RawValue: []byte(kv[i+1])})
+	}
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{Headers: hm}}}
+}
+
+func responseBody(body string) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}}}
+}
+
+var demoAttrs = map[string]string{
+	"request.path": "/v1/chat/completions", "request.method": "POST", "request.id": "r1",
+	"request.headers['authorization']":  "Bearer sk-tollgate-demo",
+	"request.headers['content-length']": "10",
+}
+
+func exchange(t testing.TB, c extprocv3.ExternalProcessorClient, md metadata.MD, msgs ...*extprocv3.ProcessingRequest) ([]*extprocv3.ProcessingResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if md != nil {
+		ctx = metadata.NewOutgoingContext(ctx, md)
+	}
+	st, err := c.Process(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*extprocv3.ProcessingResponse
+	for _, m := range msgs {
+		if err := st.Send(m); err != nil {
+			return out, err
+		}
+		r, err := st.Recv()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	_ = st.CloseSend()
+	_, err = st.Recv() // server ends the stream
+	if err != nil && err.Error() != "EOF" && status.Code(err) != codes.OK {
+		return out, err
+	}
+	return out, nil
+}
+
+func headerValue(m *extprocv3.HeaderMutation, k string) (string, bool) {
+	for _, h := range m.GetSetHeaders() {
+		if h.GetHeader().GetKey() == k {
+			return string(h.GetHeader().GetRawValue()), true
+		}
+	}
+	return "", false
+}
+
+func TestDownstreamExchange(t *testing.T) {
+	ts := startServer(t, nil)
+	body := `{"model":"small","stream":false,"messages":[{"role":"user","content":"hi"}]}`
+	out, err := exchange(t, ts.client, nil,
+		requestBody(body, demoAttrs),
+		responseHeaders(":status", "200", "content-type", "application/json"),
+		responseBody(`{"model":"gpt-4o-mini","choices":[{"message":{"content":"yo"}}],"usage":{"prompt_tokens":1000,"completion_tokens":2000}}`),
+	)
+	require.NoError(t, err)
+	require.Len(t, out, 3)
+
+	rb := out[0].GetRequestBody().GetResponse()
+	require.NotNil(t, rb)
+	assert.True(t, rb.GetClearRouteCache())
+	route, _ := headerValue(rb.GetHeaderMutation(), HeaderRoute)
+	assert.Equal(t, "small", route)
+	tenant, _ := headerValue(rb.GetHeaderMutation(), HeaderTenant)
+	assert.Equal(t, "demo", tenant)
+	assert.Contains(t, rb.GetHeaderMutation().GetRemoveHeaders(), "authorization", "the client's Tollgate key never reaches a provider")
+
+	rh := out[1]
+	assert.Nil(t, rh.GetModeOverride(), "JSON stays BUFFERED")
+	cost, ok := headerValue(out[2].GetResponseBody().GetResponse().GetHeaderMutation(), HeaderCost)
+	require.True(t, ok)
+	// gpt-4o-mini (built-in OpenAI price 0.15 / 0.60 per M).
+	assert.Equal(t, "0.00135", cost)
+	assert.InDelta(t, 0.00135, testutil.ToFloat64(ts.metrics.CostUSD.WithLabelValues("demo", "fake", "gpt-4o-mini")), 1e-15)
+	assert.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.Requests.WithLabelValues("demo", "small", "ok")))
+}
+
+func TestStreamedResponseSplitsAndStripsUsage(t *testing.T) {
+	ts := startServer(t, nil)
+	body := `{"model":"small","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	events := "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n" +
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\n" +
+		"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2}}\n\n" +
+		"data: [DONE]\n\n"
+	cut := 30 // inside the first event
+	chunk := func(b string, eos bool) *extprocv3.ProcessingRequest {
+		return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(b), EndOfStream: eos}}}
+	}
+	out, err := exchange(t, ts.client, nil,
+		requestBody(body, demoAttrs),
+		responseHeaders(":status", "200", "content-type", "text/event-stream"),
+		chunk(events[:cut], false),
+		chunk(events[cut:], false),
+		chunk("", true),
+	)
+	require.NoError(t, err)
+	// The request asked the provider for usage.
+	assert.Contains(t, string(out[0].GetRequestBody().GetResponse().GetBodyMutation().GetBody()), `"include_usage":true`)
+	assert.Equal(t, "STREAMED", out[1].GetModeOverride().GetResponseBodyMode().String())
+	var client strings.Builder
+	for i, raw := range []string{events[:cut], events[cut:], ""} {
+		r := out[2+i].GetResponseBody().GetResponse()
+		if bm := r.GetBodyMutation(); bm != nil {
+			client.Write(bm.GetBody())
+		} else {
+			client.WriteString(raw)
+		}
+	}
+	got := client.String()
+	assert.NotContains(t, got, `"usage"`, "the client did not ask for the usage chunk")
+	assert.Contains(t, got, `"content":"Hel"`)
+	assert.True(t, strings.HasSuffix(got, "data: [DONE]\n\n"))
+	// 10 input + 2 output tokens of gpt-4o-mini.
+	assert.InDelta(t, (10*0.15+2*0.60)/1e6, testutil.ToFloat64(ts.metrics.CostUSD.WithLabelValues("demo", "fake", "gpt-4o-mini")), 1e-15)
+}
+
+func TestOutOfOrderMessagesCloseTheStream(t *testing.T) {
+	ts := startServer(t, nil)
+	tests := []struct {
+		name   string
+		msgs   []*extprocv3.ProcessingRequest
+		reason string
+	}{
+		{"body before headers on response", []*extprocv3.ProcessingRequest{requestBody(`{"model":"small","messages":[{"role":"user","content":"x"}]}`, demoAttrs), responseBody("{}")}, "response_body"},
+		{"request body twice", []*extprocv3.ProcessingRequest{requestBody(`{}`, map[string]string{"request.path": "/v1/models"}), requestBody(`{}`, nil)}, "request_body"},
+		{"empty message", []*extprocv3.ProcessingRequest{{}}, "empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := testutil.ToFloat64(ts.metrics.ProtocolErrors.WithLabelValues(tt.reason))
+			_, err := exchange(t, ts.client, nil, tt.msgs...)
+			require.Error(t, err)
+			assert.Equal(t, codes.FailedPrecondition, status.Code(err))
+			assert.Equal(t, before+1, testutil.ToFloat64(ts.metrics.ProtocolErrors.WithLabelValues(tt.reason)))
+		})
+	}
+	// The server still serves.
+	_, err := exchange(t, ts.client, nil, requestBody(`{"model":"small","messages":[{"role":"user","content":"x"}]}`, demoAttrs))
+	require.NoError(t, err)
+}
+
+func TestRejections(t *testing.T) {
+	ts := startServer(t, nil)
+	tests := []struct {
+		name   string
+		body   string
+		attrs  map[string]string
+		status int
+		code   string
+	}{
+		{"no key", `{"model":"small","messages":[{"role":"user","content":"x"}]}`, map[string]string{"request.path": "/v1/chat/completions"}, 401, "missing_api_key"},
+		{"unknown model", `{"model":"nope","messages":[{"role":"user","content":"x"}]}`, demoAttrs, 404, "model_not_found"},
+		{"malformed", `{"model":`, demoAttrs, 400, "invalid_json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := exchange(t, ts.client, nil, requestBody(tt.body, tt.attrs))
+			require.NoError(t, err)
+			ir := out[0].GetImmediateResponse()
+			require.NotNil(t, ir)
+			assert.Equal(t, tt.status, int(ir.GetStatus().GetCode()))
+			assert.Contains(t, string(ir.GetBody()), `"code":"`+tt.code+`"`)
+		})
+	}
+}
+
+func TestUpstreamRole(t *testing.T) {
+	ts := startServer(t, nil)
+	md := metadata.Pairs(translate.RoleHeader, translate.RoleUpstream)
+	msg := func(cluster string) *extprocv3.ProcessingRequest {
+		return &extprocv3.ProcessingRequest{
+			Request:    &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(`{"model":"small","messages":[]}`), EndOfStream: true}},
+			Attributes: attrs(map[string]string{"xds.cluster_name": cluster}),
+		}
+	}
+	out, err := exchange(t, ts.client, md, msg(translate.TargetClusterName("small", 0)), responseHeaders(":status", "200"))
+	require.NoError(t, err)
+	r := out[0].GetRequestBody().GetResponse()
+	assert.Equal(t, `{"model":"gpt-4o-mini","messages":[]}`, string(r.GetBodyMutation().GetBody()))
+	auth, _ := headerValue(r.GetHeaderMutation(), "authorization")
+	assert.Equal(t, "Bearer sk-provider", auth)
+	p, _ := headerValue(out[1].GetResponseHeaders().GetResponse().GetHeaderMutation(), HeaderProvider)
+	assert.Equal(t, "fake", p)
+
+	// The second target, a provider without a credential: the client's
+	// authorization is removed, not forwarded.
+	out, err = exchange(t, ts.client, md, msg(translate.TargetClusterName("small", 1)), responseHeaders(":status", "200"))
+	require.NoError(t, err)
+	r = out[0].GetRequestBody().GetResponse()
+	assert.Contains(t, string(r.GetBodyMutation().GetBody()), `"other-model"`)
+	assert.Contains(t, r.GetHeaderMutation().GetRemoveHeaders(), "authorization")
+	m, _ := headerValue(out[1].GetResponseHeaders().GetResponse().GetHeaderMutation(), HeaderModel)
+	assert.Equal(t, "other-model", m)
+}
+
+func TestBudgetRejectsWithRetryAfter(t *testing.T) {
+	store, err := meter.OpenFileLedger(t.TempDir()+"/l.jsonl", meter.FileLedgerOptions{FlushInterval: -1})
+	require.NoError(t, err)
+	b := meter.NewBudgets(store, map[string]meter.Caps{"demo": {Daily: meter.MoneyFromUSD(0.000001)}})
+	t.Cleanup(func() { _ = b.Close() })
+	ts := startServer(t, b)
+	out, err := exchange(t, ts.client, nil, requestBody(`{"model":"small","max_tokens":100,"messages":[{"role":"user","content":"x"}]}`, demoAttrs))
+	require.NoError(t, err)
+	ir := out[0].GetImmediateResponse()
+	require.NotNil(t, ir)
+	assert.Equal(t, 429, int(ir.GetStatus().GetCode()))
+	ra, ok := headerValue(ir.GetHeaders(), "retry-after")
+	require.True(t, ok)
+	assert.NotEmpty(t, ra)
+	assert.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.BudgetRejections.WithLabelValues("demo", "daily")))
+}
