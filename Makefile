@@ -20,11 +20,12 @@ vet:
 
 unit:
 	$(GO) test -count=1 -timeout 8m ./...
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x ./... >/dev/null
+	$(GO) test -count=1 -short -run '^$$' -bench . -benchtime 1x ./... >/dev/null
 
-## fuzz-short: every fuzz target for a few seconds (part of make test)
+## fuzz-short: the parser and detector fuzz targets for a few seconds each (part of make test;
+## every other fuzz target runs its seed corpus in the unit tests)
 fuzz-short:
-	scripts/fuzz.sh 3s
+	scripts/fuzz.sh 2s ./pkg/llm ./pkg/guard/... ./pkg/cache
 
 ## fuzz: every fuzz target for a minute
 fuzz:

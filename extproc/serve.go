@@ -39,6 +39,11 @@ type RunOptions struct {
 	OnListening func(extprocAddr, adminAddr string)
 	// Getenv reads provider credentials (default os.Getenv).
 	Getenv func(string) string
+	// ConfigPath, when set, is watched: a valid change is applied to new
+	// streams (tenants, aliases, prices, budgets caps, guardrails); an
+	// invalid one keeps the running config and is logged with file:line.
+	// Listen addresses and the cache backend need a restart.
+	ConfigPath string
 }
 
 // Run wires and runs the ext_proc gRPC server and the admin HTTP server
@@ -133,6 +138,24 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 			}
 		}
 	}()
+	if opts.ConfigPath != "" {
+		go func() {
+			err := config.Watch(ctx, opts.ConfigPath, func(nc *config.Config) {
+				if err := srv.ReloadConfig(nc, budgets); err != nil {
+					metrics.Failures.WithLabelValues("config_reload", "closed").Inc()
+					log.Error("config reload failed; keeping the running config", "err", err)
+					return
+				}
+				log.Info("config reloaded", "config", nc.Source)
+			}, func(err error) {
+				metrics.Failures.WithLabelValues("config_reload", "closed").Inc()
+				log.Error("config change rejected; keeping the running config", "problems", err.Error())
+			})
+			if err != nil {
+				log.Error("config watch stopped", "err", err)
+			}
+		}()
+	}
 	serving.Store(true)
 	log.Info("tollgate extproc serving", "config", cfg.Source, "extproc", lis.Addr().String(), "admin", alis.Addr().String())
 	if opts.Stdout != nil {
@@ -184,12 +207,34 @@ func openBudgets(cfg *config.Config) (*meter.Budgets, func(context.Context) erro
 		}
 		store = fl
 	}
+	caps, def := budgetCaps(cfg)
+	return meter.NewBudgets(store, caps, meter.WithDefaultCaps(def)), ready, nil
+}
+
+func budgetCaps(cfg *config.Config) (map[string]meter.Caps, meter.Caps) {
 	caps := make(map[string]meter.Caps, len(cfg.Budgets.Tenants))
 	for t, b := range cfg.Budgets.Tenants {
 		caps[t] = meter.Caps{Daily: meter.MoneyFromUSD(b.DailyUSD), Monthly: meter.MoneyFromUSD(b.MonthlyUSD)}
 	}
 	def := meter.Caps{Daily: meter.MoneyFromUSD(cfg.Budgets.Default.DailyUSD), Monthly: meter.MoneyFromUSD(cfg.Budgets.Default.MonthlyUSD)}
-	return meter.NewBudgets(store, caps, meter.WithDefaultCaps(def)), ready, nil
+	return caps, def
+}
+
+// ReloadConfig applies a new configuration to streams that start after it:
+// a new price catalog, tenants, aliases, guardrails and budget caps.
+func (s *Server) ReloadConfig(c *config.Config, budgets *meter.Budgets) error {
+	catalog, err := BuildCatalog(c)
+	if err != nil {
+		return err
+	}
+	if err := s.Reload(c, catalog); err != nil {
+		return err
+	}
+	if budgets != nil {
+		caps, _ := budgetCaps(c)
+		budgets.SetCaps(caps)
+	}
+	return nil
 }
 
 func envOrEmpty(name string) string {

@@ -38,7 +38,7 @@ func runExtProc(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if *adminAddr != "" {
 		cfg.Listen.Admin = *adminAddr
 	}
-	if err := extproc.Run(ctx, cfg, extproc.RunOptions{Logger: log, Stdout: stdout}); err != nil {
+	if err := extproc.Run(ctx, cfg, extproc.RunOptions{Logger: log, Stdout: stdout, ConfigPath: *path}); err != nil {
 		log.Error("extproc stopped", "err", err)
 		return 1
 	}

@@ -1,6 +1,8 @@
 // Command tollgate is Tollgate's one binary:
 //
 //	tollgate extproc   [--config FILE] [--extproc-addr ADDR] [--admin-addr ADDR]
+//	tollgate xds       --config FILE [--listen ADDR] [--admin-addr ADDR]
+//	tollgate bootstrap [--node ID] [--xds ADDR]
 //	tollgate validate  [--config FILE]
 //
 // With no --config, the embedded default (envoy/tollgate.yaml) is used.
@@ -24,8 +26,10 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"extproc":  {"run the Envoy ext_proc server (and its admin HTTP server)", runExtProc},
-		"validate": {"check a tollgate.yaml and print every problem with file:line", runValidate},
+		"extproc":   {"run the Envoy ext_proc server (and its admin HTTP server)", runExtProc},
+		"xds":       {"run the xDS control plane: tollgate.yaml -> Envoy resources over ADS, hot reloaded", runXDS},
+		"bootstrap": {"print a minimal Envoy bootstrap that points Envoy at tollgate xds", runBootstrap},
+		"validate":  {"check a tollgate.yaml and print every problem with file:line", runValidate},
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,4 +122,44 @@ func TestExtProcDefaultConfig(t *testing.T) {
 		t.Fatal("extproc did not stop")
 	}
 	assert.FileExists(t, "tollgate-ledger.jsonl")
+}
+
+func TestBootstrapMatchesCheckedInFile(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"bootstrap"}, &stdout, &stderr), stderr.String())
+	want, err := os.ReadFile("../../envoy/bootstrap.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, string(want), stdout.String())
+}
+
+func TestXDSServesAndStops(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "tollgate.yaml")
+	def, err := os.ReadFile("../../envoy/tollgate.yaml")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, def, 0o600))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"xds", "--config", cfg, "--listen", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, &stdout, &stderr)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stdout.String(), "tollgate xds: serving") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	assert.Contains(t, stdout.String(), "(version ")
+	cancel()
+	select {
+	case code := <-done:
+		assert.Equal(t, 0, code, stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("xds did not stop")
+	}
+	// A broken config is refused with file:line.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("providers: {}\nbogus: 1\n"), 0o600))
+	var out, errb bytes.Buffer
+	assert.Equal(t, 1, run(context.Background(), []string{"xds", "--config", bad, "--listen", "127.0.0.1:0", "--admin-addr", ""}, &out, &errb))
+	assert.Contains(t, errb.String(), bad+":2: unknown key \"bogus\"")
 }

@@ -56,6 +56,7 @@ guardrails:
 		{"bad key hash", minimal + "tenants:\n  keys:\n    - {id: a, sha256: nothex, tenant: t}\n", []string{"c.yaml:9: tenants.keys[0].sha256: must be 64 hex"}},
 		{"budget for unknown tenant", minimal + "budgets:\n  tenants:\n    ghost: {daily_usd: 1}\n", []string{"c.yaml:9: budgets.tenants.ghost"}},
 		{"not yaml", "a: [1, 2\n", []string{"c.yaml"}},
+		{"bad tenant id", minimal + "tenants:\n  keys:\n    - {id: a, sha256: 179510ee3e248a7bfae1a518d344461ddef0e32bbf53b40845f2d3e157c5973f, tenant: \"t{x}\"}\n", []string{"c.yaml:9: tenants.keys[0].tenant: must match"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

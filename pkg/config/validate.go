@@ -201,6 +201,9 @@ func (v *validator) pricing(c *Config) {
 }
 
 func (v *validator) tenants(c *Config) {
+	if a := c.Tenants.AllowAnonymous; a != "" && !validID(a) {
+		v.add("tenants.allow_anonymous", "must match [A-Za-z0-9][A-Za-z0-9._:-]*, got %q", a)
+	}
 	seen := map[string]int{}
 	ids := map[string]int{}
 	for i, k := range c.Tenants.Keys {
@@ -214,6 +217,8 @@ func (v *validator) tenants(c *Config) {
 		seen[strings.ToLower(k.SHA256)] = i
 		if k.Tenant == "" {
 			v.add(path+".tenant", "required")
+		} else if !validID(k.Tenant) {
+			v.add(path+".tenant", "must match [A-Za-z0-9][A-Za-z0-9._:-]* (it is a metric label and a ledger key), got %q", k.Tenant)
 		}
 		if k.ID == "" {
 			v.add(path+".id", "required (a non-secret key id for logs and metrics)")
@@ -345,4 +350,20 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// validID reports whether s is a safe identifier for labels and keys.
+func validID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i, c := range []byte(s) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == ':' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
 }

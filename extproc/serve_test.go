@@ -1,0 +1,98 @@
+package extproc
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tollgate-dev/tollgate/pkg/config"
+)
+
+// TestRunReloadsConfig: a valid edit of the config file reaches new streams;
+// an invalid one is rejected and the running config keeps serving.
+func TestRunReloadsConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tollgate.yaml")
+	base := "listen: {extproc: \"127.0.0.1:0\", admin: \"127.0.0.1:0\"}\nbudgets: {ledger: {path: \"" + filepath.Join(dir, "l.jsonl") + "\"}}\n" + testConfig
+	require.NoError(t, os.WriteFile(path, []byte(base), 0o600))
+	cfg, err := config.Load(path)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	addrs := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, RunOptions{ConfigPath: path, Registry: reg, OnListening: func(e, _ string) { addrs <- e }})
+	}()
+	var addr string
+	select {
+	case addr = <-addrs:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not start")
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	client := extprocv3.NewExternalProcessorClient(conn)
+	status := func() int {
+		out, err := exchange(t, client, nil, requestBody(`{"model":"added","messages":[{"role":"user","content":"x"}]}`, demoAttrs))
+		require.NoError(t, err)
+		if ir := out[0].GetImmediateResponse(); ir != nil {
+			return int(ir.GetStatus().GetCode())
+		}
+		return 200
+	}
+	require.Equal(t, 404, status())
+
+	// An invalid edit is rejected: still 404, still serving.
+	require.NoError(t, os.WriteFile(path, []byte(base+"bogus: 1\n"), 0o600))
+	rejected := func() float64 {
+		n, _ := testutil.GatherAndCount(reg, "tollgate_failures_total")
+		if n == 0 {
+			return 0
+		}
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if mf.GetName() == "tollgate_failures_total" && l.GetValue() == "config_reload" {
+						return m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return 0
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for rejected() < 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Equal(t, 1.0, rejected(), "the invalid edit is counted")
+	require.Equal(t, 404, status(), "and the running config keeps serving")
+
+	added := strings.Replace(base, "models:\n", "models:\n  added:\n    targets: [{provider: fake, model: gpt-4o-mini}]\n", 1)
+	require.NoError(t, os.WriteFile(path, []byte(added), 0o600))
+	deadline = time.Now().Add(5 * time.Second)
+	got := status()
+	for got != 200 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		got = status()
+	}
+	require.Equal(t, 200, got, "the new alias is served after the reload")
+	cancel()
+	require.NoError(t, <-done)
+}
