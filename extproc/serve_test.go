@@ -96,3 +96,55 @@ func TestRunReloadsConfig(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// TestGracefulShutdownFinishesStreamsAndFlushesLedger: after the stop
+// signal an in-flight exchange still completes, and its settlement is in
+// the ledger file when Run returns.
+func TestGracefulShutdownFinishesStreamsAndFlushesLedger(t *testing.T) {
+	dir := t.TempDir()
+	ledger := filepath.Join(dir, "l.jsonl")
+	cfg, err := config.Parse("t.yaml", []byte("listen: {extproc: \"127.0.0.1:0\", admin: \"127.0.0.1:0\", shutdown_grace: 10s}\n"+
+		"budgets: {ledger: {path: \""+ledger+"\"}, tenants: {demo: {daily_usd: 100}}}\n"+testConfig))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, RunOptions{OnListening: func(e, _ string) { addrs <- e }}) }()
+	addr := <-addrs
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer scancel()
+	st, err := extprocv3.NewExternalProcessorClient(conn).Process(sctx)
+	require.NoError(t, err)
+	send := func(m *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+		require.NoError(t, st.Send(m))
+		r, err := st.Recv()
+		require.NoError(t, err)
+		return r
+	}
+	send(requestBody(`{"model":"small","max_tokens":10,"messages":[{"role":"user","content":"x"}]}`, demoAttrs))
+
+	cancel() // SIGTERM
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned with a stream in flight: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	send(responseHeaders(":status", "200", "content-type", "application/json"))
+	r := send(responseBody(`{"choices":[{"message":{"content":"y"}}],"usage":{"prompt_tokens":100,"completion_tokens":100}}`))
+	cost, _ := headerValue(r.GetResponseBody().GetResponse().GetHeaderMutation(), HeaderCost)
+	require.Equal(t, "0.000075", cost, "gpt-4o-mini: 100*0.15/1e6 + 100*0.60/1e6")
+	require.NoError(t, st.CloseSend())
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after the last stream ended")
+	}
+	data, err := os.ReadFile(ledger)
+	require.NoError(t, err)
+	require.Contains(t, string(data), "75000000", "the settlement (75,000,000 picodollars) was flushed")
+}
