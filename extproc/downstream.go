@@ -87,7 +87,7 @@ type downstream struct {
 }
 
 func newDownstream(s *Server, rt *runtime) *downstream {
-	return &downstream{s: s, rt: rt, start: s.now(), headers: make(headerMap, 16)}
+	return &downstream{s: s, rt: rt, start: s.now(), headers: make(headerMap, 8)}
 }
 
 func (d *downstream) complete() bool { return d.phase == phaseDone }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	goruntime "runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -105,6 +106,10 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 	}
 	gs := grpc.NewServer(
 		grpc.StreamInterceptor(srv.RecoverStream),
+		// Reuse a fixed pool of goroutines (with their already-grown stacks)
+		// for streams instead of starting one per stream: one stream is one
+		// HTTP request, so this is per-request work saved.
+		grpc.NumStreamWorkers(uint32(2*goruntime.GOMAXPROCS(0))),
 		grpc.MaxRecvMsgSize(int(cfg.Listen.MaxBodyBytes)+1<<20),
 		grpc.MaxSendMsgSize(int(cfg.Listen.MaxBodyBytes)+1<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),

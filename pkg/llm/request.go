@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -106,7 +107,9 @@ func ParseRequest(op Operation, body []byte) (*Request, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, ErrInvalidJSON
 	}
-	root := gjson.ParseBytes(body)
+	// No copy: strings extracted below alias body, which the caller owns
+	// and never mutates (rewrites build new slices).
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
 	if !root.IsObject() {
 		return nil, ErrNotObject
 	}

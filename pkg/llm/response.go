@@ -2,6 +2,7 @@ package llm
 
 import (
 	"strconv"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -31,7 +32,9 @@ func ParseResponse(body []byte) (*Response, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, ErrInvalidJSON
 	}
-	root := gjson.ParseBytes(body)
+	// No copy: strings extracted below alias body, which the caller owns
+	// and never mutates (rewrites build new slices).
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
 	if !root.IsObject() {
 		return nil, ErrNotObject
 	}
