@@ -76,6 +76,11 @@ type downstream struct {
 	released       strings.Builder // streamed text the client received (guarded streams)
 	respHasCL      bool
 
+	// governance
+	prompt       string // registry prompt used, name@version
+	tier         string // complexity tier, when routed
+	virtualAlias string // the alias the client named when routing picked another
+
 	// cache
 	creq       *cache.Request
 	cacheState string // x-tollgate-cache: miss | bypass
@@ -244,6 +249,20 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 	d.req = req
 
 	t = time.Now()
+	rej := d.applyPrompt()
+	d.s.timeStage("prompt", t)
+	if rej != nil {
+		return d.rejectWith(rej)
+	}
+	t = time.Now()
+	rej = d.routeComplexity()
+	d.s.timeStage("complexity", t)
+	if rej != nil {
+		return d.rejectWith(rej)
+	}
+	req = d.req
+
+	t = time.Now()
 	m, ok := rt.cfg.Models[req.Model]
 	d.s.timeStage("route", t)
 	if !ok {
@@ -254,7 +273,7 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 	d.provider, d.target = m.Targets[0].Provider, m.Targets[0].Model
 
 	t = time.Now()
-	rej := d.guardInput()
+	rej = d.guardInput()
 	d.s.timeStage("guard_input", t)
 	if rej != nil {
 		return d.rejectWith(rej)
@@ -264,7 +283,7 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 	hit := d.cacheLookup(ctx)
 	d.s.timeStage("cache_lookup", t)
 	if hit != nil {
-		d.outcome = "cache_hit"
+		d.outcome, d.cacheState = "cache_hit", "hit"
 		d.phase = phaseDone
 		return immediateBody(d.answerFromCache(hit))
 	}

@@ -409,6 +409,7 @@ func (d *downstream) record(cost meter.Money, estimated bool) {
 		outcome = "aborted"
 	}
 	m.Requests.WithLabelValues(tenant, alias, outcome).Inc()
+	d.writeAudit(cost.USD(), outcome)
 	if d.req == nil {
 		return
 	}

@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/guard"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
+	"github.com/tollgate-dev/tollgate/pkg/prompts"
+	"github.com/tollgate-dev/tollgate/pkg/route"
 	"github.com/tollgate-dev/tollgate/pkg/telemetry"
 )
 
@@ -23,6 +26,10 @@ type runtime struct {
 
 	inGuard  *guard.Guard // nil: input guardrails off
 	outGuard *guard.Guard // nil: output guardrails off
+	prompts  *prompts.Registry
+	router   *route.Router
+
+	promptLabels telemetry.Labels
 
 	tenantLabels   telemetry.Labels
 	modelLabels    telemetry.Labels
@@ -47,7 +54,25 @@ func newRuntime(c *config.Config, catalog *meter.Catalog, getenv func(string) st
 	if rt.outGuard, err = buildGuard(c.Guardrails.Output); err != nil {
 		return nil, fmt.Errorf("guardrails.output: %w", err)
 	}
+	if rt.prompts, err = buildPrompts(c.Prompts); err != nil {
+		return nil, fmt.Errorf("prompts: %w", err)
+	}
+	if rt.router, err = buildRouter(c.Routing); err != nil {
+		return nil, fmt.Errorf("routing: %w", err)
+	}
+	var refs []string
+	if rt.prompts != nil {
+		for _, n := range rt.prompts.Names() {
+			for _, v := range rt.prompts.Versions(n) {
+				refs = append(refs, n+"@"+strconv.Itoa(v))
+			}
+		}
+	}
+	rt.promptLabels = telemetry.NewLabels(refs...)
 	var providers, targets []string
+	for alias := range c.Routing.Virtual {
+		rt.aliases = append(rt.aliases, alias) // virtual aliases are metric labels too
+	}
 	for alias, m := range c.Models {
 		rt.aliases = append(rt.aliases, alias)
 		for _, t := range m.Targets {

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/tollgate-dev/tollgate/pkg/audit"
 	"github.com/tollgate-dev/tollgate/pkg/cache"
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
@@ -92,9 +93,23 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 		respCache = c
 	}
 
+	var auditLog AuditLog
+	if cfg.Audit.Dir != "" {
+		al, err := audit.Open(cfg.Audit.Dir, audit.Options{MaxFileBytes: cfg.Audit.MaxFileBytes, FlushInterval: cfg.Audit.FlushInterval, Sync: cfg.Audit.Sync})
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		defer func() {
+			if err := al.Close(); err != nil {
+				log.Error("closing the audit log", "err", err)
+			}
+		}()
+		auditLog = al
+	}
+
 	srv, err := New(Options{
 		Config: cfg, Catalog: catalog, Budgets: budgets, Tokens: meter.NewTokenizer(),
-		Metrics: metrics, Logger: log, Getenv: getenv, Cache: respCache,
+		Metrics: metrics, Logger: log, Getenv: getenv, Cache: respCache, Audit: auditLog,
 	})
 	if err != nil {
 		return err

@@ -45,6 +45,7 @@ type Options struct {
 	Catalog *meter.Catalog
 	Budgets Budgets       // nil: no budgets enforced
 	Cache   ResponseCache // nil: no response cache
+	Audit   AuditLog      // nil: no audit trail
 	Tokens  TokenCounter  // nil: cut streams are estimated from byte counts
 	Metrics *telemetry.Metrics
 	Logger  *slog.Logger
@@ -64,6 +65,7 @@ type Server struct {
 	budgets Budgets
 	tokens  TokenCounter
 	cache   ResponseCache
+	audit   AuditLog
 
 	// reservation ids: unique per process even when clients reuse x-request-id
 	idPrefix string
@@ -84,6 +86,7 @@ func New(opts Options) (*Server, error) {
 		budgets: opts.Budgets,
 		tokens:  opts.Tokens,
 		cache:   opts.Cache,
+		audit:   opts.Audit,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

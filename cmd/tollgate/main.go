@@ -4,6 +4,8 @@
 //	tollgate xds       --config FILE [--listen ADDR] [--admin-addr ADDR]
 //	tollgate bootstrap [--node ID] [--xds ADDR]
 //	tollgate validate  [--config FILE]
+//	tollgate prompts   diff [--dir DIR] NAME@V1 NAME@V2
+//	tollgate audit     verify --dir DIR
 //
 // With no --config, the embedded default (envoy/tollgate.yaml) is used.
 package main
@@ -30,6 +32,8 @@ func commands() map[string]command {
 		"xds":       {"run the xDS control plane: tollgate.yaml -> Envoy resources over ADS, hot reloaded", runXDS},
 		"bootstrap": {"print a minimal Envoy bootstrap that points Envoy at tollgate xds", runBootstrap},
 		"validate":  {"check a tollgate.yaml and print every problem with file:line", runValidate},
+		"prompts":   {"prompts diff NAME@V1 NAME@V2: what changed between two prompt versions", runPrompts},
+		"audit":     {"audit verify --dir DIR: check the audit trail's hash chain (exit 1 on tampering)", runAudit},
 	}
 }
 

@@ -163,3 +163,12 @@ func TestXDSServesAndStops(t *testing.T) {
 	assert.Equal(t, 1, run(context.Background(), []string{"xds", "--config", bad, "--listen", "127.0.0.1:0", "--admin-addr", ""}, &out, &errb))
 	assert.Contains(t, errb.String(), bad+":2: unknown key \"bogus\"")
 }
+
+func TestPromptsDiffAndAuditVerify(t *testing.T) {
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"prompts", "diff", "--dir", "../../prompts", "support-answer@1", "support-answer@2"}, &out, &errb), errb.String())
+	assert.Contains(t, out.String(), "+Never promise refunds")
+	out.Reset()
+	assert.Equal(t, 1, run(context.Background(), []string{"prompts", "diff", "--dir", "../../prompts", "nope@1", "nope@2"}, &out, &errb))
+	assert.Equal(t, 2, run(context.Background(), []string{"audit", "verify", "--dir", filepath.Join(t.TempDir(), "missing")}, &out, &errb))
+}

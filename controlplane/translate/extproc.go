@@ -36,7 +36,7 @@ const (
 var DownstreamHeaderAttributes = []string{
 	"authorization", "x-api-key", "content-length", "cache-control",
 	"x-tollgate-tenant", "x-tollgate-tier", "x-tollgate-key-id",
-	"x-tollgate-prompt", "traceparent",
+	"x-tollgate-prompt", "x-tollgate-prompt-vars", "traceparent",
 }
 
 // DownstreamRequestAttributes are sent with the first request-direction message.

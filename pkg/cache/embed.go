@@ -4,6 +4,8 @@ import (
 	"context"
 	_ "embed"
 	"math"
+
+	"github.com/viterin/vek/vek32"
 )
 
 // Embedder turns a prompt into a vector for the semantic cache.
@@ -235,20 +237,10 @@ func normalize(v []float32) {
 }
 
 // dot is the inner product; vectors are unit length, so it is the cosine.
+// It uses AVX2 through github.com/viterin/vek when the CPU has it.
 func dot(a, b []float32) float32 {
-	if len(a) != len(b) {
+	if len(a) != len(b) || len(a) == 0 {
 		return 0
 	}
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return s0 + s1 + s2 + s3
+	return vek32.Dot(a, b)
 }

@@ -143,7 +143,7 @@ func (p *partition) maybeRebuildLocked() {
 		if !ok {
 			continue
 		}
-		id := ng.add(g.vec(old))
+		id := ng.add(g.vec(old, make([]float32, g.dims)))
 		entries[id] = e
 		p.byKey[e.key] = id
 		order = append(order, id)

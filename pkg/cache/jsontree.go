@@ -200,14 +200,10 @@ func (p *jparser) str() ([]byte, bool, error) {
 			}
 		case c < 0x20:
 			return nil, false, p.errAt("control character in string")
-		case c < utf8.RuneSelf:
-			p.pos++
 		default:
-			r, size := utf8.DecodeRune(d[p.pos:])
-			if r == utf8.RuneError && size == 1 {
-				return nil, false, p.errAt("invalid UTF-8")
-			}
-			p.pos += size
+			// Invalid UTF-8 is accepted, as encoding/json (and providers)
+			// do; the bytes are hashed as they are.
+			p.pos++
 		}
 	}
 	return nil, false, p.errAt("unterminated string")

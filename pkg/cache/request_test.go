@@ -105,7 +105,7 @@ func TestRequestCacheable(t *testing.T) {
 }
 
 func TestRequestInvalid(t *testing.T) {
-	for _, body := range []string{``, `[]`, `"x"`, `{"messages":[}`, `{"a":1} x`, `{"a":"\x01"}`, "{\"a\":\"\xff\"}"} {
+	for _, body := range []string{``, `[]`, `"x"`, `{"messages":[}`, `{"a":1} x`, `{"a":"\x01"}`} {
 		_, err := NewRequest("t", "m", []byte(body))
 		assert.Error(t, err, "body %q", body)
 	}

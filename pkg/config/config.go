@@ -16,6 +16,9 @@ type Config struct {
 	Cache       Cache               `yaml:"cache"`
 	FailureMode FailureMode         `yaml:"failure_mode"`
 	XDS         XDS                 `yaml:"xds"`
+	Prompts     Prompts             `yaml:"prompts"`
+	Routing     Routing             `yaml:"routing"`
+	Audit       Audit               `yaml:"audit"`
 
 	// Source is the file the config was read from ("<embedded>" for the default).
 	Source string `yaml:"-"`

@@ -113,6 +113,7 @@ func validate(c *Config) Problems {
 	v.guardrails(c)
 	v.cache(c)
 	v.failureMode(c)
+	v.routing(c)
 	if c.XDS.MessageTimeout < 0 {
 		v.add("xds.message_timeout", "must be positive")
 	}
@@ -366,4 +367,29 @@ func validID(s string) bool {
 		}
 	}
 	return true
+}
+
+func (v *validator) routing(c *Config) {
+	check := func(path string, va VirtualAlias) {
+		for _, tier := range sortedKeys(va.Tiers) {
+			if a := va.Tiers[tier].Alias; a == "" {
+				v.add(path+".tiers."+tier+".alias", "required")
+			} else if _, ok := c.Models[a]; !ok {
+				v.add(path+".tiers."+tier+".alias", "unknown model alias %q", a)
+			}
+		}
+		if va.Fallback != "" {
+			if _, ok := c.Models[va.Fallback]; !ok {
+				v.add(path+".fallback", "unknown model alias %q", va.Fallback)
+			}
+		}
+	}
+	for _, name := range sortedKeys(c.Routing.Virtual) {
+		check("routing.virtual."+name, c.Routing.Virtual[name])
+	}
+	for _, t := range sortedKeys(c.Routing.Tenants) {
+		for _, name := range sortedKeys(c.Routing.Tenants[t].Virtual) {
+			check("routing.tenants."+t+".virtual."+name, c.Routing.Tenants[t].Virtual[name])
+		}
+	}
 }

@@ -30,6 +30,9 @@ type Metrics struct {
 	Passthrough       *prometheus.CounterVec   // tollgate_passthrough_requests_total{reason}
 	Streams           *prometheus.GaugeVec     // tollgate_extproc_streams{role}
 	Unpriced          *prometheus.CounterVec   // tollgate_unpriced_requests_total{provider,model}
+	PromptRequests    *prometheus.CounterVec   // tollgate_prompt_requests_total{prompt}
+	RoutingDecisions  *prometheus.CounterVec   // tollgate_routing_decisions_total{alias,tier,chosen,shadow}
+	ModelChanges      *prometheus.CounterVec   // tollgate_model_change_total{alias}
 }
 
 // NewMetrics creates and registers every metric on reg.
@@ -96,8 +99,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Unpriced: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_unpriced_requests_total", Help: "Requests whose provider/model has no catalog price (cost counted as 0).",
 		}, []string{"provider", "model"}),
+		PromptRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_prompt_requests_total", Help: "Requests that used a registry prompt, by name@version.",
+		}, []string{"prompt"}),
+		RoutingDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_routing_decisions_total", Help: "Complexity-routing decisions: requested alias, tier, chosen alias, shadow mode.",
+		}, []string{"alias", "tier", "chosen", "shadow"}),
+		ModelChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_model_change_total", Help: "Changes of the provider-reported model or system_fingerprint behind an alias.",
+		}, []string{"alias"}),
 	}
-	reg.MustRegister(m.TokenUsage, m.RequestDuration, m.TimeToFirstToken, m.TimePerOutputToken,
+	reg.MustRegister(m.PromptRequests, m.RoutingDecisions, m.ModelChanges,
+		m.TokenUsage, m.RequestDuration, m.TimeToFirstToken, m.TimePerOutputToken,
 		m.CostUSD, m.Requests, m.EstimatedRequests, m.CacheSavedUSD, m.GuardFindings,
 		m.StageDuration, m.BudgetSpent, m.BudgetRejections, m.Failures, m.ProtocolErrors,
 		m.Passthrough, m.Streams, m.Unpriced)

@@ -1,0 +1,173 @@
+package extproc
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tollgate-dev/tollgate/pkg/audit"
+	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/llm"
+	"github.com/tollgate-dev/tollgate/pkg/prompts"
+	"github.com/tollgate-dev/tollgate/pkg/route"
+)
+
+// AuditLog receives one record per request. *audit.Log implements it.
+type AuditLog interface {
+	Append(rec audit.Record) error
+}
+
+// RouteConfig maps tollgate.yaml's routing: section to pkg/route.
+func RouteConfig(c config.Routing) route.Config {
+	rc := route.Config{
+		Virtual:     map[string]route.Virtual{},
+		Tenants:     map[string]route.Tenant{},
+		AliasLimits: map[string]route.Limits{},
+	}
+	for _, t := range c.Tiers {
+		rc.Tiers = append(rc.Tiers, route.Tier{Name: t.Name, MinScore: t.MinScore})
+	}
+	virtual := func(v config.VirtualAlias) route.Virtual {
+		rv := route.Virtual{Tiers: map[string]route.Target{}, Shadow: v.Shadow, Fallback: v.Fallback}
+		for tier, t := range v.Tiers {
+			rv.Tiers[tier] = route.Target{Alias: t.Alias, Limits: route.Limits{Default: t.MaxTokensDefault, Cap: t.MaxTokensCap}}
+		}
+		return rv
+	}
+	for name, v := range c.Virtual {
+		rc.Virtual[name] = virtual(v)
+	}
+	for name, t := range c.Tenants {
+		rt := route.Tenant{Virtual: map[string]route.Virtual{}, Disabled: t.Disabled, Shadow: t.Shadow}
+		for vn, v := range t.Virtual {
+			rt.Virtual[vn] = virtual(v)
+		}
+		rc.Tenants[name] = rt
+	}
+	for alias, l := range c.Limits {
+		rc.AliasLimits[alias] = route.Limits{Default: l.Default, Cap: l.Cap}
+	}
+	return rc
+}
+
+func buildRouter(c config.Routing) (*route.Router, error) {
+	if len(c.Virtual) == 0 && len(c.Limits) == 0 && len(c.Tenants) == 0 {
+		return nil, nil
+	}
+	return route.New(RouteConfig(c))
+}
+
+func buildPrompts(c config.Prompts) (*prompts.Registry, error) {
+	if c.Dir == "" {
+		return nil, nil
+	}
+	return prompts.LoadDir(c.Dir)
+}
+
+// applyPrompt injects the registry prompt the request names with
+// x-tollgate-prompt (variables from x-tollgate-prompt-vars).
+func (d *downstream) applyPrompt() *rejection {
+	ref := d.headers.get(prompts.HeaderPrompt)
+	if ref == "" {
+		return nil
+	}
+	bad := func(err error) *rejection {
+		return reject(400, llm.TypeInvalidRequest, "invalid_prompt", "bad_request", err.Error())
+	}
+	reg := d.rt.prompts
+	if reg == nil {
+		return bad(fmt.Errorf("prompt %q requested but no prompt registry is configured", truncate(ref, 64)))
+	}
+	if d.op != llm.OpChat {
+		return bad(fmt.Errorf("prompts apply to chat completions only"))
+	}
+	p, err := reg.Resolve(ref)
+	if err != nil {
+		return bad(err)
+	}
+	vars, err := prompts.ParseVars(d.headers.get(prompts.HeaderVars))
+	if err != nil {
+		return bad(err)
+	}
+	body, err := p.Apply(d.req.Body, vars)
+	if err != nil {
+		return bad(err)
+	}
+	req, err := llm.ParseRequest(d.op, body)
+	if err != nil {
+		return bad(err)
+	}
+	d.req = req
+	d.prompt = p.Ref()
+	d.s.metrics.PromptRequests.WithLabelValues(d.rt.promptLabels.Value(d.prompt)).Inc()
+	return nil
+}
+
+// routeComplexity resolves a virtual alias (e.g. auto) to the alias of the
+// request's complexity tier, or records what it would do in shadow mode.
+func (d *downstream) routeComplexity() *rejection {
+	r := d.rt.router
+	if r == nil {
+		return nil
+	}
+	dec, ok := r.Route(d.id.Tenant, d.req.Model, d.req)
+	if !ok {
+		return nil
+	}
+	d.tier = dec.Tier
+	d.s.metrics.RoutingDecisions.WithLabelValues(d.rt.modelLabels.Value(d.req.Model), dec.Tier,
+		d.rt.modelLabels.Value(dec.Chosen), fmt.Sprint(dec.Shadow)).Inc()
+	if err := dec.Apply(d.req); err != nil {
+		return reject(400, llm.TypeInvalidRequest, "invalid_request", "bad_request", err.Error())
+	}
+	if dec.Alias != d.req.Model {
+		d.virtualAlias = d.req.Model
+		d.req.Model = dec.Alias
+	}
+	return nil
+}
+
+// traceID extracts the trace id of a W3C traceparent header.
+func traceID(traceparent string) string {
+	parts := strings.Split(traceparent, "-")
+	if len(parts) >= 2 && len(parts[1]) == 32 {
+		return parts[1]
+	}
+	return ""
+}
+
+// writeAudit appends the request's audit record: who, what, which target,
+// tokens, cost, cache and guardrail results by type and position, outcome.
+// Never raw prompts or matched values.
+func (d *downstream) writeAudit(costUSD float64, outcome string) {
+	log := d.s.audit
+	if log == nil || (d.req == nil && d.pass) {
+		return
+	}
+	rec := audit.Record{
+		Time:         d.s.now().UTC(),
+		RequestID:    d.requestID,
+		TraceID:      traceID(d.headers.get("traceparent")),
+		Tenant:       d.id.Tenant,
+		KeyID:        d.id.KeyID,
+		Prompt:       d.prompt,
+		Alias:        d.alias,
+		Tier:         d.tier,
+		TokensIn:     d.usage.InputTokens,
+		TokensOut:    d.usage.OutputTokens,
+		TokensCached: d.usage.CachedInputTokens,
+		CostUSD:      costUSD,
+		Cache:        d.cacheState,
+		Outcome:      outcome,
+		Status:       d.status,
+	}
+	if d.forwarded {
+		rec.Provider, rec.Model = d.provider, d.target
+	}
+	for _, f := range d.findings {
+		rec.Findings = append(rec.Findings, audit.Finding{Type: f.Type, Path: f.Direction, Start: f.Start, End: f.End, Action: f.Action})
+	}
+	if err := log.Append(rec); err != nil {
+		d.s.metrics.Failures.WithLabelValues("audit", "open").Inc()
+		d.s.log.Error("audit append failed", "err", err)
+	}
+}

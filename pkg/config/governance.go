@@ -1,0 +1,65 @@
+package config
+
+import "time"
+
+// Prompts locates the prompt registry: a directory of versioned YAML
+// templates selected per request with x-tollgate-prompt.
+type Prompts struct {
+	// Dir is the registry directory; empty = prompts off (a request naming
+	// a prompt gets 400).
+	Dir string `yaml:"dir"`
+}
+
+// Routing is complexity routing: a request to a virtual alias (e.g. auto)
+// is scored and sent to the alias of its tier.
+type Routing struct {
+	// Tiers in ascending min_score, the first at 0 (default simple 0,
+	// complex 0.35).
+	Tiers   []RoutingTier             `yaml:"tiers"`
+	Virtual map[string]VirtualAlias   `yaml:"virtual"`
+	Tenants map[string]TenantRouting  `yaml:"tenants"`
+	Limits  map[string]MaxTokenLimits `yaml:"alias_limits"`
+}
+
+// RoutingTier is one rung of the complexity ladder.
+type RoutingTier struct {
+	Name     string  `yaml:"name"`
+	MinScore float64 `yaml:"min_score"`
+}
+
+// VirtualAlias maps tiers to real aliases.
+type VirtualAlias struct {
+	Tiers map[string]RoutingTarget `yaml:"tiers"`
+	// Shadow only records the decision; requests go to Fallback.
+	Shadow   bool   `yaml:"shadow"`
+	Fallback string `yaml:"fallback"`
+}
+
+// RoutingTarget is the alias of a tier, with optional max_tokens limits.
+type RoutingTarget struct {
+	Alias            string `yaml:"alias"`
+	MaxTokensDefault int64  `yaml:"max_tokens_default"`
+	MaxTokensCap     int64  `yaml:"max_tokens_cap"`
+}
+
+// TenantRouting overrides routing for one tenant.
+type TenantRouting struct {
+	Virtual  map[string]VirtualAlias `yaml:"virtual"`
+	Disabled []string                `yaml:"disabled"`
+	Shadow   *bool                   `yaml:"shadow"`
+}
+
+// MaxTokenLimits are max_tokens default and cap for an alias.
+type MaxTokenLimits struct {
+	Default int64 `yaml:"default"`
+	Cap     int64 `yaml:"cap"`
+}
+
+// Audit configures the append-only, hash-chained audit trail.
+type Audit struct {
+	// Dir holds audit-NNNNNN.jsonl files; empty = audit off.
+	Dir           string        `yaml:"dir"`
+	MaxFileBytes  int64         `yaml:"max_file_bytes"`
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	Sync          bool          `yaml:"sync"`
+}
