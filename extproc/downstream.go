@@ -9,6 +9,7 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-dev/tollgate/controlplane/translate"
@@ -76,6 +77,10 @@ type downstream struct {
 	released       strings.Builder // streamed text the client received (guarded streams)
 	respHasCL      bool
 
+	span         trace.Span // the request's span (non-recording when tracing is off)
+	finalCost    meter.Money
+	finalOutcome string
+
 	// governance
 	prompt       string // registry prompt used, name@version
 	tier         string // complexity tier, when routed
@@ -92,7 +97,7 @@ type downstream struct {
 }
 
 func newDownstream(s *Server, rt *runtime) *downstream {
-	return &downstream{s: s, rt: rt, start: s.now(), headers: make(headerMap, 8)}
+	return &downstream{s: s, rt: rt, start: s.now(), headers: make(headerMap, 8), span: noopSpan}
 }
 
 func (d *downstream) complete() bool { return d.phase == phaseDone }
@@ -219,6 +224,7 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 		return requestBodyReply(nil)
 	}
 	d.requestID = d.headers.get("x-request-id")
+	d.startSpan(ctx)
 	rt := d.rt
 	if max := rt.cfg.Listen.MaxBodyBytes; max > 0 && int64(len(body)) > max {
 		return d.rejectWith(reject(413, llm.TypeInvalidRequest, llm.CodeTooLarge, "too_large",
@@ -229,16 +235,16 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 	if d.id.Tenant == "" {
 		id, rej := rt.tenants.resolve(d.headers)
 		if rej != nil {
-			d.s.timeStage("auth", t)
+			d.stage("auth", t)
 			return d.rejectWith(rej)
 		}
 		d.id = id
 	}
-	d.s.timeStage("auth", t)
+	d.stage("auth", t)
 
 	t = time.Now()
 	req, err := llm.ParseRequest(d.op, body)
-	d.s.timeStage("parse", t)
+	d.stage("parse", t)
 	if err != nil {
 		code := "invalid_request"
 		if errors.Is(err, llm.ErrInvalidJSON) || errors.Is(err, llm.ErrInvalidUTF8) || errors.Is(err, llm.ErrEmptyBody) {
@@ -250,13 +256,13 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 
 	t = time.Now()
 	rej := d.applyPrompt()
-	d.s.timeStage("prompt", t)
+	d.stage("prompt", t)
 	if rej != nil {
 		return d.rejectWith(rej)
 	}
 	t = time.Now()
 	rej = d.routeComplexity()
-	d.s.timeStage("complexity", t)
+	d.stage("complexity", t)
 	if rej != nil {
 		return d.rejectWith(rej)
 	}
@@ -264,7 +270,7 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 
 	t = time.Now()
 	m, ok := rt.cfg.Models[req.Model]
-	d.s.timeStage("route", t)
+	d.stage("route", t)
 	if !ok {
 		return d.rejectWith(reject(404, llm.TypeInvalidRequest, llm.CodeModelNotFound, "model_not_found",
 			fmt.Sprintf("The model '%s' does not exist or you do not have access to it.", truncate(req.Model, 128))))
@@ -274,14 +280,14 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 
 	t = time.Now()
 	rej = d.guardInput()
-	d.s.timeStage("guard_input", t)
+	d.stage("guard_input", t)
 	if rej != nil {
 		return d.rejectWith(rej)
 	}
 
 	t = time.Now()
 	hit := d.cacheLookup(ctx)
-	d.s.timeStage("cache_lookup", t)
+	d.stage("cache_lookup", t)
 	if hit != nil {
 		d.outcome, d.cacheState = "cache_hit", "hit"
 		d.phase = phaseDone
@@ -302,11 +308,11 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 		}
 		d.stripUse = added
 	}
-	d.s.timeStage("mutate", t)
+	d.stage("mutate", t)
 
 	t = time.Now()
 	rej = d.reserve(ctx)
-	d.s.timeStage("budget", t)
+	d.stage("budget", t)
 	if rej != nil {
 		return d.rejectWith(rej)
 	}

@@ -22,7 +22,7 @@ import (
 // or the SSE stream chunk by chunk (mode_override to STREAMED).
 func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	t := time.Now()
-	defer d.s.timeStage("response_headers", t)
+	defer d.stage("response_headers", t)
 	resp := fromHeaderMap(h.GetHeaders(), nil)
 	d.status, _ = strconv.Atoi(resp.get(":status"))
 	if !d.forwarded {
@@ -114,11 +114,11 @@ func (d *downstream) onResponseBody(ctx context.Context, body []byte) *extprocv3
 		d.outcome = "ok"
 	}
 	cost := d.settle(ctx)
-	d.s.timeStage("meter", t)
+	d.stage("meter", t)
 
 	t = time.Now()
 	out, rej := d.guardOutput(body, resp)
-	d.s.timeStage("guard_output", t)
+	d.stage("guard_output", t)
 	if rej != nil {
 		d.outcome = "blocked_output"
 		return immediate(rej)
@@ -130,7 +130,7 @@ func (d *downstream) onResponseBody(ctx context.Context, body []byte) *extprocv3
 	if d.status == 200 && err == nil && !resp.IsError {
 		t = time.Now()
 		d.storeResponse(ctx, body)
-		d.s.timeStage("cache_store", t)
+		d.stage("cache_store", t)
 	}
 	changed := len(out) != len(body) || string(out) != string(body)
 	if changed && d.respHasCL {
@@ -145,7 +145,7 @@ func (d *downstream) onResponseBody(ctx context.Context, body []byte) *extprocv3
 // until the next chunk completes it.
 func (d *downstream) onStreamChunk(ctx context.Context, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
 	t := time.Now()
-	defer d.s.timeStage("stream_chunk", t)
+	defer d.stage("stream_chunk", t)
 	chunk := b.GetBody()
 	heldBefore := len(d.sse.Pending())
 	d.out = d.out[:0]
@@ -410,6 +410,7 @@ func (d *downstream) record(cost meter.Money, estimated bool) {
 	}
 	m.Requests.WithLabelValues(tenant, alias, outcome).Inc()
 	d.writeAudit(cost.USD(), outcome)
+	d.finalCost, d.finalOutcome = cost, outcome
 	if d.req == nil {
 		return
 	}
@@ -438,6 +439,11 @@ func (d *downstream) record(cost meter.Money, estimated bool) {
 // response never completed (client disconnect, Envoy reset) is still
 // metered: from the usage seen, else from a tokenizer estimate.
 func (d *downstream) finish(ctx context.Context, aborted bool) {
+	d.meterOnFinish(ctx)
+	d.endSpan(d.finalCost, d.finalOutcome)
+}
+
+func (d *downstream) meterOnFinish(ctx context.Context) {
 	if d.finished {
 		return
 	}

@@ -107,9 +107,22 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 		auditLog = al
 	}
 
+	tp, shutdownTracing, err := telemetry.NewTracerProvider(ctx, cfg.Tracing)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			log.Warn("flushing spans", "err", err)
+		}
+	}()
+
 	srv, err := New(Options{
 		Config: cfg, Catalog: catalog, Budgets: budgets, Tokens: meter.NewTokenizer(),
 		Metrics: metrics, Logger: log, Getenv: getenv, Cache: respCache, Audit: auditLog,
+		Tracer: tp.Tracer(telemetry.TracerName),
 	})
 	if err != nil {
 		return err

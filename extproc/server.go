@@ -14,6 +14,8 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -46,6 +48,7 @@ type Options struct {
 	Budgets Budgets       // nil: no budgets enforced
 	Cache   ResponseCache // nil: no response cache
 	Audit   AuditLog      // nil: no audit trail
+	Tracer  trace.Tracer  // nil: no spans (a no-op tracer)
 	Tokens  TokenCounter  // nil: cut streams are estimated from byte counts
 	Metrics *telemetry.Metrics
 	Logger  *slog.Logger
@@ -66,6 +69,7 @@ type Server struct {
 	tokens  TokenCounter
 	cache   ResponseCache
 	audit   AuditLog
+	tracer  trace.Tracer
 
 	// reservation ids: unique per process even when clients reuse x-request-id
 	idPrefix string
@@ -87,12 +91,16 @@ func New(opts Options) (*Server, error) {
 		tokens:  opts.Tokens,
 		cache:   opts.Cache,
 		audit:   opts.Audit,
+		tracer:  opts.Tracer,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.tracer == nil {
+		s.tracer = noop.NewTracerProvider().Tracer(telemetry.TracerName)
 	}
 	var nonce [6]byte
 	_, _ = rand.Read(nonce[:])

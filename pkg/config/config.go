@@ -19,6 +19,7 @@ type Config struct {
 	Prompts     Prompts             `yaml:"prompts"`
 	Routing     Routing             `yaml:"routing"`
 	Audit       Audit               `yaml:"audit"`
+	Tracing     Tracing             `yaml:"tracing"`
 
 	// Source is the file the config was read from ("<embedded>" for the default).
 	Source string `yaml:"-"`

@@ -63,3 +63,15 @@ type Audit struct {
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	Sync          bool          `yaml:"sync"`
 }
+
+// Tracing exports OpenTelemetry spans (GenAI semantic conventions) over
+// OTLP/gRPC. Off when Endpoint is empty, and then costs nothing per request.
+type Tracing struct {
+	// Endpoint is the OTLP/gRPC collector, host:port.
+	Endpoint string `yaml:"endpoint"`
+	// Insecure disables TLS to the collector.
+	Insecure bool `yaml:"insecure"`
+	// SampleRatio is the share of new traces sampled (parent-based: an
+	// incoming sampled traceparent is always followed); default 1.
+	SampleRatio float64 `yaml:"sample_ratio"`
+}

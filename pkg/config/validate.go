@@ -114,6 +114,9 @@ func validate(c *Config) Problems {
 	v.cache(c)
 	v.failureMode(c)
 	v.routing(c)
+	if r := c.Tracing.SampleRatio; r < 0 || r > 1 {
+		v.add("tracing.sample_ratio", "must be within [0,1]")
+	}
 	if c.XDS.MessageTimeout < 0 {
 		v.add("xds.message_timeout", "must be positive")
 	}

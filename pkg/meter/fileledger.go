@@ -114,9 +114,9 @@ func OpenFileLedger(path string, opts FileLedgerOptions) (*FileLedger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	if err := lockFile(f); err != nil {
+	if err := lockWithin(f, lockWait); err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("lock ledger %s: %w", path, err)
+		return nil, fmt.Errorf("lock ledger %s (is another tollgate using it?): %w", path, err)
 	}
 	state := newTotals()
 	good, err := replay(f, state)
@@ -512,4 +512,23 @@ func (l *FileLedger) compact() error {
 	l.w = bufio.NewWriterSize(f, 64<<10)
 	l.state = kept
 	return nil
+}
+
+// lockWait is how long OpenFileLedger waits for the exclusive lock. A
+// restarting process may still hold it for a moment, and so may a child
+// between fork and exec (the lock belongs to the open file, which a fork
+// shares until exec closes it).
+const lockWait = 3 * time.Second
+
+func lockWithin(f *os.File, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	delay := 5 * time.Millisecond
+	for {
+		err := lockFile(f)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 200*time.Millisecond)
+	}
 }

@@ -85,6 +85,9 @@ func ConfigYAML(providerURL, backupURL string, o Options) string {
 	}
 	return fmt.Sprintf(`
 listen: {extproc: "127.0.0.1:0", admin: "127.0.0.1:0", max_body_bytes: 65536, shutdown_grace: 5s}
+# The shipped 200ms message_timeout is tested by envoysim's conformance
+# cases; here a loaded 2-core CI machine must not turn a GC pause into a 504.
+xds: {message_timeout: 5s}
 providers:
   fake: {base_url: %q, api_key_env: E2E_FAKE_KEY, timeout: 10s}
   backup: {base_url: %q, api_key_env: E2E_BACKUP_KEY, timeout: 10s}
