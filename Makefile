@@ -2,7 +2,7 @@
 GO ?= go
 export TOLLGATE_REQUIRE_REDIS ?= 1
 
-.PHONY: run test deps vet unit fuzz fuzz-short bench bench-load bench-guard bench-cache wasm build clean
+.PHONY: run test deps vet unit fuzz fuzz-short bench bench-load bench-guard bench-cache wasm build test-envoy image clean
 
 ## run: build and start tollgate extproc on the embedded default config, with the fake provider and the Envoy emulator
 run:
@@ -54,6 +54,17 @@ bench-guard:
 ## bench-cache: semantic cache hit / false-hit rates on ../shared/corpora/cache-*
 bench-cache:
 	$(GO) run ./pkg/cache/cmd/bench
+
+## test-envoy: e2e scenarios through a real Envoy (ENVOY_BIN=/path/to/envoy, >= 1.33; skips without it; ENVOY_WASM=1 adds the wasm router)
+test-envoy:
+	ENVOY_BIN="$(ENVOY_BIN)" ENVOY_WASM="$(ENVOY_WASM)" $(GO) test -count=1 -timeout 20m -run '^TestRealEnvoy$$' -v ./test/e2e/
+
+IMAGE ?= tollgate:dev
+WASM_IMAGE ?= tollgate-router:dev
+## image: container images, needs Docker with BuildKit: the tollgate binary (distroless, non-root) and the wasm router (scratch, /plugin.wasm)
+image:
+	docker build --target tollgate -t $(IMAGE) .
+	docker build --target wasm -t $(WASM_IMAGE) .
 
 clean:
 	rm -rf bin

@@ -319,8 +319,16 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 
 	var mut mutation
 	// The client's key authenticated it to Tollgate; it must never reach a
-	// provider (the upstream role adds the provider's own credential).
-	mut.removeHeader("authorization")
+	// provider (the upstream role adds the provider's own credential, or
+	// this role does with credentials.inject: downstream, overwriting it).
+	if rt.cfg.Credentials.Inject == "downstream" {
+		if rej := d.injectDownstream(&mut); rej != nil {
+			return d.rejectWith(rej)
+		}
+	}
+	if _, set := mut.get("authorization"); !set {
+		mut.removeHeader("authorization")
+	}
 	mut.removeHeader("x-api-key")
 	mut.setHeader(HeaderRoute, d.alias)
 	mut.setHeader(HeaderTenant, d.id.Tenant)
@@ -427,4 +435,26 @@ func routeMetadata(alias, tenant string) *structpb.Struct {
 			translate.MetadataTenant: structpb.NewStringValue(tenant),
 		}}),
 	}}
+}
+
+// injectDownstream does the upstream role's work in the downstream role, for
+// platforms whose clusters are not Tollgate's (Istio, Envoy Gateway): the
+// alias's first target's model and provider credential.
+func (d *downstream) injectDownstream(mut *mutation) *rejection {
+	tg := d.model.Targets[0]
+	if d.req.Model != tg.Model {
+		if err := d.req.Set("model", tg.Model); err != nil {
+			return reject(400, llm.TypeInvalidRequest, "invalid_request", "bad_request", err.Error())
+		}
+	}
+	if env := d.rt.cfg.Providers[tg.Provider].APIKeyEnv; env != "" {
+		key := d.rt.getenv(env)
+		if key == "" {
+			d.s.metrics.Failures.WithLabelValues("credentials", "closed").Inc()
+			d.s.log.Error("provider credential variable is empty", "provider", tg.Provider, "env", env)
+			return reject(503, llm.TypeServer, llm.CodeUpstreamFailure, "provider_error", "The provider credential is not configured.")
+		}
+		mut.setHeader("authorization", "Bearer "+key)
+	}
+	return nil
 }

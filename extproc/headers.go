@@ -136,6 +136,16 @@ func (m *mutation) setHeader(k, v string) {
 
 func (m *mutation) removeHeader(k string) { m.remove = append(m.remove, k) }
 
+// get returns the value a mutation sets for k.
+func (m *mutation) get(k string) (string, bool) {
+	for _, h := range m.set {
+		if h.GetHeader().GetKey() == k {
+			return string(h.GetHeader().GetRawValue()), true
+		}
+	}
+	return "", false
+}
+
 func (m *mutation) empty() bool { return m == nil || len(m.set) == 0 && len(m.remove) == 0 }
 
 func (m *mutation) proto() *extprocv3.HeaderMutation {

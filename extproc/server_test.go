@@ -313,3 +313,22 @@ func TestBudgetRejectsWithRetryAfter(t *testing.T) {
 	assert.NotEmpty(t, ra)
 	assert.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.BudgetRejections.WithLabelValues("demo", "daily")))
 }
+
+func TestDownstreamCredentialInjection(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte("credentials: {inject: downstream}\n"+testConfig))
+	require.NoError(t, err)
+	cat, err := BuildCatalog(cfg)
+	require.NoError(t, err)
+	srv, err := New(Options{Config: cfg, Catalog: cat, Metrics: telemetry.NewMetrics(prometheus.NewRegistry()),
+		Getenv: func(k string) string { return map[string]string{"FAKE_KEY": "sk-provider"}[k] }})
+	require.NoError(t, err)
+	d := newDownstream(srv, srv.rt.Load())
+	out, err := d.handle(t.Context(), requestBody(`{"model":"small","messages":[{"role":"user","content":"x"}]}`, demoAttrs))
+	require.NoError(t, err)
+	r := out.GetRequestBody().GetResponse()
+	auth, ok := headerValue(r.GetHeaderMutation(), "authorization")
+	require.True(t, ok)
+	assert.Equal(t, "Bearer sk-provider", auth, "the provider key replaces the client's Tollgate key")
+	assert.NotContains(t, r.GetHeaderMutation().GetRemoveHeaders(), "authorization")
+	assert.Contains(t, string(r.GetBodyMutation().GetBody()), `"model":"gpt-4o-mini"`, "model rewritten for the first target")
+}

@@ -3,7 +3,7 @@
 //	tollgate extproc   [--config FILE] [--extproc-addr ADDR] [--admin-addr ADDR]
 //	tollgate xds       --config FILE [--listen ADDR] [--admin-addr ADDR]
 //	tollgate bootstrap [--node ID] [--xds ADDR]
-//	tollgate validate  [--config FILE]
+//	tollgate validate  [--config FILE | --envoy FILE]
 //	tollgate prompts   diff [--dir DIR] NAME@V1 NAME@V2
 //	tollgate audit     verify --dir DIR
 //

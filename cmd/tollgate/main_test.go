@@ -41,6 +41,8 @@ func TestValidate(t *testing.T) {
 		}},
 		{"missing file", []string{"validate", "--config", filepath.Join(dir, "nope.yaml")}, 1, []string{"no such file"}},
 		{"unknown command", []string{"frobnicate"}, 2, []string{"unknown command"}},
+		{"envoy file", []string{"validate", "--envoy", "../../envoy/bootstrap.yaml"}, 0, []string{"bootstrap.yaml: ok"}},
+		{"broken envoy file", []string{"validate", "--envoy", bad}, 1, []string{""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/tollgate-dev/tollgate/envoy/validate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
 )
 
@@ -14,8 +15,17 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "tollgate.yaml to check (default: the embedded default)")
+	envoyFile := fs.String("envoy", "", "an Envoy, Istio, Envoy Gateway or Kubernetes YAML file to check instead")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *envoyFile != "" {
+		if err := validate.ValidateEnvoyFile(*envoyFile); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", *envoyFile)
+		return 0
 	}
 	c, err := loadConfig(*path)
 	if err != nil {

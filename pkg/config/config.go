@@ -20,6 +20,7 @@ type Config struct {
 	Routing     Routing             `yaml:"routing"`
 	Audit       Audit               `yaml:"audit"`
 	Tracing     Tracing             `yaml:"tracing"`
+	Credentials Credentials         `yaml:"credentials"`
 
 	// Source is the file the config was read from ("<embedded>" for the default).
 	Source string `yaml:"-"`
@@ -213,4 +214,16 @@ type FailureMode struct {
 	Cache Mode `yaml:"cache"`
 	// Budgets applies when the spend ledger cannot be reached.
 	Budgets Mode `yaml:"budgets"`
+}
+
+// Credentials says which ext_proc role talks to providers on the client's
+// behalf.
+type Credentials struct {
+	// Inject is "upstream" (default: the per-attempt upstream role rewrites
+	// model and sets the provider key for the target it serves; what
+	// `tollgate xds` configures) or "downstream" (the downstream role does it
+	// for the alias's first target: for Istio and Envoy Gateway, whose
+	// clusters are not Tollgate's, at the price of no cross-provider
+	// fallback).
+	Inject string `yaml:"inject"`
 }

@@ -81,6 +81,9 @@ func applyDefaults(c *Config) {
 	if fm.Cache == "" {
 		fm.Cache = Open
 	}
+	if c.Credentials.Inject == "" {
+		c.Credentials.Inject = "upstream"
+	}
 	if c.XDS.Listen == "" {
 		c.XDS.Listen = DefaultXDSAddr
 	}
@@ -114,6 +117,9 @@ func validate(c *Config) Problems {
 	v.cache(c)
 	v.failureMode(c)
 	v.routing(c)
+	if i := c.Credentials.Inject; i != "upstream" && i != "downstream" {
+		v.add("credentials.inject", "must be upstream or downstream, got %q", i)
+	}
 	if r := c.Tracing.SampleRatio; r < 0 || r > 1 {
 		v.add("tracing.sample_ratio", "must be within [0,1]")
 	}

@@ -1,0 +1,103 @@
+package validate_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate-dev/tollgate/envoy/validate"
+)
+
+const efHead = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: x}
+spec:
+  configPatches:
+  - applyTo: HTTP_FILTER
+    match: {context: GATEWAY}
+    patch:
+      operation: INSERT_BEFORE
+      value:
+`
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		kinds   []validate.Kind
+		wantErr string
+	}{
+		{name: "bootstrap", in: "node: {id: n}\nstatic_resources: {}\n", kinds: []validate.Kind{validate.KindEnvoyBootstrap}},
+		{name: "bootstrap unknown field", in: "static_resources: {}\nnot_a_field: 1\n", wantErr: "not_a_field"},
+		{name: "bootstrap bad any", in: "static_resources:\n  clusters:\n  - name: c\n    typed_extension_protocol_options:\n      x:\n        '@type': type.googleapis.com/envoy.nope.V1\n", wantErr: "envoy.nope.V1"},
+		{name: "bootstrap fails ValidateAll", in: "static_resources:\n  clusters:\n  - name: ''\n", wantErr: "Name"},
+		{name: "ext_proc", in: "grpc_service: {envoy_grpc: {cluster_name: c}}\n", kinds: []validate.Kind{validate.KindEnvoyExtProc}},
+		{name: "ecds reference bad type url", in: "name: f\nconfig_discovery:\n  config_source: {ads: {}}\n  type_urls: [type.googleapis.com/nope.X]\n", wantErr: "nope.X"},
+		{name: "tollgate config", in: "listen: {extproc: 127.0.0.1:1}\nmodelz: {}\n", wantErr: "modelz"},
+		{name: "unknown document", in: "hello: world\n", wantErr: "unrecognised"},
+		{name: "empty", in: "# nothing\n", wantErr: "no YAML document"},
+		{name: "duplicate key", in: "node: {}\nnode: {}\n", wantErr: "already defined"},
+		{name: "not a mapping", in: "- a\n", wantErr: "mapping"},
+		{name: "unsupported object", in: "apiVersion: v9\nkind: Thing\n", wantErr: "unsupported object"},
+		{name: "k8s typo", in: "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {prots: []}\n", wantErr: "prots"},
+		{name: "k8s case matters", in: "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {Ports: []}\n", wantErr: "Ports"},
+		{name: "k8s multi document", in: "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n",
+			kinds: []validate.Kind{validate.KindKubernetes, validate.KindKubernetes}},
+		{name: "deployment unknown resource", in: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        resources: {requests: {memroy: 1Mi}}\n", wantErr: "memroy"},
+		{name: "istio spec typo", in: "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec: {hostz: [a]}\n", wantErr: "hostz"},
+		{name: "envoyfilter patch parses as HttpFilter", in: efHead + "        name: f\n        typed_config:\n          '@type': type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor\n          grpc_service: {envoy_grpc: {cluster_name: c}}\n"},
+		{name: "envoyfilter patch typo inside typed_config", in: efHead + "        name: f\n        typed_config:\n          '@type': type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor\n          grpc_servic: {envoy_grpc: {cluster_name: c}}\n", wantErr: "grpc_servic"},
+		{name: "envoyfilter patch invalid", in: efHead + "        name: ''\n", wantErr: "Name"},
+		{name: "gateway policy typo", in: "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: EnvoyExtensionPolicy\nmetadata: {name: p}\nspec: {targetRefs: [{group: g, kind: Gateway, name: eg}], extProc: [{backendRefs: [{name: s}], failOpne: false}]}\n", wantErr: "failOpne"},
+		{name: "gateway policy bad body mode", in: "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: EnvoyExtensionPolicy\nmetadata: {name: p}\nspec: {targetRefs: [{group: g, kind: Gateway, name: eg}], extProc: [{backendRefs: [{name: s}], processingMode: {request: {body: BUFFERED}}}]}\n", wantErr: "BUFFERED"},
+		{name: "prometheus rules", in: "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up == 0\n    for: 5m\n", kinds: []validate.Kind{validate.KindPrometheusRules}},
+		{name: "prometheus rule typo", in: "groups:\n- name: g\n  rules:\n  - alert: A\n    exrp: up == 0\n", wantErr: "exrp"},
+		{name: "prometheus record and alert", in: "groups:\n- name: g\n  rules:\n  - alert: A\n    record: r\n    expr: up\n", wantErr: "exactly one of record, alert"},
+		{name: "promtool tests typo", in: "rule_files: [a.yaml]\ntests:\n- input_series: [{series: up, values: '1'}]\n  alert_rule_tests: []\n", wantErr: "alert_rule_tests"},
+		{name: "backend needs endpoints", in: "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata: {name: b}\nspec: {endpoints: []}\n", wantErr: "endpoints"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := validate.Validate(tt.name, []byte(tt.in))
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			kinds, err := validate.Kinds([]byte(tt.in))
+			require.NoError(t, err)
+			if tt.kinds != nil {
+				assert.Equal(t, tt.kinds, kinds)
+			}
+		})
+	}
+}
+
+func TestValidateEnvoyFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	require.NoError(t, os.WriteFile(good, []byte("grpc_service: {envoy_grpc: {cluster_name: c}}\n"), 0o644))
+	assert.NoError(t, validate.ValidateEnvoyFile(good))
+	err := validate.ValidateEnvoyFile(filepath.Join(dir, "missing.yaml"))
+	require.Error(t, err)
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func FuzzValidate(f *testing.F) {
+	for _, s := range []string{
+		"node: {id: n}\nstatic_resources: {}\n",
+		"apiVersion: v1\nkind: Service\nmetadata: {name: s}\n",
+		efHead + "        name: f\n",
+		"---\n---\n",
+		"listen: {}\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_ = validate.Validate("fuzz", data) // must not panic
+	})
+}
