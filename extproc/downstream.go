@@ -78,6 +78,8 @@ type downstream struct {
 	respHasCL      bool
 
 	span         trace.Span // the request's span (non-recording when tracing is off)
+	respModel    string     // the model the provider says answered
+	fingerprint  string     // its system_fingerprint
 	finalCost    meter.Money
 	finalOutcome string
 

@@ -171,3 +171,26 @@ func (d *downstream) writeAudit(costUSD float64, outcome string) {
 		d.s.log.Error("audit append failed", "err", err)
 	}
 }
+
+// observeModel detects a silent model update: the provider-reported model or
+// system_fingerprint behind an alias's target changed since the last
+// response. It counts tollgate_model_change_total and writes an audit event
+// (outcome "model_change"); the runbook shows how to run tollgate eval then.
+func (d *downstream) observeModel() {
+	if d.respModel == "" || d.alias == "" {
+		return
+	}
+	changed, prev := d.s.models.Observe(d.alias+"|"+d.provider+"|"+d.target, d.respModel, d.fingerprint)
+	if !changed {
+		return
+	}
+	d.s.metrics.ModelChanges.WithLabelValues(d.rt.modelLabels.Value(d.alias)).Inc()
+	d.s.log.Warn("provider model changed behind an alias", "alias", d.alias, "provider", d.provider,
+		"previous_model", prev.Model, "previous_fingerprint", prev.Fingerprint, "model", d.respModel, "fingerprint", d.fingerprint)
+	if d.s.audit != nil {
+		_ = d.s.audit.Append(audit.Record{
+			Time: d.s.now().UTC(), RequestID: d.requestID, Alias: d.alias, Provider: d.provider,
+			Model: d.respModel, Outcome: "model_change",
+		})
+	}
+}

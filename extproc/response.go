@@ -105,6 +105,7 @@ func (d *downstream) onResponseBody(ctx context.Context, body []byte) *extprocv3
 	case resp.HasUsage:
 		d.usage, d.hasUsage = resp.Usage, true
 		d.outcome = "ok"
+		d.respModel, d.fingerprint = resp.Model, resp.SystemFingerprint
 	default:
 		var text strings.Builder
 		for _, tx := range resp.Texts {
@@ -209,6 +210,12 @@ func (d *downstream) onEvent(ev llm.Event) bool {
 	}
 	if c.HasUsage {
 		d.usage, d.hasUsage = c.Usage, true
+	}
+	if c.Model != "" {
+		d.respModel = c.Model
+	}
+	if c.SystemFingerprint != "" {
+		d.fingerprint = c.SystemFingerprint
 	}
 	if d.acc != nil {
 		d.acc.Add(ev.Data, c)
@@ -409,6 +416,7 @@ func (d *downstream) record(cost meter.Money, estimated bool) {
 		outcome = "aborted"
 	}
 	m.Requests.WithLabelValues(tenant, alias, outcome).Inc()
+	d.observeModel()
 	d.writeAudit(cost.USD(), outcome)
 	d.finalCost, d.finalOutcome = cost, outcome
 	if d.req == nil {

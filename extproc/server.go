@@ -23,6 +23,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/eval"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 	"github.com/tollgate-dev/tollgate/pkg/telemetry"
 )
@@ -70,6 +71,7 @@ type Server struct {
 	cache   ResponseCache
 	audit   AuditLog
 	tracer  trace.Tracer
+	models  *eval.ModelTracker // provider-reported model per alias/target
 
 	// reservation ids: unique per process even when clients reuse x-request-id
 	idPrefix string
@@ -99,6 +101,7 @@ func New(opts Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.models = eval.NewModelTracker(0, s.now)
 	if s.tracer == nil {
 		s.tracer = noop.NewTracerProvider().Tracer(telemetry.TracerName)
 	}

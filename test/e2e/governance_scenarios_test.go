@@ -112,3 +112,17 @@ func TestAuditTrailVerifiesAndDetectsTampering(t *testing.T) {
 	errb.Reset()
 	assert.Equal(t, 1, audit.RunVerify([]string{"verify", "--dir", dir}, &out, &errb), "tampering is detected")
 }
+
+func init() {
+	scenarios = append(scenarios, scenario{name: "ModelChangeDetected", run: modelChange})
+}
+
+func modelChange(t *testing.T, g *Gateway) {
+	c := g.Client(KeyA)
+	for _, m := range []string{"small-1-2025-01-01", "small-1-2025-01-01", "small-1-2026-06-01"} {
+		_, err := c.Chat.Completions.New(ctx(t), chatParams("small", "hi"), option.WithHeader("x-fake-fault", "model="+m))
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 1.0, g.Eventually("tollgate_model_change_total", map[string]string{"alias": "small"}, func(v float64) bool { return v >= 1 }),
+		"a silent model update at the provider is counted once")
+}
