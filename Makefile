@@ -20,6 +20,7 @@ vet:
 
 unit:
 	$(GO) test -count=1 -timeout 8m ./...
+	cd wasm && $(GO) vet ./... && $(GO) test -count=1 ./...
 	$(GO) test -count=1 -short -run '^$$' -bench . -benchtime 1x ./... >/dev/null
 
 ## fuzz-short: the parser and detector fuzz targets for a few seconds each (part of make test;

@@ -6,6 +6,7 @@
 //	tollgate validate  [--config FILE | --envoy FILE]
 //	tollgate prompts   diff [--dir DIR] NAME@V1 NAME@V2
 //	tollgate audit     verify --dir DIR
+//	tollgate eval      --set FILE --base-url URL --model ALIAS [--baseline FILE] ...
 //
 // With no --config, the embedded default (envoy/tollgate.yaml) is used.
 package main
@@ -34,6 +35,7 @@ func commands() map[string]command {
 		"validate":  {"check a tollgate.yaml and print every problem with file:line", runValidate},
 		"prompts":   {"prompts diff NAME@V1 NAME@V2: what changed between two prompt versions", runPrompts},
 		"audit":     {"audit verify --dir DIR: check the audit trail's hash chain (exit 1 on tampering)", runAudit},
+		"eval":      {"run a golden set through an alias, score it, compare with a baseline (exit 1 on regression)", runEval},
 	}
 }
 

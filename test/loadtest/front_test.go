@@ -118,8 +118,10 @@ func TestLoadThroughEnvoySim(t *testing.T) {
 			require.Positive(t, res.OK)
 			assert.GreaterOrEqual(t, provider.Calls()-calls0, res.OK, "every counted request reached the provider")
 			perExchange := float64(msgs1-msgs0) / float64(res.OK)
-			// Requests straddling the window edges add a few messages.
-			assert.InDelta(t, tt.wantMsgs, perExchange, tt.wantMsgs*4/float64(res.OK)+1e-9)
+			// Requests straddling the window edges add a few messages (more
+			// when a loaded machine stretches the edges); 0.3 still tells
+			// the 3-message mode from the 4-message one.
+			assert.InDelta(t, tt.wantMsgs, perExchange, 0.3)
 			assert.GreaterOrEqual(t, cpu1, cpu0)
 		})
 	}
