@@ -93,7 +93,11 @@ func (d *downstream) onResponseBody(ctx context.Context, body []byte) *extprocv3
 	}
 	t := time.Now()
 	var mut mutation
-	resp, err := llm.ParseResponse(body)
+	parse := llm.ParseUsage // metering needs no completion text
+	if d.rt.outGuard != nil {
+		parse = llm.ParseResponse
+	}
+	resp, err := parse(body)
 	switch {
 	case err != nil:
 		d.outcome = "provider_malformed"
@@ -107,6 +111,9 @@ func (d *downstream) onResponseBody(ctx context.Context, body []byte) *extprocv3
 		d.outcome = "ok"
 		d.respModel, d.fingerprint = resp.Model, resp.SystemFingerprint
 	default:
+		if full, err := llm.ParseResponse(body); err == nil {
+			resp = full
+		}
 		var text strings.Builder
 		for _, tx := range resp.Texts {
 			text.WriteString(tx.Text)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
@@ -30,6 +31,8 @@ type runtime struct {
 	router   *route.Router
 
 	promptLabels telemetry.Labels
+
+	prices sync.Map // priceKey -> priceEntry: resolved lookups, per UTC day
 
 	tenantLabels   telemetry.Labels
 	modelLabels    telemetry.Labels
@@ -90,9 +93,32 @@ func newRuntime(c *config.Config, catalog *meter.Catalog, getenv func(string) st
 	return rt, nil
 }
 
-// price finds the catalog price of a provider's model: first under the
-// provider's own key (config overrides), then under its catalog name.
+type priceKey struct {
+	provider, model string
+	day             int64 // prices change on effective dates, so a day is the finest grain
+}
+
+type priceEntry struct {
+	p  meter.Price
+	ok bool
+}
+
+// price finds the catalog price of a provider's model (cached per day;
+// the catalog's name resolution is not free on the per-request path).
 func (rt *runtime) price(provider, model string, at time.Time) (meter.Price, bool) {
+	k := priceKey{provider, model, at.UTC().Unix() / 86400}
+	if e, ok := rt.prices.Load(k); ok {
+		pe := e.(priceEntry)
+		return pe.p, pe.ok
+	}
+	p, ok := rt.lookupPrice(provider, model, at)
+	rt.prices.Store(k, priceEntry{p, ok})
+	return p, ok
+}
+
+// lookupPrice finds the catalog price of a provider's model: first under the
+// provider's own key (config overrides), then under its catalog name.
+func (rt *runtime) lookupPrice(provider, model string, at time.Time) (meter.Price, bool) {
 	if p, ok := rt.catalog.Lookup(provider, model, at); ok {
 		return p, true
 	}

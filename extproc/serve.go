@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	goruntime "runtime"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
@@ -46,6 +48,8 @@ type RunOptions struct {
 	// invalid one keeps the running config and is logged with file:line.
 	// Listen addresses and the cache backend need a restart.
 	ConfigPath string
+	// Pprof serves net/http/pprof on the admin address (off by default).
+	Pprof bool
 }
 
 // Run wires and runs the ext_proc gRPC server and the admin HTTP server
@@ -119,10 +123,14 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 		}
 	}()
 
+	var tracer trace.Tracer // nil when tracing is off: no span work per request
+	if cfg.Tracing.Endpoint != "" {
+		tracer = tp.Tracer(telemetry.TracerName)
+	}
 	srv, err := New(Options{
 		Config: cfg, Catalog: catalog, Budgets: budgets, Tokens: meter.NewTokenizer(),
 		Metrics: metrics, Logger: log, Getenv: getenv, Cache: respCache, Audit: auditLog,
-		Tracer: tp.Tracer(telemetry.TracerName),
+		Tracer: tracer,
 	})
 	if err != nil {
 		return err
@@ -145,7 +153,14 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 	extprocv3.RegisterExternalProcessorServer(gs, srv)
 
 	var serving atomic.Bool
-	admin := &http.Server{Handler: adminMux(reg, &serving, ready), ReadHeaderTimeout: 5 * time.Second}
+	mux := adminMux(reg, &serving, ready)
+	if opts.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	alis, err := net.Listen("tcp", cfg.Listen.Admin)
 	if err != nil {
 		lis.Close()

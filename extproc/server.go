@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/eval"
@@ -71,7 +73,9 @@ type Server struct {
 	cache   ResponseCache
 	audit   AuditLog
 	tracer  trace.Tracer
-	models  *eval.ModelTracker // provider-reported model per alias/target
+	tracing bool
+	stages  map[string]prometheus.Observer // tollgate_stage_duration_seconds by stage, resolved once
+	models  *eval.ModelTracker             // provider-reported model per alias/target
 
 	// reservation ids: unique per process even when clients reuse x-request-id
 	idPrefix string
@@ -102,6 +106,11 @@ func New(opts Options) (*Server, error) {
 		s.now = time.Now
 	}
 	s.models = eval.NewModelTracker(0, s.now)
+	s.stages = make(map[string]prometheus.Observer, len(stageNames))
+	for _, name := range stageNames {
+		s.stages[name] = s.metrics.StageDuration.WithLabelValues(name)
+	}
+	s.tracing = s.tracer != nil
 	if s.tracer == nil {
 		s.tracer = noop.NewTracerProvider().Tracer(telemetry.TracerName)
 	}
@@ -238,7 +247,21 @@ func (s *Server) reservationID(requestID string) string {
 	return id
 }
 
-// timeStage observes one stage's duration.
-func (s *Server) timeStage(stage string, start time.Time) {
-	s.metrics.StageDuration.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+// stageNames are the stages timed into tollgate_stage_duration_seconds, in
+// the order a request meets them.
+var stageNames = []string{
+	"auth", "parse", "prompt", "complexity", "route", "guard_input", "cache_lookup", "mutate",
+	"budget", "response_headers", "meter", "guard_output", "cache_store", "stream_chunk", "upstream",
 }
+
+// observeStage records one stage's duration.
+func (s *Server) observeStage(stage string, d time.Duration) {
+	o, ok := s.stages[stage]
+	if !ok {
+		o = s.metrics.StageDuration.WithLabelValues(stage)
+	}
+	o.Observe(d.Seconds())
+}
+
+// timeStage observes one stage's duration.
+func (s *Server) timeStage(stage string, start time.Time) { s.observeStage(stage, time.Since(start)) }

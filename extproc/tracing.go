@@ -15,7 +15,11 @@ import (
 var noopSpan = trace.SpanFromContext(context.Background())
 
 // startSpan opens the request's span, parented on the client's traceparent.
+// Without a tracer (tracing off) it does nothing: the span stays a no-op.
 func (d *downstream) startSpan(ctx context.Context) {
+	if !d.s.tracing {
+		return
+	}
 	ctx = telemetry.TraceContext(ctx, d.headers.get("traceparent"), "")
 	_, d.span = d.s.tracer.Start(ctx, "tollgate.request",
 		trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(d.start))
@@ -25,7 +29,7 @@ func (d *downstream) startSpan(ctx context.Context) {
 // request is traced, records it as a child span.
 func (d *downstream) stage(name string, start time.Time) {
 	end := time.Now()
-	d.s.metrics.StageDuration.WithLabelValues(name).Observe(end.Sub(start).Seconds())
+	d.s.observeStage(name, end.Sub(start))
 	if !d.span.IsRecording() {
 		return
 	}

@@ -17,6 +17,7 @@ func runExtProc(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	extAddr := fs.String("extproc-addr", "", "gRPC listen address, host:port or unix:/path (overrides listen.extproc)")
 	adminAddr := fs.String("admin-addr", "", "admin HTTP address for /metrics /healthz /readyz (overrides listen.admin)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	pprof := fs.Bool("pprof", false, "serve net/http/pprof under /debug/pprof/ on the admin address")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -38,7 +39,7 @@ func runExtProc(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if *adminAddr != "" {
 		cfg.Listen.Admin = *adminAddr
 	}
-	if err := extproc.Run(ctx, cfg, extproc.RunOptions{Logger: log, Stdout: stdout, ConfigPath: *path}); err != nil {
+	if err := extproc.Run(ctx, cfg, extproc.RunOptions{Logger: log, Stdout: stdout, ConfigPath: *path, Pprof: *pprof}); err != nil {
 		log.Error("extproc stopped", "err", err)
 		return 1
 	}

@@ -113,6 +113,13 @@ func TestParseResponse(t *testing.T) {
 	assert.Equal(t, "fp_1", r.SystemFingerprint)
 	assert.Equal(t, []Text{{Role: "assistant", Path: "choices.0.message.content", Text: "hello"}}, r.Texts)
 
+	u, err := ParseUsage([]byte(`{"id":"x","model":"m","choices":[{"message":{"content":"hello"}}],"usage":{"prompt_tokens":10,"completion_tokens":20,"prompt_tokens_details":{"cached_tokens":4}},"system_fingerprint":"fp"}`))
+	require.NoError(t, err)
+	assert.Equal(t, Usage{InputTokens: 10, OutputTokens: 20, CachedInputTokens: 4}, u.Usage)
+	assert.Equal(t, "m", u.Model)
+	assert.Equal(t, "fp", u.SystemFingerprint)
+	assert.Empty(t, u.Texts)
+
 	e, err := ParseResponse([]byte(`{"error":{"message":"x"}}`))
 	require.NoError(t, err)
 	assert.True(t, e.IsError)

@@ -71,3 +71,36 @@ func usageFrom(u gjson.Result) Usage {
 		ReasoningTokens:   u.Get("completion_tokens_details.reasoning_tokens").Int(),
 	}
 }
+
+// ParseUsage is ParseResponse without the choices: model, fingerprint,
+// usage and whether the body is an error, reading only top-level keys. It
+// is what metering needs when nothing inspects the completion text.
+func ParseUsage(body []byte) (*Response, error) {
+	if !gjson.ValidBytes(body) {
+		return nil, ErrInvalidJSON
+	}
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
+	if !root.IsObject() {
+		return nil, ErrNotObject
+	}
+	r := &Response{}
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "error":
+			r.IsError = true
+		case "model":
+			r.Model = v.Str
+		case "system_fingerprint":
+			r.SystemFingerprint = v.Str
+		case "usage":
+			if v.IsObject() {
+				r.Usage, r.HasUsage = usageFrom(v), true
+			}
+		}
+		return true
+	})
+	if r.IsError {
+		return &Response{IsError: true}, nil
+	}
+	return r, nil
+}
