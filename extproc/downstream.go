@@ -53,7 +53,6 @@ type downstream struct {
 	status    int
 	provider  string
 	target    string // model name at the provider
-	respJSON  bool
 	// rewriteError: the response is a non-JSON error (an Envoy local
 	// reply) whose body becomes an OpenAI-shaped error.
 	rewriteError bool

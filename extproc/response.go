@@ -82,7 +82,6 @@ func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Proc
 		}
 		return responseHeadersReply(common(&mut, nil, false), overrideStreamed)
 	}
-	d.respJSON = true
 	return responseHeadersReply(common(&mut, nil, false), nil)
 }
 

@@ -10,7 +10,6 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -61,15 +60,15 @@ func TestRunReloadsConfig(t *testing.T) {
 	// An invalid edit is rejected: still 404, still serving.
 	require.NoError(t, os.WriteFile(path, []byte(base+"bogus: 1\n"), 0o600))
 	rejected := func() float64 {
-		n, _ := testutil.GatherAndCount(reg, "tollgate_failures_total")
-		if n == 0 {
-			return 0
-		}
-		mfs, _ := reg.Gather()
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
 		for _, mf := range mfs {
+			if mf.GetName() != "tollgate_failures_total" {
+				continue
+			}
 			for _, m := range mf.GetMetric() {
 				for _, l := range m.GetLabel() {
-					if mf.GetName() == "tollgate_failures_total" && l.GetValue() == "config_reload" {
+					if l.GetName() == "layer" && l.GetValue() == "config_reload" {
 						return m.GetCounter().GetValue()
 					}
 				}

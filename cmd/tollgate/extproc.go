@@ -21,12 +21,10 @@ func runExtProc(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintf(stderr, "tollgate: bad --log-level: %v\n", err)
+	log, ok := newLogger(*level, stderr)
+	if !ok {
 		return 2
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
 
 	cfg, err := loadConfig(*path)
 	if err != nil {
@@ -44,4 +42,15 @@ func runExtProc(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	return 0
+}
+
+// newLogger is the JSON logger at --log-level; ok is false (and the problem
+// printed) for an unknown level.
+func newLogger(level string, stderr io.Writer) (*slog.Logger, bool) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		fmt.Fprintf(stderr, "tollgate: bad --log-level: %v\n", err)
+		return nil, false
+	}
+	return slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv})), true
 }
