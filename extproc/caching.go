@@ -128,8 +128,33 @@ func (d *downstream) storeResponse(ctx context.Context, completion []byte) {
 		d.creq.Bypass("output_pii")
 	case !d.hasUsage:
 		d.creq.Bypass("incomplete")
+	case d.outputFindings(completion):
+		// A streamed answer is stored as the provider sent it, and the
+		// stream guard may have redacted (or only logged) findings in what
+		// the client saw: never keep such an answer.
+		d.creq.Bypass("output_findings")
 	}
 	if err := d.s.cache.Store(ctx, d.creq, completion); err != nil {
 		d.s.log.Debug("response not cached", "alias", d.alias, "err", err)
 	}
+}
+
+// outputFindings re-checks an answer with the output guard before it is
+// stored (for streams the per-chunk scanner reports no findings).
+func (d *downstream) outputFindings(completion []byte) bool {
+	g := d.rt.outGuard
+	if g == nil || d.acc == nil {
+		return false
+	}
+	resp, err := llm.ParseResponse(completion)
+	if err != nil {
+		return true
+	}
+	sess := g.NewSession()
+	for _, t := range resp.Texts {
+		if len(sess.Check(t.Text).Findings) > 0 {
+			return true
+		}
+	}
+	return false
 }

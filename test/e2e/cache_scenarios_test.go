@@ -154,3 +154,24 @@ func TestCacheSharedAcrossReplicasAndRedisDown(t *testing.T) {
 	_, h = ask(t, r1, KeyA, "Which replica answers this question?")
 	assert.Equal(t, "hit", h.Get("x-tollgate-cache"), "the local tier still serves")
 }
+
+func init() {
+	scenarios = append(scenarios, scenario{name: "CacheNeverStoresGuardedStream", opts: Options{Extra: cacheOn + guardrails}, run: cacheGuardedStream})
+}
+
+// A streamed answer whose card the output guard redacted is not cached: a
+// later identical request must not be replayed the raw answer.
+func cacheGuardedStream(t *testing.T, g *Gateway) {
+	reply := option.WithHeader("x-fake-reply", "The card on file is 4111 1111 1111 1111 today.")
+	c := g.Client(KeyA, reply)
+	p := chatParams("small", "which card")
+	p.Temperature = openai.Float(0)
+	for i := 0; i < 2; i++ {
+		var resp *http.Response
+		text, err := streamText(t, c.Chat.Completions.NewStreaming(ctx(t), withUsage(p), option.WithResponseInto(&resp)))
+		require.NoError(t, err)
+		assert.NotContains(t, text, "4111 1111 1111 1111", "round %d", i)
+		assert.NotEqual(t, "hit", resp.Header.Get("x-tollgate-cache"), "round %d", i)
+	}
+	assert.Equal(t, 2, g.Provider.Calls())
+}
