@@ -40,10 +40,7 @@ func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Proc
 	mut.setHeader(HeaderProvider, d.provider)
 	mut.setHeader(HeaderModel, d.target)
 	if d.cacheState == "" {
-		d.cacheState = "bypass"
-		if d.s.cache == nil {
-			d.cacheState = "off"
-		}
+		d.cacheState = "bypass" // cache off, or the request was not cacheable
 	}
 	mut.setHeader(HeaderCache, d.cacheState)
 
