@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -56,6 +57,7 @@ type Cache struct {
 	idf      IDF
 	metrics  *metrics
 	shared   *redisTier // nil for the memory backend
+	scratch  sync.Pool  // *keyScratch for NewRequest
 }
 
 // maxSemanticEntriesTotal bounds the whole in-process index across partitions.
@@ -119,7 +121,14 @@ func New(cfg Config, reg prometheus.Registerer, opts ...Option) (*Cache, error) 
 // NewRequest derives cache keys like the package-level NewRequest, with the
 // configured temperature ceiling.
 func (c *Cache) NewRequest(tenant, alias string, body []byte) (*Request, error) {
-	return newRequest(tenant, alias, body, c.cfg.MaxTemperature)
+	sc, _ := c.scratch.Get().(*keyScratch)
+	if sc == nil {
+		sc = new(keyScratch)
+	}
+	r, err := newRequest(tenant, alias, body, c.cfg.MaxTemperature, sc)
+	sc.reset()
+	c.scratch.Put(sc)
+	return r, err
 }
 
 func (c *Cache) cacheable(r *Request) bool {

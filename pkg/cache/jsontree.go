@@ -570,6 +570,19 @@ func (t *jtree) number(idx int32) (float64, bool) {
 }
 
 // text returns the decoded string value of idx.
+// textIs reports whether node idx is a string equal to s, without allocating
+// for the common unescaped case.
+func (t *jtree) textIs(idx int32, s string) bool {
+	if idx < 0 || t.nodes[idx].kind != jStr {
+		return false
+	}
+	n := &t.nodes[idx]
+	if !n.esc {
+		return string(n.raw) == s
+	}
+	return string(unescape(nil, n.raw)) == s
+}
+
 func (t *jtree) text(idx int32) (string, bool) {
 	if idx < 0 || t.nodes[idx].kind != jStr {
 		return "", false

@@ -56,12 +56,32 @@ type Request struct {
 // Cacheable reports false. The temperature ceiling is DefaultMaxTemperature;
 // use (*Cache).NewRequest for the configured one.
 func NewRequest(tenant, alias string, body []byte) (*Request, error) {
-	return newRequest(tenant, alias, body, DefaultMaxTemperature)
+	return newRequest(tenant, alias, body, DefaultMaxTemperature, new(keyScratch))
 }
 
-func newRequest(tenant, alias string, body []byte, maxTemp float64) (*Request, error) {
-	t := jtree{nodes: make([]jnode, 0, 16+len(body)/24)}
-	if err := parseJSON(body, &t); err != nil {
+// keyScratch is newRequest's working memory (the parse tree and the hashed
+// buffer), reused across requests by (*Cache).NewRequest: it was most of the
+// allocation of a key derivation.
+type keyScratch struct {
+	t   jtree
+	buf []byte
+	w   canonWriter
+}
+
+// reset drops the references into the last body so a pooled scratch does not
+// keep it alive.
+func (sc *keyScratch) reset() {
+	clear(sc.t.nodes)
+	sc.t.nodes = sc.t.nodes[:0]
+	sc.w.t = nil
+}
+
+func newRequest(tenant, alias string, body []byte, maxTemp float64, sc *keyScratch) (*Request, error) {
+	t := &sc.t
+	if cap(t.nodes) == 0 {
+		t.nodes = make([]jnode, 0, 16+len(body)/24)
+	}
+	if err := parseJSON(body, t); err != nil {
 		return nil, fmt.Errorf("parse request body: %w", err)
 	}
 	if t.nodes[0].kind != jObj {
@@ -101,7 +121,8 @@ func newRequest(tenant, alias string, body []byte, maxTemp float64) (*Request, e
 	case r.temperature > maxTemp:
 		r.reason = ReasonTemperature
 	}
-	r.derive(&t, tenant, alias, msgs)
+	sc.w = canonWriter{t: t, scratch: sc.w.scratch[:0], folded: sc.w.folded[:0], order: sc.w.order[:0]}
+	sc.buf = r.derive(&sc.w, tenant, alias, msgs, sc.buf)
 	return r, nil
 }
 
@@ -113,10 +134,12 @@ func appendLenPrefixed(dst []byte, s string) []byte {
 // derive computes the partition and exact keys. The hashed input is framed
 // with length prefixes and NUL separators (canonical JSON never contains a
 // raw NUL), so no two distinct requests share an input.
-func (r *Request) derive(t *jtree, tenant, alias string, msgs int32) {
-	w := canonWriter{t: t}
-	buf := make([]byte, 0, 256+len(t.nodes)*8+int(t.size))
-	buf = append(buf, keyVersion...)
+func (r *Request) derive(w *canonWriter, tenant, alias string, msgs int32, buf []byte) []byte {
+	t := w.t
+	if need := 256 + len(t.nodes)*8 + t.size; cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
+	buf = append(buf[:0], keyVersion...)
 	buf = append(buf, 0)
 	buf = appendLenPrefixed(buf, tenant)
 	buf = appendLenPrefixed(buf, alias)
@@ -176,17 +199,18 @@ func (r *Request) derive(t *jtree, tenant, alias string, msgs int32) {
 		r.prompt = userText(t, last)
 	}
 	r.exact = sha256.Sum256(buf)
+	return buf
 }
 
 func isSystemMessage(t *jtree, msg int32) bool {
-	role, _ := t.text(t.member(msg, "role"))
-	return role == "system" || role == "developer"
+	role := t.member(msg, "role")
+	return t.textIs(role, "system") || t.textIs(role, "developer")
 }
 
 // userText returns the whitespace-folded text of a user message whose
 // content is a string or a list of text parts, and "" otherwise.
 func userText(t *jtree, msg int32) string {
-	if role, _ := t.text(t.member(msg, "role")); role != "user" {
+	if !t.textIs(t.member(msg, "role"), "user") {
 		return ""
 	}
 	content := t.member(msg, "content")
@@ -200,7 +224,7 @@ func userText(t *jtree, msg int32) string {
 	case jArr:
 		var b strings.Builder
 		for c := t.nodes[content].first; c >= 0; c = t.nodes[c].next {
-			if typ, _ := t.text(t.member(c, "type")); typ != "text" {
+			if !t.textIs(t.member(c, "type"), "text") {
 				return ""
 			}
 			s, ok := t.text(t.member(c, "text"))
