@@ -175,7 +175,10 @@ func (e *BuiltinEmbedder) embedInto(vec []float32, text string) {
 	weights := make([]float64, len(toks))
 	for i, t := range toks {
 		stems[i] = stem(t.lower)
-		weights[i] = math.Pow(e.idf.Weight(t.lower), e.params.idfPow)
+		weights[i] = e.idf.Weight(t.lower)
+		if e.params.idfPow != 1 {
+			weights[i] = math.Pow(weights[i], e.params.idfPow)
+		}
 	}
 	add := func(h uint64, w float64) {
 		idx := h % builtinDims
