@@ -33,6 +33,9 @@ func CacheConfig(c config.Cache, getenv func(string) string) cache.Config {
 	if c.Semantic.Threshold > 0 {
 		cc.Semantic.Threshold = c.Semantic.Threshold
 	}
+	if c.Semantic.Verifier != nil {
+		cc.Semantic.Verifier = *c.Semantic.Verifier
+	}
 	if c.Semantic.DifferenceGuard != nil {
 		cc.Semantic.DifferenceGuard = *c.Semantic.DifferenceGuard
 	}

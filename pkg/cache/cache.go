@@ -57,6 +57,7 @@ type Cache struct {
 	idf      IDF
 	metrics  *metrics
 	shared   *redisTier // nil for the memory backend
+	verifier *Verifier  // nil when the verifier is off
 	scratch  sync.Pool  // *keyScratch for NewRequest
 }
 
@@ -111,6 +112,16 @@ func New(cfg Config, reg prometheus.Registerer, opts ...Option) (*Cache, error) 
 		}
 	default:
 		c.embedder = NewBuiltinEmbedder(c.idf)
+	}
+	if cfg.Semantic.Enabled && cfg.Semantic.Verifier {
+		if _, builtin := c.embedder.(*BuiltinEmbedder); !builtin {
+			bodies.Close()
+			return nil, fmt.Errorf("%w: semantic.verifier needs the builtin embedder", ErrInvalidConfig)
+		}
+		if c.verifier, err = ParseVerifier(verifierModel, c.idf); err != nil {
+			bodies.Close()
+			return nil, err
+		}
 	}
 	if cfg.Backend == BackendRedis {
 		c.shared = newRedisTier(c, cfg.Redis)
@@ -176,25 +187,45 @@ func (c *Cache) semantic(ctx context.Context, r *Request) (Hit, bool) {
 	}
 	cands := c.index.search(r.partition, vec, semanticCandidates)
 	var facts *promptFacts
+	var vq *VerifierQuery
 	for _, cand := range cands {
 		if cand.similarity < c.cfg.Semantic.Threshold {
 			break
 		}
-		if c.cfg.Semantic.DifferenceGuard && cand.entry.prompt != r.prompt {
-			if facts == nil {
-				f := factsOf(r.prompt, c.idf)
-				facts = &f
-			}
-			if reason := differ(*facts, factsOf(cand.entry.prompt, c.idf)); reason != "" {
-				c.metrics.vetoes.WithLabelValues(reason).Inc()
-				continue
-			}
+		if cand.entry.prompt == r.prompt {
+			// Same text, other key (e.g. a whitespace variant): nothing to check.
+		} else if reason := c.veto(r.prompt, cand, &facts, &vq); reason != "" {
+			c.metrics.vetoes.WithLabelValues(reason).Inc()
+			continue
 		}
 		if body, ok := c.body(ctx, cand.entry.key); ok {
 			return Hit{Body: body, Kind: KindSemantic, Similarity: cand.similarity}, true
 		}
 	}
 	return Hit{}, false
+}
+
+// veto runs the difference guard and then the verifier on a candidate and
+// returns why it may not be served ("" when it may). The query's facts and
+// verifier state are prepared once per lookup; with the verifier on, the
+// guard reads the facts the verifier computes (one tokenisation per side).
+func (c *Cache) veto(prompt string, cand candidate, facts **promptFacts, vq **VerifierQuery) string {
+	if c.verifier != nil {
+		if *vq == nil {
+			*vq = c.verifier.Query(prompt)
+		}
+		return (*vq).check(cand.entry.prompt, cand.similarity, c.cfg.Semantic.DifferenceGuard)
+	}
+	if c.cfg.Semantic.DifferenceGuard {
+		if *facts == nil {
+			f := factsOf(prompt, c.idf)
+			*facts = &f
+		}
+		if reason := differ(**facts, factsOf(cand.entry.prompt, c.idf)); reason != "" {
+			return reason
+		}
+	}
+	return ""
 }
 
 // Store saves the response to r. Requests that are not cacheable (including

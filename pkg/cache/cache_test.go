@@ -140,15 +140,60 @@ func TestSemanticCache(t *testing.T) {
 }
 
 func TestSemanticWithoutGuardHitsLookAlikes(t *testing.T) {
-	// The same look-alike that the guard vetoes is a hit without it: the
-	// guard, not the threshold, is what keeps it out.
+	// The same look-alike that the guard vetoes is a hit without it (and
+	// without the verifier): the guard, not the threshold, keeps it out.
 	c, _ := newTestCache(t, func(cfg *Config) {
 		cfg.Semantic.Threshold = 0.5
 		cfg.Semantic.DifferenceGuard = false
+		cfg.Semantic.Verifier = false
 	})
 	store(t, c, "acme", chatBody("What is the capital of France?"), "Paris")
 	_, ok := lookup(t, c, "acme", chatBody("What is the capital of Germany?"))
 	assert.True(t, ok)
+}
+
+func TestSemanticVerifier(t *testing.T) {
+	// Guard off: the verifier alone must separate the paraphrase from the
+	// look-alikes, which all reach its cosine floor.
+	c, _ := newTestCache(t, func(cfg *Config) { cfg.Semantic.DifferenceGuard = false })
+	require.NotNil(t, c.verifier)
+	assert.Equal(t, VerifierFloor, c.cfg.Semantic.Threshold, "threshold 0 selects the verifier floor")
+	store(t, c, "acme", chatBody("What is the capital of France?"), "Paris")
+	store(t, c, "acme", chatBody("How can I convert US dollars to euros?"), "rate")
+	store(t, c, "acme", chatBody("How can I improve my English speaking skills?"), "practice")
+
+	tests := []struct {
+		prompt string
+		hit    bool
+	}{
+		{"what's the capital of France", true},
+		{"How do I improve my English speaking skills?", true},
+		{"What is the capital of Germany?", false},
+		{"How can I convert euros to US dollars?", false},
+		{"What is the population of France?", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.prompt, func(t *testing.T) {
+			before := testutil.ToFloat64(c.metrics.vetoes.WithLabelValues(VetoVerifier))
+			_, ok := lookup(t, c, "acme", chatBody(tc.prompt))
+			assert.Equal(t, tc.hit, ok)
+			if !tc.hit {
+				assert.Equal(t, before+1, testutil.ToFloat64(c.metrics.vetoes.WithLabelValues(VetoVerifier)))
+			}
+		})
+	}
+}
+
+func TestVerifierNeedsBuiltinEmbedder(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Semantic.Embedder = EmbedderConfig{Kind: EmbedderOpenAI, URL: "http://127.0.0.1:1", Model: "m"}
+	require.ErrorIs(t, cfg.Validate(), ErrInvalidConfig)
+	cfg.Semantic.Verifier = false
+	require.NoError(t, cfg.Validate())
+	assert.Equal(t, DefaultThreshold, cfg.withDefaults().Semantic.Threshold)
+
+	_, err := New(DefaultConfig(), nil, WithEmbedder(failingEmbedder{}))
+	require.ErrorIs(t, err, ErrInvalidConfig)
 }
 
 func TestEarlierTurnsPartition(t *testing.T) {
@@ -267,7 +312,7 @@ func (failingEmbedder) Embed(context.Context, string) ([]float32, error) {
 func (failingEmbedder) ID() string { return "failing" }
 
 func TestEmbedderFailureDegradesToExact(t *testing.T) {
-	c, _ := newTestCache(t, nil, WithEmbedder(failingEmbedder{}))
+	c, _ := newTestCache(t, func(cfg *Config) { cfg.Semantic.Verifier = false }, WithEmbedder(failingEmbedder{}))
 	store(t, c, "acme", chatBody("What is the capital of France?"), "Paris")
 	_, ok := lookup(t, c, "acme", chatBody("What is the capital of France?"))
 	assert.True(t, ok, "exact still works")

@@ -18,9 +18,10 @@ const (
 	EmbedderOpenAI  = "openai"
 )
 
-// Shipped defaults. DefaultThreshold was chosen on the training split of
-// cache-qqp (see README.md) for the built-in embedder with the difference
-// guard on.
+// Shipped defaults. DefaultThreshold (used without the verifier) was chosen
+// on the training split of cache-qqp (see README.md) for the built-in
+// embedder with the difference guard on; with the verifier the threshold
+// defaults to VerifierFloor.
 const (
 	DefaultThreshold              = 0.94
 	DefaultMaxBytes               = 64 << 20
@@ -60,8 +61,15 @@ type ExactConfig struct {
 // SemanticConfig configures the semantic cache.
 type SemanticConfig struct {
 	Enabled bool
-	// Threshold is the minimum cosine similarity for a semantic hit.
+	// Threshold is the minimum cosine similarity of a candidate: of a hit
+	// without the verifier, of a prompt handed to the verifier with it. 0
+	// selects the shipped value for the mode (DefaultThreshold, or
+	// VerifierFloor with the verifier).
 	Threshold float64
+	// Verifier makes the learned pair verifier (verify.go) decide between a
+	// query and each candidate at or above Threshold. It needs the built-in
+	// embedder: its features include the built-in cosine.
+	Verifier bool
 	// DifferenceGuard vetoes hits whose prompts differ in numbers, named
 	// entities, negation or rare content words.
 	DifferenceGuard bool
@@ -95,13 +103,14 @@ type Config struct {
 }
 
 // DefaultConfig returns the shipped defaults: exact and semantic caching on,
-// the built-in embedder, the difference guard on, in-process backend.
+// the built-in embedder with the verifier and the difference guard,
+// in-process backend.
 func DefaultConfig() Config {
 	return Config{
 		Exact: ExactConfig{Enabled: true, MaxBytes: DefaultMaxBytes, TTL: DefaultTTL},
 		Semantic: SemanticConfig{
 			Enabled:                true,
-			Threshold:              DefaultThreshold,
+			Verifier:               true,
 			DifferenceGuard:        true,
 			Embedder:               EmbedderConfig{Kind: EmbedderBuiltin},
 			MaxEntriesPerPartition: DefaultMaxEntriesPerPartition,
@@ -142,6 +151,12 @@ func (c Config) withDefaults() Config {
 	if c.Redis.Timeout == 0 {
 		c.Redis.Timeout = DefaultRedisTimeout
 	}
+	if c.Semantic.Threshold == 0 {
+		c.Semantic.Threshold = DefaultThreshold
+		if c.Semantic.Verifier {
+			c.Semantic.Threshold = VerifierFloor
+		}
+	}
 	return c
 }
 
@@ -161,8 +176,8 @@ func (c Config) Validate() error {
 	if c.Semantic.Threshold < 0 || c.Semantic.Threshold > 1 {
 		bad("semantic.threshold must be in [0,1], got %g", c.Semantic.Threshold)
 	}
-	if c.Semantic.Enabled && c.Semantic.Threshold == 0 {
-		bad("semantic.threshold must be set when semantic caching is enabled")
+	if c.Semantic.Verifier && c.Semantic.Embedder.Kind != EmbedderBuiltin {
+		bad("semantic.verifier needs the builtin embedder (its features include the built-in cosine), got %q", c.Semantic.Embedder.Kind)
 	}
 	if c.Semantic.MaxEntriesPerPartition < 0 {
 		bad("semantic.max_entries_per_partition must be positive, got %d", c.Semantic.MaxEntriesPerPartition)

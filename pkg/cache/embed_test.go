@@ -140,6 +140,7 @@ func TestCacheWithOpenAIEmbedder(t *testing.T) {
 	})
 	c, _ := newTestCache(t, func(cfg *Config) {
 		cfg.Semantic.Embedder = EmbedderConfig{Kind: EmbedderOpenAI, URL: url, Model: "m"}
+		cfg.Semantic.Verifier = false
 		cfg.Semantic.Threshold = 0.99
 	})
 	store(t, c, "acme", chatBody("What is the capital of France?"), "Paris")

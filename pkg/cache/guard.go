@@ -12,6 +12,8 @@ const (
 	VetoNegation = "negation"
 	VetoContent  = "content_word"
 	VetoQuestion = "question_type"
+	// VetoVerifier: the learned verifier scored the pair below its threshold.
+	VetoVerifier = "verifier"
 )
 
 // guardRareIDF is the IDF at or above which a word substituted by another
@@ -54,6 +56,26 @@ func whBit(w string, mode int) uint8 {
 		}
 	}
 	return 0
+}
+
+// whMask keeps the question-word bits that guard mode records (see whBit).
+func whMask(mode int) uint8 {
+	switch mode {
+	case 0:
+		return 0
+	case 1:
+		return 1 | 2 | 4 | 8
+	case 2:
+		return 1 | 2 | 4 | 8 | 16
+	}
+	return 1 | 2 | 4 | 8 | 16 | 32
+}
+
+// asMode returns the facts as factsOfP with a lower question-word mode would
+// have computed them (the other facts do not depend on the mode).
+func (f promptFacts) asMode(mode int) promptFacts {
+	f.wh &= whMask(mode)
+	return f
 }
 
 func isNegation(w string) bool {

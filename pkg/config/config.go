@@ -177,8 +177,13 @@ type ExactCache struct {
 // SemanticCache configures the similarity tier.
 type SemanticCache struct {
 	Enabled bool `yaml:"enabled"`
-	// Threshold is the minimum cosine similarity of a hit; 0 = the shipped one.
-	Threshold       float64  `yaml:"threshold"`
+	// Threshold is the minimum cosine similarity of a candidate (of a hit
+	// without the verifier); 0 = the shipped one for the mode (0.30 with the
+	// verifier, 0.94 without).
+	Threshold float64 `yaml:"threshold"`
+	// Verifier lets the learned pair verifier decide each candidate; default
+	// on with the builtin embedder, and only allowed with it.
+	Verifier        *bool    `yaml:"verifier"`
 	DifferenceGuard *bool    `yaml:"difference_guard"`
 	Embedder        Embedder `yaml:"embedder"`
 }

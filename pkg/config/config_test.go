@@ -21,6 +21,18 @@ func TestDefaultConfigIsValid(t *testing.T) {
 	assert.Equal(t, []string{"demo"}, c.TenantIDs())
 }
 
+func TestVerifierDefaultFollowsEmbedder(t *testing.T) {
+	c, err := Parse("c.yaml", []byte(minimal))
+	require.NoError(t, err)
+	require.NotNil(t, c.Cache.Semantic.Verifier)
+	assert.True(t, *c.Cache.Semantic.Verifier, "builtin embedder: verifier on")
+
+	c, err = Parse("c.yaml", []byte(minimal+"cache:\n  semantic:\n    embedder: {kind: openai, url: \"http://e\"}\n"))
+	require.NoError(t, err)
+	require.NotNil(t, c.Cache.Semantic.Verifier)
+	assert.False(t, *c.Cache.Semantic.Verifier, "openai embedder: verifier off")
+}
+
 const minimal = `
 providers:
   p: {base_url: "http://127.0.0.1:1"}
@@ -56,6 +68,8 @@ guardrails:
 		{"bad key hash", minimal + "tenants:\n  keys:\n    - {id: a, sha256: nothex, tenant: t}\n", []string{"c.yaml:9: tenants.keys[0].sha256: must be 64 hex"}},
 		{"budget for unknown tenant", minimal + "budgets:\n  tenants:\n    ghost: {daily_usd: 1}\n", []string{"c.yaml:9: budgets.tenants.ghost"}},
 		{"not yaml", "a: [1, 2\n", []string{"c.yaml"}},
+		{"verifier with openai embedder", minimal + "cache:\n  semantic:\n    verifier: true\n    embedder: {kind: openai, url: \"http://e\"}\n",
+			[]string{"cache.semantic.verifier: needs the builtin embedder"}},
 		{"bad tenant id", minimal + "tenants:\n  keys:\n    - {id: a, sha256: 179510ee3e248a7bfae1a518d344461ddef0e32bbf53b40845f2d3e157c5973f, tenant: \"t{x}\"}\n", []string{"c.yaml:9: tenants.keys[0].tenant: must match"}},
 	}
 	for _, tt := range tests {

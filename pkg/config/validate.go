@@ -72,6 +72,10 @@ func applyDefaults(c *Config) {
 		t := true
 		c.Cache.Semantic.DifferenceGuard = &t
 	}
+	if c.Cache.Semantic.Verifier == nil {
+		on := c.Cache.Semantic.Embedder.Kind == "builtin"
+		c.Cache.Semantic.Verifier = &on
+	}
 	fm := &c.FailureMode
 	for _, m := range []*Mode{&fm.ExtProc, &fm.Guardrails, &fm.Budgets} {
 		if *m == "" {
@@ -332,6 +336,9 @@ func (v *validator) cache(c *Config) {
 	case "openai":
 		if e.URL == "" {
 			v.add("cache.semantic.embedder.url", "required for kind openai")
+		}
+		if vf := c.Cache.Semantic.Verifier; vf != nil && *vf {
+			v.add("cache.semantic.verifier", "needs the builtin embedder (its features include the built-in cosine); set it to false with kind openai")
 		}
 	default:
 		v.add("cache.semantic.embedder.kind", "must be builtin or openai, got %q", e.Kind)

@@ -2,7 +2,8 @@
 // corpora: for every pair it stores a's answer and looks up b through the
 // real Cache API (each pair in its own tenant, so pairs cannot hit each
 // other), and reports the hit rate on duplicates and the false-hit rate on
-// non-duplicates, with and without the difference guard.
+// non-duplicates, with and without the difference guard, for the shipped
+// mode (verifier on) and for the cosine-only mode (verifier off).
 //
 // The tables shipped in pkg/cache (idf.bin, entity.bin) are fitted on the
 // training split of cache-qqp (its first 70% of lines) by -write-tables; cache-qqp numbers are
@@ -49,7 +50,7 @@ func main() {
 func run(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	corpora := fs.String("corpora", "../shared/corpora", "directory holding cache-*/data.jsonl")
-	threshold := fs.Float64("threshold", cache.DefaultThreshold, "cosine similarity threshold")
+	threshold := fs.Float64("threshold", 0, "cosine threshold of the cosine-only mode (0 = cache.DefaultThreshold)")
 	writeTables := fs.String("write-tables", "", "fit the IDF and entity tables on the cache-qqp training split, write idf.bin and entity.bin into this directory and exit")
 	sweep := fs.Bool("sweep", false, "also print a threshold sweep (pairwise, same embedder and guard)")
 	split := fs.String("split", "heldout", "cache-qqp split to report: heldout or train")
@@ -105,17 +106,26 @@ func run(args []string, out io.Writer) error {
 		}{name, recs})
 	}
 
+	if *threshold == 0 {
+		*threshold = cache.DefaultThreshold
+	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Fprintf(out, "threshold %.2f, built-in embedder\n", *threshold)
-	fmt.Fprintln(tw, "corpus\tdup pairs\thit rate (no guard)\thit rate (guard)\tnon-dup pairs\tfalse hits (no guard)\tfalse hits (guard)\t")
+	fmt.Fprintf(out, "built-in embedder; shipped = verifier (cosine floor %.2f) + difference guard; cosine-only = threshold %.2f\n", cache.VerifierFloor, *threshold)
+	fmt.Fprintln(tw, "corpus\tmode\tdup pairs\thit rate (no guard)\thit rate (guard)\tnon-dup pairs\tfalse hits (no guard)\tfalse hits (guard)\t")
 	for _, s := range sets {
-		res, err := evaluate(s.recs, *threshold)
-		if err != nil {
-			return err
+		for _, m := range []struct {
+			name      string
+			verifier  bool
+			threshold float64
+		}{{"shipped (verifier)", true, 0}, {"cosine-only", false, *threshold}} {
+			res, err := evaluate(s.recs, m.verifier, m.threshold)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t\n", s.name, m.name,
+				res.dup, pct(res.hitNoGuard, res.dup), pct(res.hitGuard, res.dup),
+				res.nondup, pct(res.falseNoGuard, res.nondup), pct(res.falseGuard, res.nondup))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%s\t%s\t\n", s.name,
-			res.dup, pct(res.hitNoGuard, res.dup), pct(res.hitGuard, res.dup),
-			res.nondup, pct(res.falseNoGuard, res.nondup), pct(res.falseGuard, res.nondup))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -179,12 +189,14 @@ func requestBody(text string) []byte {
 const answer = `{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}`
 
 // evaluate stores a and looks up b for every pair, in two caches that differ
-// only in the difference guard. Each pair gets its own tenant.
-func evaluate(recs []record, threshold float64) (result, error) {
+// only in the difference guard. Each pair gets its own tenant. threshold 0
+// is the shipped one for the mode.
+func evaluate(recs []record, verifier bool, threshold float64) (result, error) {
 	var res result
 	mk := func(guard bool) (*cache.Cache, error) {
 		cfg := cache.DefaultConfig()
 		cfg.Exact.Enabled = true
+		cfg.Semantic.Verifier = verifier
 		cfg.Semantic.Threshold = threshold
 		cfg.Semantic.DifferenceGuard = guard
 		return cache.New(cfg, nil)
