@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -46,6 +48,8 @@ func (h *Host) instantiateEnv(ctx context.Context) error {
 	return nil
 }
 
+// read returns a view of guest memory (no copy): valid until the guest runs
+// again, so it is copied before anything keeps it.
 func (vm *VM) read(mod api.Module, ptr, size uint64) []byte {
 	b, ok := mod.Memory().Read(uint32(ptr), uint32(size))
 	if !ok {
@@ -54,25 +58,54 @@ func (vm *VM) read(mod api.Module, ptr, size uint64) []byte {
 	return b
 }
 
-// handOff copies data into guest memory the way Envoy does: a re-entrant
-// proxy_on_memory_allocate call, then the (ptr, size) u32 result slots.
-func (vm *VM) handOff(mod api.Module, retPtr, retSize uint64, data []byte) uint32 {
+// readView is read as a string aliasing guest memory, for lookups and
+// comparisons within one host call: no allocation, and never retained.
+func (vm *VM) readView(mod api.Module, ptr, size uint64) string {
+	b := vm.read(mod, ptr, size)
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// guestAlloc asks the guest for n bytes the way Envoy does, with a
+// re-entrant proxy_on_memory_allocate call under the restricted-callback
+// rules, and returns the pointer and a view of the buffer to fill.
+func (vm *VM) guestAlloc(mod api.Module, n int) (uint32, []byte) {
 	prev := vm.phase
 	vm.phase = phaseAlloc
-	res, err := vm.allocate.Call(vm.callCtx, uint64(len(data)))
+	vm.allocStack[0] = uint64(n)
+	err := vm.allocate.CallWithStack(vm.callCtx, vm.allocStack[:])
 	vm.phase = prev
 	if err != nil {
 		vm.trap("proxy_on_memory_allocate failed: " + err.Error())
 	}
-	ptr := uint32(res[0])
-	mem := mod.Memory()
-	if len(data) > 0 && !mem.Write(ptr, data) {
+	ptr := uint32(vm.allocStack[0])
+	if n == 0 {
+		return ptr, nil
+	}
+	buf, ok := mod.Memory().Read(ptr, uint32(n))
+	if !ok {
 		vm.trap("allocate returned an out-of-bounds pointer")
 	}
-	if !mem.WriteUint32Le(uint32(retPtr), ptr) || !mem.WriteUint32Le(uint32(retSize), uint32(len(data))) {
+	return ptr, buf
+}
+
+// setResult writes the (ptr, size) u32 result slots of a handed-off buffer.
+func (vm *VM) setResult(mod api.Module, retPtr, retSize uint64, ptr uint32, n int) uint32 {
+	mem := mod.Memory()
+	if !mem.WriteUint32Le(uint32(retPtr), ptr) || !mem.WriteUint32Le(uint32(retSize), uint32(n)) {
 		vm.trap("out-of-bounds result slot")
 	}
 	return statusOK
+}
+
+// handOff copies data into guest memory the way Envoy does: a re-entrant
+// proxy_on_memory_allocate call, then the (ptr, size) u32 result slots.
+func (vm *VM) handOff(mod api.Module, retPtr, retSize uint64, data string) uint32 {
+	ptr, buf := vm.guestAlloc(mod, len(data))
+	copy(buf, data)
+	return vm.setResult(mod, retPtr, retSize, ptr, len(data))
 }
 
 func (vm *VM) hostLog(mod api.Module, s []uint64) uint32 {
@@ -95,7 +128,7 @@ func (vm *VM) hostGetBufferBytes(mod api.Module, s []uint64) uint32 {
 		return statusBadArgument
 	}
 	end := min(start+max, uint64(len(buf)))
-	return vm.handOff(mod, s[3], s[4], buf[start:end])
+	return vm.handOff(mod, s[3], s[4], string(buf[start:end]))
 }
 
 func (vm *VM) headerMap(t uint64) *[][2]string {
@@ -111,19 +144,29 @@ func (vm *VM) headerMap(t uint64) *[][2]string {
 	return nil
 }
 
-func encodePairs(dst []byte, pairs [][2]string) []byte {
-	out := binary.LittleEndian.AppendUint32(dst[:0], uint32(len(pairs)))
+// pairsSize is the length of the proxy-wasm serialization of pairs.
+func pairsSize(pairs [][2]string) int {
+	n := 4
 	for _, p := range pairs {
-		out = binary.LittleEndian.AppendUint32(out, uint32(len(p[0])))
-		out = binary.LittleEndian.AppendUint32(out, uint32(len(p[1])))
+		n += 8 + len(p[0]) + len(p[1]) + 2
 	}
+	return n
+}
+
+// putPairs writes the serialization of pairs to dst, which is pairsSize long.
+func putPairs(dst []byte, pairs [][2]string) {
+	binary.LittleEndian.PutUint32(dst, uint32(len(pairs)))
+	sizes, data := dst[4:], dst[4+8*len(pairs):]
 	for _, p := range pairs {
-		out = append(out, p[0]...)
-		out = append(out, 0)
-		out = append(out, p[1]...)
-		out = append(out, 0)
+		binary.LittleEndian.PutUint32(sizes, uint32(len(p[0])))
+		binary.LittleEndian.PutUint32(sizes[4:], uint32(len(p[1])))
+		sizes = sizes[8:]
+		data = data[copy(data, p[0]):]
+		data[0] = 0
+		data = data[1+copy(data[1:], p[1]):]
+		data[0] = 0
+		data = data[1:]
 	}
-	return out
 }
 
 func decodePairs(b []byte) ([][2]string, bool) {
@@ -156,8 +199,11 @@ func (vm *VM) hostGetHeaderMapPairs(mod api.Module, s []uint64) uint32 {
 	if m == nil {
 		return statusBadArgument
 	}
-	vm.pairsBuf = encodePairs(vm.pairsBuf, *m)
-	return vm.handOff(mod, s[1], s[2], vm.pairsBuf)
+	// Serialized straight into the buffer the guest allocated.
+	n := pairsSize(*m)
+	ptr, buf := vm.guestAlloc(mod, n)
+	putPairs(buf, *m)
+	return vm.setResult(mod, s[1], s[2], ptr, n)
 }
 
 func (vm *VM) hostGetHeaderMapValue(mod api.Module, s []uint64) uint32 {
@@ -165,23 +211,70 @@ func (vm *VM) hostGetHeaderMapValue(mod api.Module, s []uint64) uint32 {
 	if m == nil {
 		return statusBadArgument
 	}
-	key := string(vm.read(mod, s[1], s[2]))
+	key := vm.readView(mod, s[1], s[2])
 	for _, p := range *m {
 		if p[0] == key {
-			return vm.handOff(mod, s[3], s[4], []byte(p[1]))
+			return vm.handOff(mod, s[3], s[4], p[1])
 		}
 	}
 	return statusNotFound
 }
 
+// removeAll removes, in place, every pair whose name equals key ignoring case
+// (strings.EqualFold, with an ASCII fast path).
 func removeAll(m [][2]string, key string) [][2]string {
 	out := m[:0]
 	for _, p := range m {
-		if !strings.EqualFold(p[0], key) {
+		if !equalFold(p[0], key) {
 			out = append(out, p)
 		}
 	}
+	clear(m[len(out):])
 	return out
+}
+
+// equalFold is strings.EqualFold without its per-rune decoding when both
+// strings are ASCII, which header names are.
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return strings.EqualFold(a, b) // different byte lengths can still fold equal (U+212A)
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x|y >= utf8.RuneSelf {
+			return strings.EqualFold(a[i:], b[i:])
+		}
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// maxInterned bounds VM.names (fuzzing sends arbitrary names).
+const maxInterned = 256
+
+// internLower returns strings.ToLower(view) as a string the host may keep.
+// view aliases guest memory; the names the guest sets again and again are
+// looked up by their bytes as sent and stored once.
+func (vm *VM) internLower(view string) string {
+	if name, ok := vm.names[view]; ok {
+		return name
+	}
+	name := strings.Clone(strings.ToLower(view)) // ToLower returns view itself when already lower-case
+	if len(vm.names) < maxInterned {
+		vm.names[strings.Clone(view)] = name
+	}
+	return name
 }
 
 func (vm *VM) hostReplaceHeaderMapValue(mod api.Module, s []uint64) uint32 {
@@ -189,7 +282,7 @@ func (vm *VM) hostReplaceHeaderMapValue(mod api.Module, s []uint64) uint32 {
 	if m == nil {
 		return statusBadArgument
 	}
-	key := strings.ToLower(string(vm.read(mod, s[1], s[2])))
+	key := vm.internLower(vm.readView(mod, s[1], s[2]))
 	val := string(vm.read(mod, s[3], s[4]))
 	*m = append(removeAll(*m, key), [2]string{key, val})
 	return statusOK
@@ -200,7 +293,7 @@ func (vm *VM) hostRemoveHeaderMapValue(mod api.Module, s []uint64) uint32 {
 	if m == nil {
 		return statusBadArgument
 	}
-	*m = removeAll(*m, string(vm.read(mod, s[1], s[2])))
+	*m = removeAll(*m, vm.readView(mod, s[1], s[2]))
 	return statusOK
 }
 
@@ -230,16 +323,17 @@ func (vm *VM) hostGetProperty(mod api.Module, s []uint64) uint32 {
 	if !ok {
 		return statusNotFound
 	}
-	return vm.handOff(mod, s[2], s[3], []byte(v))
+	return vm.handOff(mod, s[2], s[3], v)
 }
 
 func (vm *VM) hostDefineMetric(mod api.Module, s []uint64) uint32 {
 	if uint32(s[0]) > 2 {
 		return statusBadArgument
 	}
-	name := string(vm.read(mod, s[1], s[2]))
+	name := vm.readView(mod, s[1], s[2])
 	id, ok := vm.metricIDs[name]
 	if !ok {
+		name = strings.Clone(name)
 		id = uint32(len(vm.metricNames))
 		vm.metricIDs[name] = id
 		vm.metricNames = append(vm.metricNames, name)

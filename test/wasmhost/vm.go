@@ -68,7 +68,7 @@ type LogEntry struct {
 type VM struct {
 	mod      api.Module
 	allocate api.Function
-	fns      map[string]api.Function
+	fns      map[string]export
 	stdout   bytes.Buffer
 
 	phase  phase
@@ -82,9 +82,15 @@ type VM struct {
 	// vmCtx is parentCtx carrying the VM for host functions (cached: one
 	// allocation per caller context, not per call).
 	parentCtx, vmCtx context.Context
-	pairsBuf         []byte
 	nextID           uint32
-	rootID           uint32
+	// stack and allocStack are reused for guest calls (CallWithStack): one
+	// for callbacks, one for the allocate call nested in a host function.
+	stack      [8]uint64
+	allocStack [1]uint64
+	// names maps header names as the guest sent them to their lower-case
+	// form, kept by the host (see internLower).
+	names  map[string]string
+	rootID uint32
 
 	cur *stream
 
@@ -117,7 +123,7 @@ func (h *Host) NewVM(ctx context.Context, vmConfig []byte) (*VM, error) {
 	name := fmt.Sprintf("tollgate-router-%d", h.nextVM)
 	vm := &VM{
 		vmConfig:  vmConfig,
-		metricIDs: map[string]uint32{}, fns: map[string]api.Function{},
+		metricIDs: map[string]uint32{}, fns: map[string]export{}, names: map[string]string{},
 	}
 	cfg := wazero.NewModuleConfig().WithName(name).WithStartFunctions("_initialize").
 		WithStdout(&vm.stdout).WithStderr(&vm.stdout).WithSysWalltime().WithSysNanotime()
@@ -162,13 +168,22 @@ func (vm *VM) newID() uint32 {
 // Close closes the guest instance.
 func (vm *VM) Close(ctx context.Context) error { return vm.mod.Close(ctx) }
 
-func (vm *VM) function(name string) api.Function {
-	fn, ok := vm.fns[name]
+// export is a guest export with its signature sizes (Definition allocates).
+type export struct {
+	fn              api.Function
+	params, results int
+}
+
+func (vm *VM) function(name string) export {
+	e, ok := vm.fns[name]
 	if !ok {
-		fn = vm.mod.ExportedFunction(name)
-		vm.fns[name] = fn
+		e.fn = vm.mod.ExportedFunction(name)
+		if e.fn != nil {
+			e.params, e.results = len(e.fn.Definition().ParamTypes()), len(e.fn.Definition().ResultTypes())
+		}
+		vm.fns[name] = e
 	}
-	return fn
+	return e
 }
 
 // call invokes a guest callback; a missing export returns 0 like cpp-host's
@@ -177,24 +192,29 @@ func (vm *VM) call(ctx context.Context, name string, args ...uint64) (uint64, er
 	if vm.broken != nil {
 		return 0, vm.broken
 	}
-	fn := vm.function(name)
-	if fn == nil {
+	e := vm.function(name)
+	if e.fn == nil {
 		return 0, nil
 	}
 	if ctx != vm.parentCtx {
 		vm.parentCtx, vm.vmCtx = ctx, context.WithValue(ctx, vmKey{}, vm)
 	}
+	if len(args) != e.params || e.results > len(vm.stack) {
+		return 0, fmt.Errorf("%s: %d arguments, the export takes %d", name, len(args), e.params)
+	}
+	stack := vm.stack[:max(e.params, e.results)]
+	copy(stack, args)
 	vm.phase = phaseCallback
-	res, err := fn.Call(vm.vmCtx, args...)
+	err := e.fn.CallWithStack(vm.vmCtx, stack)
 	vm.phase = phaseIdle
 	if err != nil {
 		vm.broken = fmt.Errorf("%s: %w: %w\nguest output:\n%s", name, ErrTrapped, err, vm.stdout.String())
 		return 0, vm.broken
 	}
-	if len(res) == 0 {
+	if e.results == 0 {
 		return 0, nil
 	}
-	return res[0], nil
+	return stack[0], nil
 }
 
 // Plugin is a root context configured with one plugin configuration.
@@ -286,6 +306,17 @@ func (s *Stream) RequestHeadersOnly(ctx context.Context, headers [][2]string) (A
 	return Action(act), err
 }
 
+// ResponseHeadersOnly calls proxy_on_response_headers on an existing stream
+// context with a two-header response map. The router does no work there, so
+// it measures the floor of one callback round trip (benchmarks).
+func (s *Stream) ResponseHeadersOnly(ctx context.Context) (Action, error) {
+	vm := s.p.vm
+	s.st.response = append(s.st.response[:0], [2]string{":status", "200"}, [2]string{"content-type", "application/json"})
+	vm.cur = s.st
+	act, err := vm.call(ctx, "proxy_on_response_headers", uint64(s.id), uint64(len(s.st.response)), 0)
+	return Action(act), err
+}
+
 // Stream is a stream context kept open across calls (benchmarks).
 type Stream struct {
 	p  *Plugin
@@ -331,6 +362,13 @@ func (vm *VM) Logs() []LogEntry { return vm.logs }
 
 // MemoryBytes is the guest's linear memory size.
 func (vm *VM) MemoryBytes() uint32 { return vm.mod.Memory().Size() }
+
+// MemoryContains reports whether the guest's linear memory holds b anywhere
+// (tests: secrets must not outlive the request that carried them).
+func (vm *VM) MemoryContains(b []byte) bool {
+	mem, ok := vm.mod.Memory().Read(0, vm.mod.Memory().Size())
+	return ok && bytes.Contains(mem, b)
+}
 
 // Output is what the guest wrote to stdout/stderr (Go runtime panics).
 func (vm *VM) Output() string { return vm.stdout.String() }

@@ -19,9 +19,20 @@
 //
 // Buffers the host hands back are allocated through proxy_on_memory_allocate,
 // kept referenced ("pinned") by the binding until the host call that filled
-// them returns, then owned by the caller. Because exports are package-level
-// functions, the binding keeps the VM's contexts in one package-level value:
-// the only package state in the project, forced by the ABI shape.
+// them returns, then owned by the caller.
+//
+// Scratch buffers: during a stream callback (request or response headers)
+// those buffers come from one scratch area per VM that the next stream
+// callback reuses, so the header map costs no allocation. The area is zeroed
+// when the callback returns (no API key outlives its request in linear
+// memory). Strings and slices from AppendHeaders, HeaderValue and Property are
+// therefore valid only until the callback returns and must be copied to be
+// kept. Buffers read elsewhere (the plugin configuration) are fresh
+// allocations owned by the caller.
+//
+// Because exports are package-level functions, the binding keeps the VM's
+// contexts in one package-level value: the only package state in the project,
+// forced by the ABI shape.
 //
 // The pure parts (constants, the header-pair wire format) build on every
 // platform so they are unit-tested natively; the ABI itself builds only for

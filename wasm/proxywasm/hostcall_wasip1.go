@@ -26,37 +26,53 @@ func result(call string, status, ptr, size uint32) ([]byte, error) {
 	return b, nil
 }
 
+// notFound reports a NotFound or Empty status without building an error
+// (the common answer for optional headers and properties).
+func notFound(status uint32) bool {
+	return Status(status) == StatusNotFound || Status(status) == StatusEmpty
+}
+
 // Log writes a message to the host log. Allowed in every phase.
 func Log(level LogLevel, msg string) {
 	proxyLog(uint32(level), msg)
 }
 
+// retSlots clears and returns the VM's result slots (see vmState.retPtr).
+func retSlots() (ptr, size *uint32) {
+	vm.retPtr, vm.retSize = 0, 0
+	return &vm.retPtr, &vm.retSize
+}
+
 func bufferBytes(t BufferType, size uint32) ([]byte, error) {
-	var ptr, n uint32
-	st := proxyGetBufferBytes(uint32(t), 0, size, &ptr, &n)
-	return result("proxy_get_buffer_bytes", st, ptr, n)
+	p, n := retSlots()
+	st := proxyGetBufferBytes(uint32(t), 0, size, p, n)
+	return result("proxy_get_buffer_bytes", st, vm.retPtr, vm.retSize)
 }
 
 // AppendHeaders appends every header of map m, in order, to dst with one
-// host call. The strings alias a buffer owned by the caller from then on.
+// host call. The strings alias a buffer owned by the caller from then on;
+// during a stream callback that buffer is reused once the callback returns
+// (see Scratch buffers in the package documentation).
 func AppendHeaders(dst [][2]string, m MapType) ([][2]string, error) {
-	var ptr, n uint32
-	st := proxyGetHeaderMapPairs(uint32(m), &ptr, &n)
-	buf, err := result("proxy_get_header_map_pairs", st, ptr, n)
+	p, n := retSlots()
+	st := proxyGetHeaderMapPairs(uint32(m), p, n)
+	buf, err := result("proxy_get_header_map_pairs", st, vm.retPtr, vm.retSize)
 	if err != nil {
 		return dst, err
 	}
 	return DecodePairs(dst, buf)
 }
 
-// HeaderValue returns the value of header name in map m.
+// HeaderValue returns the value of header name in map m. Like AppendHeaders,
+// the string aliases a buffer that a stream callback reuses.
 func HeaderValue(m MapType, name string) (string, bool, error) {
-	var ptr, n uint32
-	st := proxyGetHeaderMapValue(uint32(m), name, &ptr, &n)
-	b, err := result("proxy_get_header_map_value", st, ptr, n)
-	if IsNotFound(err) {
+	p, n := retSlots()
+	st := proxyGetHeaderMapValue(uint32(m), name, p, n)
+	if notFound(st) {
+		take(0, 0)
 		return "", false, nil
 	}
+	b, err := result("proxy_get_header_map_value", st, vm.retPtr, vm.retSize)
 	if err != nil {
 		return "", false, err
 	}
@@ -76,20 +92,24 @@ func RemoveHeader(m MapType, name string) error {
 // SendLocalReply answers the stream from the proxy; the stream callback should
 // then return ActionPause. details is Envoy's response code details (no spaces).
 func SendLocalReply(status uint32, details string, body []byte, headers [][2]string) error {
-	hdrs := EncodePairs(nil, headers)
-	st := proxySendLocalResponse(status, details, bytesString(body), bytesString(hdrs), -1)
+	vm.encoded = EncodePairs(vm.encoded[:0], headers)
+	st := proxySendLocalResponse(status, details, bytesString(body), bytesString(vm.encoded), -1)
 	return statusErr("proxy_send_local_response", st)
 }
 
 // Property reads a host property such as ("request", "id"). found is false
-// when the host has no such property.
+// when the host has no such property. The segments are joined with NUL; a
+// single argument is used as is, so a caller can pass a pre-joined constant
+// path and save the join. Like AppendHeaders, the bytes are
+// reused after a stream callback returns.
 func Property(path ...string) (value []byte, found bool, err error) {
-	var ptr, n uint32
-	st := proxyGetProperty(strings.Join(path, "\x00"), &ptr, &n)
-	b, err := result("proxy_get_property", st, ptr, n)
-	if IsNotFound(err) {
+	p, n := retSlots()
+	st := proxyGetProperty(strings.Join(path, "\x00"), p, n)
+	if notFound(st) {
+		take(0, 0)
 		return nil, false, nil
 	}
+	b, err := result("proxy_get_property", st, vm.retPtr, vm.retSize)
 	if err != nil {
 		return nil, false, err
 	}
@@ -98,9 +118,9 @@ func Property(path ...string) (value []byte, found bool, err error) {
 
 // DefineCounter defines (or looks up) a VM-wide counter metric.
 func DefineCounter(name string) (uint32, error) {
-	var id uint32
-	st := proxyDefineMetric(uint32(MetricCounter), name, &id)
-	return id, statusErr("proxy_define_metric", st)
+	id, _ := retSlots()
+	st := proxyDefineMetric(uint32(MetricCounter), name, id)
+	return vm.retPtr, statusErr("proxy_define_metric", st)
 }
 
 // IncrementCounter adds delta to a metric.

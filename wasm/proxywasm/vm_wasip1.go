@@ -26,9 +26,31 @@ type vmState struct {
 	newPlugin func(rootContextID uint32) Plugin
 	roots     map[uint32]Plugin
 	streams   map[uint32]Stream
+	// lastID/last cache the most recently used stream: Envoy runs a stream's
+	// callbacks back to back, so most lookups skip the map (maps are slow in
+	// wasm). last is nil when nothing is cached.
+	lastID uint32
+	last   Stream
 	// pinned keeps buffers returned by proxy_on_memory_allocate alive until
 	// the host call that asked for them has returned and the guest took them.
 	pinned [][]byte
+	// scratch serves proxy_on_memory_allocate during stream callbacks: it is
+	// reset when a stream callback starts, so a buffer handed over in one
+	// stream callback is valid only until the next stream callback starts.
+	// Outside stream callbacks (configure) every buffer is a fresh make.
+	scratch     []byte
+	scratchUsed int
+	inStream    bool
+	// retired holds the used part of areas replaced during this callback,
+	// zeroed with the current one when it ends.
+	retired [][]byte
+	// retPtr and retSize are the host-written result slots of every host call
+	// that returns a buffer. Being package-level, their addresses are stable and
+	// passing them costs no heap allocation (a local whose address reaches a
+	// wasmimport escapes).
+	retPtr, retSize uint32
+	// encoded is reused to serialize local-reply headers (the host copies it).
+	encoded []byte
 }
 
 var vm = vmState{roots: map[uint32]Plugin{}, streams: map[uint32]Stream{}}
@@ -39,11 +61,70 @@ func SetNewPlugin(f func(rootContextID uint32) Plugin) { vm.newPlugin = f }
 //go:wasmexport proxy_abi_version_0_2_1
 func proxyABIVersion() {}
 
+// minScratch is the first scratch size: a typical request's header map
+// (about 600 B) with room to spare.
+const minScratch = 4 << 10
+
 //go:wasmexport proxy_on_memory_allocate
 func proxyOnMemoryAllocate(size uint32) uint32 {
-	b := make([]byte, max(size, 1))
+	var b []byte
+	if vm.inStream {
+		b = vm.scratchBuffer(int(max(size, 1)))
+	} else {
+		b = make([]byte, max(size, 1))
+	}
 	vm.pinned = append(vm.pinned, b)
 	return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+}
+
+// scratchBuffer returns n bytes of the scratch area. When the area is full a
+// larger one replaces it (the area keeps its largest size: at most twice the
+// largest header map seen); buffers already handed out in this callback keep
+// the old area alive for as long as they are referenced.
+func (v *vmState) scratchBuffer(n int) []byte {
+	if len(v.scratch)-v.scratchUsed < n {
+		if v.scratchUsed > 0 {
+			v.retired = append(v.retired, v.scratch[:v.scratchUsed])
+		}
+		v.scratch = make([]byte, max(2*len(v.scratch), minScratch, n))
+		v.scratchUsed = 0
+	}
+	b := v.scratch[v.scratchUsed : v.scratchUsed+n : v.scratchUsed+n]
+	v.scratchUsed += (n + 7) &^ 7
+	v.scratchUsed = min(v.scratchUsed, len(v.scratch))
+	return b
+}
+
+// beginStream marks the start of a stream callback: scratch buffers from the
+// previous one are reused from here on.
+func (v *vmState) beginStream() {
+	v.inStream = true
+	v.scratchUsed = 0
+}
+
+// endStream marks the end of a stream callback and zeroes the scratch bytes
+// it used, so no request's headers (API keys) stay in linear memory after
+// their callback (a freed make() buffer kept them until reused).
+func (v *vmState) endStream() {
+	v.inStream = false
+	clear(v.scratch[:v.scratchUsed])
+	for i, r := range v.retired {
+		clear(r)
+		v.retired[i] = nil
+	}
+	v.retired = v.retired[:0]
+}
+
+// stream returns the handler of stream context id, or nil.
+func (v *vmState) stream(id uint32) Stream {
+	if v.last != nil && v.lastID == id {
+		return v.last
+	}
+	s := v.streams[id]
+	if s != nil {
+		v.lastID, v.last = id, s
+	}
+	return s
 }
 
 // take returns the pinned buffer the host reported at (ptr, size) and unpins
@@ -72,6 +153,7 @@ func proxyOnContextCreate(contextID, parentID uint32) {
 	if root := vm.roots[parentID]; root != nil {
 		if s := root.NewStream(contextID); s != nil {
 			vm.streams[contextID] = s
+			vm.lastID, vm.last = contextID, s
 		}
 	}
 }
@@ -98,23 +180,29 @@ func proxyOnConfigure(rootContextID, configSize uint32) bool {
 
 //go:wasmexport proxy_on_request_headers
 func proxyOnRequestHeaders(contextID, numHeaders, endOfStream uint32) uint32 {
-	if s := vm.streams[contextID]; s != nil {
-		return uint32(s.OnRequestHeaders(int(numHeaders), endOfStream != 0))
+	if s := vm.stream(contextID); s != nil {
+		vm.beginStream()
+		a := s.OnRequestHeaders(int(numHeaders), endOfStream != 0)
+		vm.endStream()
+		return uint32(a)
 	}
 	return uint32(ActionContinue)
 }
 
 //go:wasmexport proxy_on_response_headers
 func proxyOnResponseHeaders(contextID, numHeaders, endOfStream uint32) uint32 {
-	if s := vm.streams[contextID]; s != nil {
-		return uint32(s.OnResponseHeaders(int(numHeaders), endOfStream != 0))
+	if s := vm.stream(contextID); s != nil {
+		vm.beginStream()
+		a := s.OnResponseHeaders(int(numHeaders), endOfStream != 0)
+		vm.endStream()
+		return uint32(a)
 	}
 	return uint32(ActionContinue)
 }
 
 //go:wasmexport proxy_on_done
 func proxyOnDone(contextID uint32) bool {
-	if s := vm.streams[contextID]; s != nil {
+	if s := vm.stream(contextID); s != nil {
 		s.OnDone()
 	}
 	return true
@@ -125,6 +213,9 @@ func proxyOnLog(contextID uint32) {}
 
 //go:wasmexport proxy_on_delete
 func proxyOnDelete(contextID uint32) {
+	if vm.lastID == contextID {
+		vm.lastID, vm.last = 0, nil
+	}
 	delete(vm.streams, contextID)
 	delete(vm.roots, contextID)
 }

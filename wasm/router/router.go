@@ -2,10 +2,11 @@ package router
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"slices"
 	"strings"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tollgate-dev/tollgate/wasm/internal/jsonvalue"
 )
@@ -73,6 +74,11 @@ type Decision struct {
 	Reply *Reply
 	// Canary is true when a canary split sent the request to the canary alias.
 	Canary bool
+	// reply is the storage Reply points to and msg the bytes of a message
+	// that echoes client input, so a reused Decision makes local replies
+	// without allocating.
+	reply Reply
+	msg   []byte
 }
 
 // Reply is an OpenAI-shaped local reply.
@@ -85,7 +91,11 @@ type Reply struct {
 
 // Body returns {"error":{"message":…,"type":…,"code":…}}.
 func (r *Reply) Body() []byte {
-	b := make([]byte, 0, 64+len(r.Message))
+	return r.AppendBody(make([]byte, 0, 64+len(r.Message)))
+}
+
+// AppendBody appends the Body to b (a caller reusing b does not allocate).
+func (r *Reply) AppendBody(b []byte) []byte {
 	b = append(b, `{"error":{"message":`...)
 	b = jsonvalue.AppendString(b, r.Message)
 	b = append(b, `,"type":`...)
@@ -162,118 +172,42 @@ func (r *Router) Decide(req Request) Decision {
 	return d
 }
 
-// DecideInto is Decide reusing d's Remove and Set slices: a caller that keeps
-// one Decision per VM makes decisions without allocating (allocation and GC
-// are the dominant costs inside wasm).
+// DecideInto is Decide reusing d's storage: a caller that keeps one Decision
+// per VM makes decisions, local replies included, without allocating
+// (allocation and GC are the dominant costs inside wasm). d.Reply, and the
+// message of a reply that echoes client input, are valid until d is reused.
 func (r *Router) DecideInto(req Request, d *Decision) {
-	*d = Decision{Remove: d.Remove[:0], Set: d.Set[:0]}
-	var method, path, auth, apiKey, model, requestID string
-	for _, h := range req.Headers {
-		// Envoy's header maps hold lower-case names; only the x-tollgate-
-		// prefix is also matched case-insensitively, as it guards trust.
-		name, value := h[0], h[1]
-		if len(name) < len(":path") {
-			continue
-		}
-		switch name[0] {
-		case ':':
-			switch name {
-			case ":method":
-				method = value
-			case ":path":
-				path = value
-			}
-		case 'a':
-			if name == "authorization" {
-				auth = value
-			}
-		case 'x', 'X':
-			switch {
-			case name == "x-api-key":
-				apiKey = value
-			case name == "x-request-id":
-				requestID = value
-			case len(name) >= len(HeaderPrefix) && (name[:len(HeaderPrefix)] == HeaderPrefix ||
-				strings.EqualFold(name[:len(HeaderPrefix)], HeaderPrefix)):
-				if strings.EqualFold(name, HeaderModel) {
-					model = strings.TrimSpace(value)
-				}
-				if !slices.Contains(d.Remove, name) {
-					d.Remove = append(d.Remove, name)
-				}
-			}
-		}
-	}
+	*d = Decision{Remove: d.Remove[:0], Set: d.Set[:0], msg: d.msg[:0]}
+	var in fields
+	in.scan(req.Headers, d)
 
 	// Identity.
-	key := bearerToken(auth)
-	if key == "" {
-		key = strings.TrimSpace(apiKey)
-	}
-	var id *identity
-	var keyID string
-	switch {
-	case key != "":
-		e := r.lookupKey(sha256Sum(key))
-		if e == nil {
-			d.reply(OutcomeInvalidKey, 401, "invalid_request_error", "invalid_api_key",
-				"Incorrect API key provided.")
-			return
-		}
-		id, keyID = e.identity, e.id
-		d.Outcome = OutcomeAllowed
-	case r.anonymous != nil:
-		id = r.anonymous
-		d.Outcome = OutcomeAnonymous
-	default:
-		d.reply(OutcomeMissingKey, 401, "invalid_request_error", "missing_api_key",
-			"You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key'.")
+	id, keyID, ok := r.identify(&in, d)
+	if !ok {
 		return
 	}
 
 	// Access.
-	if slices.Contains(r.denyTenants, id.Tenant) {
-		d.reply(OutcomeDeniedTenant, 403, "permission_error", "tenant_denied",
-			"Access for this tenant is disabled.")
-		return
-	}
-	if slices.Contains(r.denyMethods, method) {
-		d.reply(OutcomeDeniedMethod, 403, "permission_error", "method_denied",
-			"Method "+truncate(method)+" is not allowed.")
-		return
-	}
-	if i := strings.IndexAny(path, "?#"); i >= 0 {
-		path = path[:i]
-	}
-	if slices.Contains(r.denyPaths, path) {
-		d.reply(OutcomeDeniedPath, 403, "permission_error", "path_denied",
-			"Access to "+truncate(path)+" is not allowed.")
-		return
-	}
-	if !slices.Contains(r.paths, path) {
-		d.reply(OutcomeUnknownPath, 404, "invalid_request_error", "unknown_url",
-			"Unknown request URL: "+truncate(method)+" "+truncate(path)+".")
+	if !r.access(id, &in, d) {
 		return
 	}
 
 	// Model routing.
-	tier := id.tier
-	route := model
+	route := in.model
 	if route == "" {
-		route = tier.DefaultModel
-	} else if len(tier.AllowedModels) > 0 && !slices.Contains(tier.AllowedModels, route) {
-		d.reply(OutcomeModelNotAllowed, 403, "invalid_request_error", "model_not_allowed",
-			"The model '"+truncate(route)+"' is not allowed for this API key's tier.")
+		route = id.tier.DefaultModel
+	} else if len(id.tier.AllowedModels) > 0 && !slices.Contains(id.tier.AllowedModels, route) {
+		d.modelNotAllowed(route)
 		return
 	}
 	if c := r.canary(route); c != nil {
 		hashKey := id.Tenant
 		if c.HashOn == HashOnRequestID {
-			if requestID == "" && req.RequestID != nil {
-				requestID = req.RequestID()
+			if in.requestID == "" && req.RequestID != nil {
+				in.requestID = req.RequestID()
 			}
-			if requestID != "" {
-				hashKey = requestID
+			if in.requestID != "" {
+				hashKey = in.requestID
 			}
 		}
 		route = c.Stable
@@ -292,9 +226,128 @@ func (r *Router) DecideInto(req Request, d *Decision) {
 	}
 }
 
+// fields are the request headers the router reads. DecideInto is split into
+// small functions: in wasm one large function with many live strings spills
+// far more than the calls cost.
+type fields struct {
+	method, path, auth, apiKey, model, requestID string
+}
+
+// scan reads the request headers into f and lists client-sent x-tollgate-*
+// names in d.Remove.
+func (f *fields) scan(headers [][2]string, d *Decision) {
+	for i := range headers {
+		// Envoy's header maps hold lower-case names; only the x-tollgate-
+		// prefix is also matched case-insensitively, as it guards trust.
+		name, value := headers[i][0], headers[i][1]
+		if len(name) < len(":path") {
+			continue
+		}
+		switch name[0] {
+		case ':':
+			switch name {
+			case ":method":
+				f.method = value
+			case ":path":
+				f.path = value
+			}
+		case 'a':
+			if name == "authorization" {
+				f.auth = value
+			}
+		case 'x', 'X':
+			switch {
+			case name == "x-api-key":
+				f.apiKey = value
+			case name == "x-request-id":
+				f.requestID = value
+			case len(name) >= len(HeaderPrefix) && equalFoldLower(name[:len(HeaderPrefix)], HeaderPrefix):
+				if len(name) == len(HeaderModel) && equalFoldLower(name, HeaderModel) {
+					f.model = trimSpace(value)
+				}
+				if !slices.Contains(d.Remove, name) {
+					d.Remove = append(d.Remove, name)
+				}
+			}
+		}
+	}
+}
+
+// identify resolves the caller; ok is false when d now holds a 401.
+func (r *Router) identify(f *fields, d *Decision) (id *identity, keyID string, ok bool) {
+	key := bearerToken(f.auth)
+	if key == "" {
+		key = trimSpace(f.apiKey)
+	}
+	switch {
+	case key != "":
+		e := r.lookupKey(sha256Sum(key))
+		if e == nil {
+			d.setReply(OutcomeInvalidKey, 401, "invalid_request_error", "invalid_api_key",
+				"Incorrect API key provided.")
+			return nil, "", false
+		}
+		d.Outcome = OutcomeAllowed
+		return e.identity, e.id, true
+	case r.anonymous != nil:
+		d.Outcome = OutcomeAnonymous
+		return r.anonymous, "", true
+	default:
+		d.setReply(OutcomeMissingKey, 401, "invalid_request_error", "missing_api_key",
+			"You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key'.")
+		return nil, "", false
+	}
+}
+
+// access applies the deny lists and the known paths (f.path loses its query);
+// false means d now holds a 403 or 404.
+func (r *Router) access(id *identity, f *fields, d *Decision) bool {
+	if slices.Contains(r.denyTenants, id.Tenant) {
+		d.setReply(OutcomeDeniedTenant, 403, "permission_error", "tenant_denied",
+			"Access for this tenant is disabled.")
+		return false
+	}
+	if slices.Contains(r.denyMethods, f.method) {
+		m := appendTruncated(append(d.msg[:0], "Method "...), f.method)
+		d.setReplyMsg(OutcomeDeniedMethod, 403, "permission_error", "method_denied",
+			append(m, " is not allowed."...))
+		return false
+	}
+	f.path = stripQuery(f.path)
+	if slices.Contains(r.denyPaths, f.path) {
+		m := appendTruncated(append(d.msg[:0], "Access to "...), f.path)
+		d.setReplyMsg(OutcomeDeniedPath, 403, "permission_error", "path_denied",
+			append(m, " is not allowed."...))
+		return false
+	}
+	if !slices.Contains(r.paths, f.path) {
+		m := appendTruncated(append(d.msg[:0], "Unknown request URL: "...), f.method)
+		m = appendTruncated(append(m, ' '), f.path)
+		d.setReplyMsg(OutcomeUnknownPath, 404, "invalid_request_error", "unknown_url", append(m, '.'))
+		return false
+	}
+	return true
+}
+
+func (d *Decision) modelNotAllowed(route string) {
+	m := appendTruncated(append(d.msg[:0], "The model '"...), route)
+	d.setReplyMsg(OutcomeModelNotAllowed, 403, "invalid_request_error", "model_not_allowed",
+		append(m, "' is not allowed for this API key's tier."...))
+}
+
 func (r *Router) lookupKey(sum [32]byte) *keyEntry {
 	prefix := binary.BigEndian.Uint64(sum[:])
-	i, _ := slices.BinarySearchFunc(r.keys, prefix, func(e keyEntry, p uint64) int { return cmp.Compare(e.prefix, p) })
+	// The first entry with this prefix (a hand-written search: the generic
+	// one with its comparison closure costs several times more in wasm).
+	i, hi := 0, len(r.keys)
+	for i < hi {
+		m := int(uint(i+hi) >> 1)
+		if r.keys[m].prefix < prefix {
+			i = m + 1
+		} else {
+			hi = m
+		}
+	}
 	for ; i < len(r.keys) && r.keys[i].prefix == prefix; i++ {
 		if r.keys[i].sum == sum {
 			return &r.keys[i]
@@ -312,9 +365,17 @@ func (r *Router) canary(alias string) *Canary {
 	return nil
 }
 
-func (d *Decision) reply(o Outcome, status uint32, typ, code, msg string) {
+// setReplyMsg is setReply with a message built in d.msg's storage: Message
+// aliases it until d is reused (DecideInto).
+func (d *Decision) setReplyMsg(o Outcome, status uint32, typ, code string, msg []byte) {
+	d.msg = msg
+	d.setReply(o, status, typ, code, unsafe.String(unsafe.SliceData(msg), len(msg)))
+}
+
+func (d *Decision) setReply(o Outcome, status uint32, typ, code, msg string) {
 	d.Outcome = o
-	d.Reply = &Reply{Status: status, Type: typ, Code: code, Message: msg}
+	d.reply = Reply{Status: status, Type: typ, Code: code, Message: msg}
+	d.Reply = &d.reply
 }
 
 // Bucket maps (alias, key) to 0..99 with 32-bit FNV-1a: stable across
@@ -349,19 +410,67 @@ func decodeHex32(s string) [32]byte {
 }
 
 func bearerToken(auth string) string {
-	auth = strings.TrimSpace(auth)
+	auth = trimSpace(auth)
 	const scheme = "bearer "
-	if len(auth) <= len(scheme) || !strings.EqualFold(auth[:len(scheme)], scheme) {
+	if len(auth) <= len(scheme) || !equalFoldLower(auth[:len(scheme)], scheme) {
 		return ""
 	}
-	return strings.TrimSpace(auth[len(scheme):])
+	return trimSpace(auth[len(scheme):])
 }
 
-// truncate bounds client input echoed in error messages.
-func truncate(s string) string {
+// The helpers below are the strings functions the router used to call,
+// specialised to its inputs: in wasm every call and every rune decode is
+// expensive, and they run on each request.
+
+// trimSpace is strings.TrimSpace with a fast path: a string that starts and
+// ends with a printable ASCII byte has no space to trim (every Unicode space
+// starts with a control, space or non-ASCII byte).
+func trimSpace(s string) string {
+	if s == "" || (isPrintASCII(s[0]) && isPrintASCII(s[len(s)-1])) {
+		return s
+	}
+	return strings.TrimSpace(s)
+}
+
+func isPrintASCII(c byte) bool { return c > ' ' && c < utf8.RuneSelf }
+
+// equalFoldLower reports whether s equals lower, a lower-case ASCII string,
+// ignoring ASCII case. For the targets used here (no 'k' or 's', the only
+// ASCII letters with non-ASCII case folds: U+212A, U+017F) it is exactly
+// strings.EqualFold.
+func equalFoldLower(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// stripQuery cuts path at the first '?' or '#' (strings.IndexAny for two
+// ASCII bytes).
+func stripQuery(path string) string {
+	for i := 0; i < len(path); i++ {
+		if path[i] == '?' || path[i] == '#' {
+			return path[:i]
+		}
+	}
+	return path
+}
+
+// appendTruncated appends s to b, bounded: client input echoed in error
+// messages.
+func appendTruncated(b []byte, s string) []byte {
 	const maxEcho = 128
 	if len(s) > maxEcho {
-		return s[:maxEcho] + "..."
+		return append(append(b, s[:maxEcho]...), "..."...)
 	}
-	return s
+	return append(b, s...)
 }

@@ -1,9 +1,6 @@
 package router
 
-import (
-	"encoding/binary"
-	"math/bits"
-)
+import "encoding/binary"
 
 // sha256Sum returns the SHA-256 of s (FIPS 180-4). It exists because
 // crypto/sha256 links os and time into a wasip1 module; API keys are short, so
@@ -28,6 +25,9 @@ func sha256Sum(s string) [32]byte {
 	}
 	binary.BigEndian.PutUint64(block[56:], uint64(n)*8)
 	sha256Block(&h, &block)
+	// Wipe the input from the stack: it is an API key, and the stack lives in
+	// linear memory where it would stay until overwritten.
+	clear(block[:])
 	var out [32]byte
 	for i, v := range h {
 		binary.BigEndian.PutUint32(out[4*i:], v)
@@ -46,22 +46,38 @@ var sha256K = [64]uint32{
 	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 }
 
+// sha256Block runs the compression function on one block. It is shaped for
+// Go's wasm backend, measured under wazero (a loop beats unrolling there: the
+// unrolled forms spill more than they save):
+//   - a 32-bit rotation is i32.wrap + i32.rotl + i64.extend in Go wasm, so the
+//     three rotations of each Σ/σ are done as shifts of the word duplicated
+//     into both halves of a uint64 (rotr(x, n) == uint32((x<<32|x) >> n));
+//   - the message schedule is a 16-word ring computed as the rounds need it,
+//     and the first 16 rounds, which need no schedule, are a separate loop.
+//
+// Together about a third faster than the textbook loop in wasm.
 func sha256Block(h *[8]uint32, p *[64]byte) {
-	var w [64]uint32
+	var w [16]uint32
 	for i := range 16 {
 		w[i] = binary.BigEndian.Uint32(p[4*i:])
 	}
-	for i := 16; i < 64; i++ {
-		v1, v2 := w[i-2], w[i-15]
-		s1 := bits.RotateLeft32(v1, -17) ^ bits.RotateLeft32(v1, -19) ^ v1>>10
-		s0 := bits.RotateLeft32(v2, -7) ^ bits.RotateLeft32(v2, -18) ^ v2>>3
-		w[i] = w[i-16] + s0 + w[i-7] + s1
-	}
 	a, b, c, d, e, f, g, hh := h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
-	for i := range 64 {
-		t1 := hh + (bits.RotateLeft32(e, -6) ^ bits.RotateLeft32(e, -11) ^ bits.RotateLeft32(e, -25)) +
-			(e&f ^ ^e&g) + sha256K[i] + w[i]
-		t2 := (bits.RotateLeft32(a, -2) ^ bits.RotateLeft32(a, -13) ^ bits.RotateLeft32(a, -22)) + (a&b ^ a&c ^ b&c)
+	for i := range 16 {
+		e64, a64 := uint64(e), uint64(a)
+		de, da := e64|e64<<32, a64|a64<<32
+		t1 := hh + uint32(de>>6^de>>11^de>>25) + (e&f ^ ^e&g) + sha256K[i] + w[i]
+		t2 := uint32(da>>2^da>>13^da>>22) + (a&b ^ a&c ^ b&c)
+		hh, g, f, e, d, c, b, a = g, f, e, d+t1, c, b, a, t1+t2
+	}
+	for i := 16; i < 64; i++ {
+		v1, v2 := uint64(w[(i-2)&15]), uint64(w[(i-15)&15])
+		d1, d2 := v1|v1<<32, v2|v2<<32
+		wi := w[i&15] + uint32(d2>>7^d2>>18^v2>>3) + w[(i-7)&15] + uint32(d1>>17^d1>>19^v1>>10)
+		w[i&15] = wi
+		e64, a64 := uint64(e), uint64(a)
+		de, da := e64|e64<<32, a64|a64<<32
+		t1 := hh + uint32(de>>6^de>>11^de>>25) + (e&f ^ ^e&g) + sha256K[i] + wi
+		t2 := uint32(da>>2^da>>13^da>>22) + (a&b ^ a&c ^ b&c)
 		hh, g, f, e, d, c, b, a = g, f, e, d+t1, c, b, a, t1+t2
 	}
 	h[0] += a

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"unsafe"
+
 	"github.com/tollgate-dev/tollgate/wasm/proxywasm"
 	"github.com/tollgate-dev/tollgate/wasm/router"
 )
@@ -27,12 +29,15 @@ type plugin struct {
 	// decisions[i] is the counter for router.Outcomes[i]; the last entry
 	// counts internal errors (fail closed with a 500).
 	decisions []uint32
-	canary    uint32
-	stripped  uint32
+	// details[i] is Envoy's response code details for router.Outcomes[i].
+	details  []string
+	canary   uint32
+	stripped uint32
 	// Reused per request: a VM runs one callback at a time, and allocation
 	// is the main cost inside wasm.
 	headers  [][2]string
 	decision router.Decision
+	body     []byte
 }
 
 var _ proxywasm.Plugin = (*plugin)(nil)
@@ -47,6 +52,7 @@ func (p *plugin) OnConfigure(config []byte) bool {
 		names := make([]string, 0, len(router.Outcomes)+1)
 		for _, o := range router.Outcomes {
 			names = append(names, decisionsMetric+string(o))
+			p.details = append(p.details, (&router.Decision{Outcome: o}).Details())
 		}
 		names = append(names, decisionsMetric+outcomeError)
 		for _, n := range names {
@@ -89,12 +95,14 @@ func (s *stream) count(id uint32, delta int64) {
 func (s *stream) OnRequestHeaders(int, bool) proxywasm.Action {
 	headers, err := proxywasm.AppendHeaders(s.headers[:0], proxywasm.RequestHeaders)
 	s.headers = headers
-	defer clear(s.headers) // drop references to this request's buffer
+	// The header strings alias the binding's scratch buffer, which the next
+	// stream callback reuses: no reference to them may outlive this one.
+	defer s.release()
 	if err != nil {
 		return s.failClosed("reading request headers: " + err.Error())
 	}
 	d := &s.decision
-	s.router.DecideInto(router.Request{Headers: headers, RequestID: requestIDProperty}, d)
+	s.router.DecideInto(router.Request{Headers: headers, RequestID: requestID}, d)
 	for _, name := range d.Remove {
 		if err := proxywasm.RemoveHeader(proxywasm.RequestHeaders, name); err != nil {
 			return s.failClosed("removing " + name + ": " + err.Error())
@@ -104,7 +112,14 @@ func (s *stream) OnRequestHeaders(int, bool) proxywasm.Action {
 		s.count(s.stripped, int64(len(d.Remove)))
 	}
 	if d.Reply != nil {
-		err := proxywasm.SendLocalReply(d.Reply.Status, d.Details(), d.Reply.Body(),
+		s.body = d.Reply.AppendBody(s.body[:0])
+		details := ""
+		if i := outcomeIndex(d.Outcome); i < len(s.details) {
+			details = s.details[i] // precomputed d.Details(): no concatenation
+		} else {
+			details = d.Details()
+		}
+		err := proxywasm.SendLocalReply(d.Reply.Status, details, s.body,
 			[][2]string{{"content-type", "application/json"}})
 		if err != nil {
 			return s.failClosed("sending local reply: " + err.Error())
@@ -124,14 +139,29 @@ func (s *stream) OnRequestHeaders(int, bool) proxywasm.Action {
 	return proxywasm.ActionContinue
 }
 
+// release drops every reference to this callback's header strings: the
+// header slice and the decision's Remove and Set (route can be the client's
+// x-tollgate-model value). Replies are built by concatenation and own their
+// bytes.
+func (s *stream) release() {
+	clear(s.headers)
+	clear(s.decision.Remove)
+	clear(s.decision.Set)
+}
+
+// countOutcome counts o; an outcome the filter does not know counts as error.
 func (s *stream) countOutcome(o router.Outcome) {
+	s.count(s.decisions[min(outcomeIndex(o), len(s.decisions)-1)], 1)
+}
+
+// outcomeIndex is o's index in router.Outcomes, or len(router.Outcomes).
+func outcomeIndex(o router.Outcome) int {
 	for i, known := range router.Outcomes {
 		if known == o {
-			s.count(s.decisions[i], 1)
-			return
+			return i
 		}
 	}
-	s.count(s.decisions[len(s.decisions)-1], 1)
+	return len(router.Outcomes)
 }
 
 // failClosed answers 500 when a host call fails: never let a request through
@@ -144,11 +174,17 @@ func (s *stream) failClosed(msg string) proxywasm.Action {
 	return proxywasm.ActionPause
 }
 
-func requestIDProperty() string {
-	v, _, err := proxywasm.Property("request", "id")
+// requestIDPath is the request.id property path, pre-joined.
+const requestIDPath = "request\x00id"
+
+// requestID reads the request.id property. The bytes live in the binding's
+// scratch buffer: the router hashes them within this callback and keeps
+// nothing.
+func requestID() string {
+	v, _, err := proxywasm.Property(requestIDPath)
 	if err != nil {
 		proxywasm.Log(proxywasm.LogWarn, "tollgate-router: request.id property: "+err.Error())
 		return ""
 	}
-	return string(v)
+	return unsafe.String(unsafe.SliceData(v), len(v))
 }
