@@ -510,15 +510,20 @@ func appendTrigrams(dst []hashWeight, word string) []hashWeight {
 
 // mergeHashes sorts by hash and sums the weights of equal hashes.
 func mergeHashes(hs []hashWeight) []hashWeight {
-	slices.SortFunc(hs, func(a, b hashWeight) int {
-		switch {
-		case a.h < b.h:
-			return -1
-		case a.h > b.h:
-			return 1
+	if len(hs) <= 64 {
+		// Short prompts: an insertion sort beats the generic sort's
+		// per-comparison function calls.
+		for i := 1; i < len(hs); i++ {
+			x := hs[i]
+			j := i
+			for ; j > 0 && hs[j-1].h > x.h; j-- {
+				hs[j] = hs[j-1]
+			}
+			hs[j] = x
 		}
-		return 0
-	})
+	} else {
+		sortHashes(hs)
+	}
 	out := hs[:0]
 	for _, x := range hs {
 		if n := len(out); n > 0 && out[n-1].h == x.h {
@@ -528,6 +533,18 @@ func mergeHashes(hs []hashWeight) []hashWeight {
 		out = append(out, x)
 	}
 	return out
+}
+
+func sortHashes(hs []hashWeight) {
+	slices.SortFunc(hs, func(a, b hashWeight) int {
+		switch {
+		case a.h < b.h:
+			return -1
+		case a.h > b.h:
+			return 1
+		}
+		return 0
+	})
 }
 
 // sparseCosine is the cosine of two hash-sorted sparse vectors (0 when either
