@@ -25,7 +25,9 @@
 // those buffers come from one scratch area per VM that the next stream
 // callback reuses, so the header map costs no allocation. The area is zeroed
 // when the callback returns (no API key outlives its request in linear
-// memory). Strings and slices from AppendHeaders, HeaderValue and Property are
+// memory); a value from it passed to ReplaceHeader is first copied out of it
+// (Envoy copies during the call, but proxytest keeps a view until it reads the
+// header map back). Strings and slices from AppendHeaders, HeaderValue and Property are
 // therefore valid only until the callback returns and must be copied to be
 // kept. Buffers read elsewhere (the plugin configuration) are fresh
 // allocations owned by the caller.

@@ -80,8 +80,10 @@ func HeaderValue(m MapType, name string) (string, bool, error) {
 }
 
 // ReplaceHeader sets header name in map m to value, replacing any values.
+// A value read from this callback's headers is passed as a copy that
+// outlives the callback (see vmState.hostCopy).
 func ReplaceHeader(m MapType, name, value string) error {
-	return statusErr("proxy_replace_header_map_value", proxyReplaceHeaderMapValue(uint32(m), name, value))
+	return statusErr("proxy_replace_header_map_value", proxyReplaceHeaderMapValue(uint32(m), name, vm.hostCopy(value)))
 }
 
 // RemoveHeader removes every value of header name from map m.

@@ -51,6 +51,10 @@ type vmState struct {
 	retPtr, retSize uint32
 	// encoded is reused to serialize local-reply headers (the host copies it).
 	encoded []byte
+	// outbound holds copies of scratch-backed values handed to host calls
+	// that store them (see hostCopy); reset when a stream callback starts.
+	outbound   []byte
+	outRetired [][]byte
 }
 
 var vm = vmState{roots: map[uint32]Plugin{}, streams: map[uint32]Stream{}}
@@ -100,6 +104,53 @@ func (v *vmState) scratchBuffer(n int) []byte {
 func (v *vmState) beginStream() {
 	v.inStream = true
 	v.scratchUsed = 0
+	v.outbound = v.outbound[:0]
+	if len(v.outRetired) > 0 {
+		clear(v.outRetired)
+		v.outRetired = v.outRetired[:0]
+	}
+}
+
+// inRetired reports whether address p lies in an area retired during this
+// callback.
+func (v *vmState) inRetired(p uintptr) bool {
+	for _, r := range v.retired {
+		if within(p, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// within reports whether address p lies inside a (one unsigned compare).
+func within(p uintptr, a []byte) bool {
+	return len(a) > 0 && p-uintptr(unsafe.Pointer(unsafe.SliceData(a))) < uintptr(len(a))
+}
+
+// hostCopy returns s, or a copy of s outside the scratch area when s points
+// into it (a header value taken from the request). Envoy copies every
+// argument during the call; a host that keeps a view of guest memory after
+// the call (the SDK's proxytest reads the header map after the callback)
+// would otherwise see the zeroes endStream writes over the scratch area. The
+// copy stays intact until the next stream callback starts. No allocation
+// once the buffer has grown to a request's needs.
+func (v *vmState) hostCopy(s string) string {
+	if len(s) == 0 || !v.inStream {
+		return s
+	}
+	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+	if !within(p, v.scratch) && (len(v.retired) == 0 || !v.inRetired(p)) {
+		return s
+	}
+	if cap(v.outbound)-len(v.outbound) < len(s) {
+		if len(v.outbound) > 0 {
+			v.outRetired = append(v.outRetired, v.outbound) // earlier copies stay valid
+		}
+		v.outbound = make([]byte, 0, max(2*cap(v.outbound), 256, len(s)))
+	}
+	start := len(v.outbound)
+	v.outbound = append(v.outbound, s...)
+	return bytesString(v.outbound[start:])
 }
 
 // endStream marks the end of a stream callback and zeroes the scratch bytes
