@@ -68,12 +68,19 @@ type keyScratch struct {
 	w   canonWriter
 }
 
+// maxPooledScratch bounds what a pooled keyScratch keeps after a very large
+// body (bytes of the hash buffer; the parse tree is dropped alongside).
+const maxPooledScratch = 1 << 20
+
 // reset drops the references into the last body so a pooled scratch does not
-// keep it alive.
+// keep it alive, and the buffers of an outsized body.
 func (sc *keyScratch) reset() {
 	clear(sc.t.nodes)
 	sc.t.nodes = sc.t.nodes[:0]
 	sc.w.t = nil
+	if cap(sc.buf) > maxPooledScratch {
+		*sc = keyScratch{}
+	}
 }
 
 func newRequest(tenant, alias string, body []byte, maxTemp float64, sc *keyScratch) (*Request, error) {
