@@ -179,12 +179,25 @@ func containsLoneSurrogate(b []byte) bool {
 func FuzzNewRequest(f *testing.F) {
 	f.Add([]byte(baseBody))
 	f.Add([]byte(`{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"n":2}`))
+	// The Cache derives keys with pooled scratch memory: after any other
+	// body, it must give what a fresh derivation gives.
+	c, err := New(DefaultConfig(), nil)
+	require.NoError(f, err)
+	f.Cleanup(func() { _ = c.Close() })
+	prev := []byte(baseBody)
 	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = c.NewRequest("t", "m", prev)
+		prev = append(prev[:0], data...)
 		r, err := NewRequest("t", "m", data)
+		pooled, perr := c.NewRequest("t", "m", data)
+		require.Equal(t, err == nil, perr == nil, "pooled and fresh derivations disagree on validity")
 		if err != nil {
 			return
 		}
 		_, _ = r.Cacheable()
 		assert.Len(t, r.Key(), 64)
+		assert.Equal(t, r.Key(), pooled.Key())
+		assert.Equal(t, r.Partition(), pooled.Partition())
+		assert.Equal(t, r.Prompt(), pooled.Prompt())
 	})
 }
