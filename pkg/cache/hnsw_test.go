@@ -126,3 +126,34 @@ func TestIndexCapsAndRebuild(t *testing.T) {
 	require.Len(t, res, 1)
 	assert.Equal(t, keys[3999], res[0].entry.key)
 }
+
+// TestGraphSparseStorage checks the packed sparse layout: a built-in
+// embedding is stored sparse, scored within quantisation error of the exact
+// dot product, and densified back to the same vector.
+func TestGraphSparseStorage(t *testing.T) {
+	e := NewBuiltinEmbedder(DefaultIDF())
+	prompts := syntheticPrompts(300, 3)
+	vecs := make([][]float32, len(prompts))
+	g := newGraph(builtinDims)
+	for i, p := range prompts {
+		vecs[i], _ = e.Embed(t.Context(), p)
+		g.add(vecs[i])
+	}
+	require.Empty(t, g.dense, "built-in embeddings are stored sparse")
+	buf := make([]float32, builtinDims)
+	for i, v := range vecs {
+		assert.InDelta(t, dot(vecs[0], v), g.sim(vecs[0], int32(i)), 1e-3, "node %d", i)
+		got := g.vec(int32(i), buf)
+		for j := range v {
+			require.InDelta(t, v[j], got[j], 1e-4, "node %d dim %d", i, j)
+		}
+	}
+	// A dense vector (more than a quarter non-zero) goes to the dense arena.
+	dense := clusteredVectors(1, builtinDims, 4)[0]
+	id := g.add(dense)
+	assert.Len(t, g.dense, builtinDims)
+	assert.InDelta(t, float32(1), g.sim(dense, id), 1e-5)
+	res := g.search(vecs[7], 1)
+	require.Len(t, res, 1)
+	assert.Equal(t, int32(7), res[0].id)
+}
