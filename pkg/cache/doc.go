@@ -20,6 +20,9 @@
 // A semantic candidate must reach the configured cosine threshold and then
 // pass the difference guard, which vetoes prompts that differ in numbers,
 // named entities, negation, question word or a substituted content word.
+// With the built-in embedder the shipped default also runs a learned pair
+// verifier (verify.go) on the nearest entry, down to a cosine floor of
+// VerifierFloor; it decides whether the two prompts ask the same thing.
 //
 // The built-in embedder needs no network (hashed word/character n-grams,
 // TF-IDF weighted, with an IDF table fitted offline and embedded); any
