@@ -15,10 +15,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,16 +27,10 @@ import (
 	"text/tabwriter"
 
 	"github.com/tollgate-dev/tollgate/pkg/cache"
+	"github.com/tollgate-dev/tollgate/pkg/cache/internal/pairs"
 )
 
-type record struct {
-	A         string `json:"a"`
-	B         string `json:"b"`
-	Duplicate bool   `json:"duplicate"`
-}
-
-// trainFraction of cache-qqp (by line order) is the fitting split.
-const trainFraction = 0.7
+type record = pairs.Pair
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout); err != nil {
@@ -57,11 +49,11 @@ func run(args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	qqp, err := load(filepath.Join(*corpora, "cache-qqp", "data.jsonl"))
+	qqp, err := pairs.Load(filepath.Join(*corpora, "cache-qqp", "data.jsonl"))
 	if err != nil {
 		return err
 	}
-	cut := int(float64(len(qqp)) * trainFraction)
+	cut := pairs.TrainCut(len(qqp))
 	if *writeTables != "" {
 		docs := make([]string, 0, 2*cut)
 		for _, r := range qqp[:cut] {
@@ -96,7 +88,7 @@ func run(args []string, out io.Writer) error {
 		return fmt.Errorf("unknown -split %q", *split)
 	}
 	for _, name := range []string{"cache-mrpc", "cache-stsb", "cache-gptcache-mock"} {
-		recs, err := load(filepath.Join(*corpora, name, "data.jsonl"))
+		recs, err := pairs.Load(filepath.Join(*corpora, name, "data.jsonl"))
 		if err != nil {
 			return err
 		}
@@ -144,31 +136,6 @@ func pct(n, d int) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f%% (%d)", 100*float64(n)/float64(d), n)
-}
-
-func load(path string) ([]record, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open corpus: %w", err)
-	}
-	defer f.Close()
-	var recs []record
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for line := 1; sc.Scan(); line++ {
-		var r record
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		recs = append(recs, r)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(recs) == 0 {
-		return nil, errors.New(path + ": empty corpus")
-	}
-	return recs, nil
 }
 
 type result struct {

@@ -17,7 +17,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,17 +32,13 @@ import (
 	"text/tabwriter"
 
 	"github.com/tollgate-dev/tollgate/pkg/cache"
+	"github.com/tollgate-dev/tollgate/pkg/cache/internal/pairs"
 )
 
-type record struct {
-	A         string `json:"a"`
-	B         string `json:"b"`
-	Duplicate bool   `json:"duplicate"`
-}
+type record = pairs.Pair
 
 const (
-	trainFraction = 0.7 // of cache-qqp lines: the training split
-	fitFraction   = 0.8 // of the training split: fitted; the rest validates
+	fitFraction = 0.8 // of the training split: fitted; the rest validates
 )
 
 func main() {
@@ -108,40 +103,15 @@ func run(args []string, out io.Writer) error {
 		}
 		o.depths = append(o.depths, n)
 	}
-	qqp, err := load(filepath.Join(o.corpora, "cache-qqp", "data.jsonl"))
+	qqp, err := pairs.Load(filepath.Join(o.corpora, "cache-qqp", "data.jsonl"))
 	if err != nil {
 		return err
 	}
-	cut := int(float64(len(qqp)) * trainFraction)
+	cut := pairs.TrainCut(len(qqp))
 	if o.eval {
 		return evaluate(out, o, qqp, cut)
 	}
 	return train(out, o, qqp[:cut])
-}
-
-func load(path string) ([]record, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open corpus: %w", err)
-	}
-	defer f.Close()
-	var recs []record
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for line := 1; sc.Scan(); line++ {
-		var r record
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		recs = append(recs, r)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(recs) == 0 {
-		return nil, errors.New(path + ": empty corpus")
-	}
-	return recs, nil
 }
 
 // pair is one corpus record as the cache sees it.
@@ -534,7 +504,7 @@ func evaluate(out io.Writer, o options, qqp []record, cut int) error {
 		recs []record
 	}{{fmt.Sprintf("cache-qqp held-out (lines %d-%d)", cut+1, len(qqp)), qqp[cut:]}}
 	for _, name := range []string{"cache-mrpc", "cache-stsb", "cache-gptcache-mock"} {
-		recs, err := load(filepath.Join(o.corpora, name, "data.jsonl"))
+		recs, err := pairs.Load(filepath.Join(o.corpora, name, "data.jsonl"))
 		if err != nil {
 			return err
 		}
