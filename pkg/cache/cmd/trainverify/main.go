@@ -187,20 +187,25 @@ func pct(n, d int) string {
 func count(ps []pair, hit func(p pair) bool) rates {
 	var r rates
 	for _, p := range ps {
-		h := p.exact || hit(p)
-		if p.dup {
-			r.dup++
-			if h {
-				r.hit++
-			}
-		} else {
-			r.nondup++
-			if h {
-				r.falseHit++
-			}
-		}
+		r.add(p.dup, p.exact || hit(p))
 	}
 	return r
+}
+
+// add tallies one lookup: a duplicate hit or miss, or a non-duplicate
+// (false) hit or miss.
+func (r *rates) add(dup, hit bool) {
+	if dup {
+		r.dup++
+		if hit {
+			r.hit++
+		}
+		return
+	}
+	r.nondup++
+	if hit {
+		r.falseHit++
+	}
 }
 
 // scorer is a fitted model before serialisation.
@@ -253,18 +258,7 @@ func hitsAt(ps []pair, s scorer, t float64) rates {
 func hitsOf(ps []pair, sc []float64, t float64) rates {
 	var r rates
 	for i, p := range ps {
-		h := p.exact || (sc[i] >= 0 && sc[i] >= t)
-		if p.dup {
-			r.dup++
-			if h {
-				r.hit++
-			}
-		} else {
-			r.nondup++
-			if h {
-				r.falseHit++
-			}
-		}
+		r.add(p.dup, p.exact || (sc[i] >= 0 && sc[i] >= t))
 	}
 	return r
 }
