@@ -255,9 +255,14 @@ func (v *Verifier) Query(query string) *VerifierQuery {
 
 // Score is Verifier.Score for the prepared query.
 func (q *VerifierQuery) Score(candidate string, cosine float64) float64 {
-	var buf [verifierNumFeatures]float64
 	c := newVerifierSide(candidate, q.v.idf)
-	return q.v.scoreFeatures(pairFeatures(buf[:0], &q.side, &c, cosine, q.v.odds))
+	return q.scoreSide(&c, cosine)
+}
+
+// scoreSide scores a featurised candidate against the prepared query.
+func (q *VerifierQuery) scoreSide(c *verifierSide, cosine float64) float64 {
+	var buf [verifierNumFeatures]float64
+	return q.v.scoreFeatures(pairFeatures(buf[:0], &q.side, c, cosine, q.v.odds))
 }
 
 // Accept reports whether the candidate may be served for the prepared query.
@@ -277,8 +282,7 @@ func (q *VerifierQuery) check(candidate string, cosine float64, guard bool) stri
 			return reason
 		}
 	}
-	var buf [verifierNumFeatures]float64
-	if q.v.scoreFeatures(pairFeatures(buf[:0], &q.side, &c, cosine, q.v.odds)) < q.v.m.Threshold {
+	if q.scoreSide(&c, cosine) < q.v.m.Threshold {
 		return VetoVerifier
 	}
 	return ""
