@@ -199,7 +199,7 @@ func TestDeployGateway(t *testing.T) {
 	require.NoError(t, json.Unmarshal(deployOne(t, docs, "EnvoyExtensionPolicy", "tollgate"), &pol))
 	require.Len(t, pol.Spec.ExtProc, 1)
 	ep := pol.Spec.ExtProc[0]
-	assert.Equal(t, translate.DownstreamRequestAttributes, ep.ProcessingMode.Request.Attributes)
+	assert.Empty(t, ep.ProcessingMode.Request.Attributes, "request headers are sent: no header attributes needed")
 	assert.Equal(t, "Buffered", ep.ProcessingMode.Request.Body)
 	assert.Equal(t, "Buffered", ep.ProcessingMode.Response.Body)
 	assert.True(t, ep.ProcessingMode.AllowModeOverride)

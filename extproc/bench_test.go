@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -56,16 +55,20 @@ func runExchanges(b *testing.B, client extprocv3.ExternalProcessorClient, msgs [
 }
 
 // BenchmarkExchange is one whole metered exchange in the shipped mode
-// (request body with header attributes, response headers, buffered JSON
-// response body) over a real loopback gRPC connection: auth, parse, route,
-// rewrite, response metering and metrics included.
+// (request headers, buffered request body, response headers, buffered JSON
+// response body: four messages) over a real loopback gRPC connection: auth,
+// parse, route, rewrite, response metering and metrics included.
 func BenchmarkExchange(b *testing.B) {
 	ts := startServer(b, nil)
-	msgs := []*extprocv3.ProcessingRequest{
-		requestBody(chat2KiB(), demoAttrs),
+	headers := map[string]string{}
+	for k, v := range demoHeaders {
+		headers[k] = v
+	}
+	headers["content-length"] = "2048"
+	msgs := append(request(chat2KiB(), headers),
 		responseHeaders(":status", "200", "content-type", "application/json"),
 		responseBody(jsonResponse),
-	}
+	)
 	runExchanges(b, ts.client, msgs)
 }
 
@@ -116,27 +119,9 @@ func BenchmarkPassthroughExchange(b *testing.B) {
 	reqHeaders := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{}}}
 	msgs := []*extprocv3.ProcessingRequest{
 		reqHeaders,
-		requestBody(chat2KiB(), nil),
+		requestBody(chat2KiB()),
 		responseHeaders(":status", "200", "content-type", "application/json"),
 		responseBody(jsonResponse),
 	}
 	runExchanges(b, extprocv3.NewExternalProcessorClient(conn), msgs)
-}
-
-// BenchmarkExchangeFourPhase is the same metered exchange with request
-// headers sent as their own phase (the mode Tollgate does not ship): one
-// more round trip, for RATIONALE.md's comparison.
-func BenchmarkExchangeFourPhase(b *testing.B) {
-	ts := startServer(b, nil)
-	hm := &corev3.HeaderMap{}
-	for k, v := range map[string]string{":path": "/v1/chat/completions", ":method": "POST", "authorization": "Bearer sk-tollgate-demo", "content-length": "2048"} {
-		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: k, RawValue: []byte(v)})
-	}
-	msgs := []*extprocv3.ProcessingRequest{
-		{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{Headers: hm}}},
-		requestBody(chat2KiB(), nil),
-		responseHeaders(":status", "200", "content-type", "application/json"),
-		responseBody(jsonResponse),
-	}
-	runExchanges(b, ts.client, msgs)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -111,14 +112,16 @@ func (d *downstream) handle(ctx context.Context, req *extprocv3.ProcessingReques
 		}
 		d.phase = phaseReqHeaders
 		fromHeaderMap(r.RequestHeaders.GetHeaders(), d.headers)
-		headersFromAttributes(attributes(req), d.headers)
-		return d.onRequestHeaders(r.RequestHeaders.GetEndOfStream()), nil
+		return d.onRequestHeaders(ctx, r.RequestHeaders.GetEndOfStream()), nil
 
 	case *extprocv3.ProcessingRequest_RequestBody:
-		if d.phase != phaseStart && d.phase != phaseReqHeaders {
+		if d.phase != phaseReqHeaders {
+			// The shipped filter sends request headers first: a body
+			// without them means request_header_mode SKIP, where Envoy has
+			// already routed the request and would drop this reply's
+			// header mutations (credential removal, route headers).
 			return nil, d.unexpected(req)
 		}
-		headersFromAttributes(attributes(req), d.headers)
 		d.phase = phaseReqDone
 		return d.onRequestBody(ctx, r.RequestBody.GetBody()), nil
 
@@ -131,11 +134,14 @@ func (d *downstream) handle(ctx context.Context, req *extprocv3.ProcessingReques
 
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
 		switch d.phase {
-		case phaseStart, phaseReqHeaders:
-			// A request without a body (GET): headers may come as
-			// attributes only now, or the request was never seen.
-			headersFromAttributes(attributes(req), d.headers)
-			if d.phase == phaseStart || d.op == llm.OpUnknown {
+		case phaseStart:
+			// No request message: a local reply answered before the
+			// request reached this filter, or a per-route override.
+			d.passThrough("no_request")
+		case phaseReqHeaders:
+			// Headers seen, no body: an LLM path was answered in the
+			// headers phase or the request had no body; nothing to meter.
+			if d.op == llm.OpUnknown {
 				d.passThrough("no_request_body")
 			}
 		case phaseReqDone:
@@ -143,7 +149,7 @@ func (d *downstream) handle(ctx context.Context, req *extprocv3.ProcessingReques
 			return nil, d.unexpected(req)
 		}
 		d.phase = phaseRespHeaders
-		return d.onResponseHeaders(r.ResponseHeaders), nil
+		return d.onResponseHeaders(r.ResponseHeaders, attributes(req)), nil
 
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		switch d.phase {
@@ -187,45 +193,55 @@ func (d *downstream) passThrough(reason string) {
 	}
 }
 
-// onRequestHeaders runs when the filter is configured to send request
-// headers (not the shipped mode): authenticate early, keep the rest for
-// the body.
-func (d *downstream) onRequestHeaders(endOfStream bool) *extprocv3.ProcessingResponse {
-	d.op = llm.OperationForPath(d.headers.get(":path"))
+// onRequestHeaders authenticates early (a bad key never costs a body
+// transfer), answers /v1/models, and releases everything Tollgate does not
+// handle with one message: a mode_override turns off the rest of the
+// exchange for pass-through paths.
+func (d *downstream) onRequestHeaders(ctx context.Context, endOfStream bool) *extprocv3.ProcessingResponse {
+	path := d.headers.get(":path")
+	d.op = llm.OperationForPath(path)
 	if d.op == llm.OpUnknown {
+		if isModelsPath(path) {
+			return d.listModels()
+		}
 		d.passThrough("path")
-		return requestHeadersReply(nil)
+		return &extprocv3.ProcessingResponse{
+			Response:     &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}},
+			ModeOverride: overridePassThrough,
+		}
 	}
-	if endOfStream {
-		// An LLM path without a body: answer 400 right away.
-		return d.rejectWith(reject(400, llm.TypeInvalidRequest, llm.CodeInvalidJSON, "bad_request", "request body is empty"))
-	}
+	d.requestID = d.headers.get("x-request-id")
+	d.startSpan(ctx)
+	t := time.Now()
 	id, rej := d.rt.tenants.resolve(d.headers)
+	d.stage("auth", t)
 	if rej != nil {
 		return d.rejectWith(rej)
 	}
 	d.id = id
+	if endOfStream {
+		// An LLM path without a body: answer 400 right away.
+		return d.rejectWith(reject(400, llm.TypeInvalidRequest, llm.CodeInvalidJSON, "bad_request", "request body is empty"))
+	}
 	return requestHeadersReply(nil)
 }
 
+// rejectWith answers the client with r. A budget hold taken before the
+// rejection is released here: a rejected request costs nothing.
 func (d *downstream) rejectWith(r *rejection) *extprocv3.ProcessingResponse {
 	d.outcome = r.outcome
 	d.phase = phaseDone
+	d.releaseHold()
 	return immediate(r)
 }
 
 // onRequestBody runs the request stages in order: parse, authenticate,
 // route, (guardrails, cache), reserve budget, rewrite.
 func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.ProcessingResponse {
-	if d.op == llm.OpUnknown {
-		d.op = llm.OperationForPath(d.headers.get(":path"))
-	}
 	if d.pass || d.op == llm.OpUnknown {
 		d.passThrough("path")
 		return requestBodyReply(nil)
 	}
-	d.requestID = d.headers.get("x-request-id")
-	d.startSpan(ctx)
 	rt := d.rt
 	if max := rt.cfg.Listen.MaxBodyBytes; max > 0 && int64(len(body)) > max {
 		return d.rejectWith(reject(413, llm.TypeInvalidRequest, llm.CodeTooLarge, "too_large",
@@ -233,17 +249,6 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 	}
 
 	t := time.Now()
-	if d.id.Tenant == "" {
-		id, rej := rt.tenants.resolve(d.headers)
-		if rej != nil {
-			d.stage("auth", t)
-			return d.rejectWith(rej)
-		}
-		d.id = id
-	}
-	d.stage("auth", t)
-
-	t = time.Now()
 	req, err := llm.ParseRequest(d.op, body)
 	d.stage("parse", t)
 	if err != nil {
@@ -379,8 +384,7 @@ func (d *downstream) reserve(ctx context.Context) *rejection {
 		if d.op == llm.OpEmbedding {
 			o = 0
 		}
-		c := meter.Cost(price, meter.Usage{InputTokens: prompt * d.req.N, OutputTokens: o * d.req.N})
-		worst = max(worst, c)
+		worst = max(worst, worstCost(price, prompt, o, d.req.N))
 	}
 	hold, err := d.s.budgets.Reserve(ctx, d.id.Tenant, worst, d.s.reservationID(d.requestID))
 	if err == nil {
@@ -406,6 +410,35 @@ func (d *downstream) reserve(ctx context.Context) *rejection {
 		"The spend ledger is unavailable; the request was not sent.")
 }
 
+// worstCost is the cost of n choices of prompt input and out output tokens,
+// saturating instead of overflowing: the reservation of an absurd request
+// must exceed every cap, never wrap around to a small amount.
+func worstCost(price meter.Price, prompt, out, n int64) meter.Money {
+	const maxTokens = int64(1) << 40 // far above any model's context
+	clamp := func(v int64) int64 { return min(max(v, 0), maxTokens) }
+	prompt, out, n = clamp(prompt), clamp(out), min(max(n, 1), 1<<16)
+	in, o := prompt*n, out*n // at most 2^56: no overflow
+	if in > maxTokens || o > maxTokens {
+		return meter.Money(math.MaxInt64)
+	}
+	return meter.Cost(price, meter.Usage{InputTokens: in, OutputTokens: o})
+}
+
+// releaseHold gives back a budget hold whose request never reached a
+// provider. It is the only way a hold ends other than settle.
+func (d *downstream) releaseHold() {
+	if d.hold == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := d.hold.Release(ctx); err != nil {
+		d.s.metrics.Failures.WithLabelValues("budgets", string(d.rt.cfg.FailureMode.Budgets)).Inc()
+		d.s.log.Error("releasing budget reservation failed", "tenant", d.id.Tenant, "err", err)
+	}
+	d.hold = nil
+}
+
 // defaultOutputReservation is reserved for output when neither the request,
 // the alias nor the catalog names an output cap.
 const defaultOutputReservation = 4096
@@ -425,6 +458,32 @@ func retryAfter(window string, now time.Time) int {
 		next = time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 	}
 	return int(next.Sub(now).Seconds()) + 1
+}
+
+// isModelsPath reports whether path is the OpenAI model list.
+func isModelsPath(path string) bool {
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	return path == "/v1/models"
+}
+
+// listModels answers GET /v1/models with the configured aliases (after
+// authentication, like OpenAI's endpoint).
+func (d *downstream) listModels() *extprocv3.ProcessingResponse {
+	id, rej := d.rt.tenants.resolve(d.headers)
+	if rej != nil {
+		return d.rejectWith(rej)
+	}
+	d.id = id
+	if m := d.headers.get(":method"); m != "GET" && m != "HEAD" {
+		return d.rejectWith(reject(405, llm.TypeInvalidRequest, "method_not_allowed", "bad_request",
+			"Only GET is supported on /v1/models."))
+	}
+	d.outcome, d.phase = "models", phaseDone
+	var mut mutation
+	mut.setHeader("content-type", "application/json")
+	return immediateBody(200, d.rt.modelList, &mut)
 }
 
 // routeMetadata is the dynamic metadata routes match on: only this server

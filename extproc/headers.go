@@ -6,6 +6,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/tollgate-dev/tollgate/controlplane/translate"
 )
 
 // Header names of the contract in ARCHITECTURE.md.
@@ -58,6 +60,16 @@ func attributes(req *extprocv3.ProcessingRequest) *structpb.Struct {
 		return a[attrNamespace]
 	}
 	return nil
+}
+
+// hostTarget reads the provider and model of the upstream host Envoy chose,
+// from the attributes translate.HostAttribute names.
+func hostTarget(attrs *structpb.Struct) (provider, model string) {
+	if attrs == nil {
+		return "", ""
+	}
+	f := attrs.GetFields()
+	return valueString(f[translate.HostAttribute(translate.HostProvider)]), valueString(f[translate.HostAttribute(translate.HostModel)])
 }
 
 // headersFromAttributes reads request.path/method/id and the

@@ -96,6 +96,17 @@ var (
 		ResponseHeaderMode: filterv3.ProcessingMode_SEND,
 		ResponseBodyMode:   filterv3.ProcessingMode_NONE,
 	}
+	// overridePassThrough, on the request-headers reply, ends the exchange
+	// for a path Tollgate does not handle: no body, no response messages.
+	// Envoy applies an override to both directions' state
+	// (ext_proc.cc Filter::onReceiveMessage).
+	overridePassThrough = &filterv3.ProcessingMode{
+		RequestBodyMode:     filterv3.ProcessingMode_NONE,
+		RequestTrailerMode:  filterv3.ProcessingMode_SKIP,
+		ResponseHeaderMode:  filterv3.ProcessingMode_SKIP,
+		ResponseBodyMode:    filterv3.ProcessingMode_NONE,
+		ResponseTrailerMode: filterv3.ProcessingMode_SKIP,
+	}
 )
 
 func formatUSD(usd float64) string { return strconv.FormatFloat(usd, 'f', -1, 64) }

@@ -11,6 +11,7 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/tidwall/sjson"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-dev/tollgate/pkg/guard"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
@@ -20,7 +21,7 @@ import (
 // onResponseHeaders decides how much of the response the server needs:
 // nothing for pass-through and errors, the buffered JSON body for metering,
 // or the SSE stream chunk by chunk (mode_override to STREAMED).
-func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders, attrs *structpb.Struct) *extprocv3.ProcessingResponse {
 	t := time.Now()
 	defer d.stage("response_headers", t)
 	resp := fromHeaderMap(h.GetHeaders(), nil)
@@ -29,12 +30,11 @@ func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Proc
 		d.phase = phaseDone
 		return responseHeadersReply(nil, overrideNoBody)
 	}
-	// The upstream role reports which target actually served.
-	if p := resp.get(HeaderProvider); p != "" {
-		d.provider = p
-	}
-	if m := resp.get(HeaderModel); m != "" {
-		d.target = m
+	// The host Envoy chose for the final attempt names the target that
+	// served (its endpoint metadata, as a response attribute); a router
+	// local reply has no host and keeps the alias's first target.
+	if p, m := hostTarget(attrs); p != "" && m != "" {
+		d.provider, d.target = p, m
 	}
 	var mut mutation
 	mut.setHeader(HeaderProvider, d.provider)
@@ -77,6 +77,11 @@ func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Proc
 				d.acc = &llm.StreamAccumulator{}
 			}
 		}
+		// Envoy removes content-length itself only for the body mode the
+		// filter started with; after a mode_override to STREAMED the
+		// chunks may change length, so the reply removes it
+		// (ext_proc.cc encodeHeaders; mutation_utils.cc).
+		mut.removeHeader("content-length")
 		return responseHeadersReply(common(&mut, nil, false), overrideStreamed)
 	}
 	return responseHeadersReply(common(&mut, nil, false), nil)
@@ -460,6 +465,7 @@ func (d *downstream) meterOnFinish(ctx context.Context) {
 	}
 	if !d.forwarded {
 		d.finished = true
+		d.releaseHold()
 		if d.outcome != "" {
 			d.record(0, false)
 		}

@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -38,6 +39,26 @@ type runtime struct {
 	modelLabels    telemetry.Labels
 	providerLabels telemetry.Labels
 	targetLabels   telemetry.Labels
+	modelList      []byte // GET /v1/models: the aliases clients may name
+}
+
+// modelList renders the OpenAI model list of the configured aliases.
+func modelList(aliases []string) []byte {
+	type model struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		OwnedBy string `json:"owned_by"`
+	}
+	list := struct {
+		Object string  `json:"object"`
+		Data   []model `json:"data"`
+	}{Object: "list", Data: make([]model, 0, len(aliases))}
+	for _, a := range aliases {
+		list.Data = append(list.Data, model{ID: a, Object: "model", OwnedBy: "tollgate"})
+	}
+	b, _ := json.Marshal(list) // plain strings: cannot fail
+	return b
 }
 
 func newRuntime(c *config.Config, catalog *meter.Catalog, getenv func(string) string) (*runtime, error) {
@@ -83,6 +104,7 @@ func newRuntime(c *config.Config, catalog *meter.Catalog, getenv func(string) st
 		}
 	}
 	sort.Strings(rt.aliases)
+	rt.modelList = modelList(rt.aliases)
 	for p := range c.Providers {
 		providers = append(providers, p)
 	}

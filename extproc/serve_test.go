@@ -48,9 +48,9 @@ func TestRunReloadsConfig(t *testing.T) {
 	defer conn.Close()
 	client := extprocv3.NewExternalProcessorClient(conn)
 	status := func() int {
-		out, err := exchange(t, client, nil, requestBody(`{"model":"added","messages":[{"role":"user","content":"x"}]}`, demoAttrs))
+		out, err := exchange(t, client, nil, request(`{"model":"added","messages":[{"role":"user","content":"x"}]}`, demoHeaders)...)
 		require.NoError(t, err)
-		if ir := out[0].GetImmediateResponse(); ir != nil {
+		if ir := out[len(out)-1].GetImmediateResponse(); ir != nil {
 			return int(ir.GetStatus().GetCode())
 		}
 		return 200
@@ -124,7 +124,9 @@ func TestGracefulShutdownFinishesStreamsAndFlushesLedger(t *testing.T) {
 		require.NoError(t, err)
 		return r
 	}
-	send(requestBody(`{"model":"small","max_tokens":10,"messages":[{"role":"user","content":"x"}]}`, demoAttrs))
+	for _, m := range request(`{"model":"small","max_tokens":10,"messages":[{"role":"user","content":"x"}]}`, demoHeaders) {
+		send(m)
+	}
 
 	cancel() // SIGTERM
 	select {

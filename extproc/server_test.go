@@ -86,11 +86,26 @@ func attrs(kv map[string]string) map[string]*structpb.Struct {
 	return map[string]*structpb.Struct{attrNamespace: {Fields: f}}
 }
 
-func requestBody(body string, kv map[string]string) *extprocv3.ProcessingRequest {
-	return &extprocv3.ProcessingRequest{
-		Request:    &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}},
-		Attributes: attrs(kv),
+// requestHeaders is the request_headers message Envoy sends (request
+// header mode SEND) for headers kv.
+func requestHeaders(kv map[string]string, eos bool) *extprocv3.ProcessingRequest {
+	hm := &corev3.HeaderMap{}
+	for k, v := range kv {
+		hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: k, RawValue: []byte(v)})
 	}
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+		RequestHeaders: &extprocv3.HttpHeaders{Headers: hm, EndOfStream: eos}}}
+}
+
+func requestBody(body string) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{
+		Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}},
+	}
+}
+
+// request is the request phase of the shipped mode: headers, then body.
+func request(body string, headers map[string]string) []*extprocv3.ProcessingRequest {
+	return []*extprocv3.ProcessingRequest{requestHeaders(headers, false), requestBody(body)}
 }
 
 func responseHeaders(kv ...string) *extprocv3.ProcessingRequest {
@@ -105,10 +120,10 @@ func responseBody(body string) *extprocv3.ProcessingRequest {
 	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}}}
 }
 
-var demoAttrs = map[string]string{
-	"request.path": "/v1/chat/completions", "request.method": "POST", "request.id": "r1",
-	"request.headers['authorization']":  "Bearer sk-tollgate-demo",
-	"request.headers['content-length']": "10",
+var demoHeaders = map[string]string{
+	":path": "/v1/chat/completions", ":method": "POST", "x-request-id": "r1",
+	"authorization":  "Bearer sk-tollgate-demo",
+	"content-length": "10",
 }
 
 func exchange(t testing.TB, c extprocv3.ExternalProcessorClient, md metadata.MD, msgs ...*extprocv3.ProcessingRequest) ([]*extprocv3.ProcessingResponse, error) {
@@ -152,15 +167,15 @@ func headerValue(m *extprocv3.HeaderMutation, k string) (string, bool) {
 func TestDownstreamExchange(t *testing.T) {
 	ts := startServer(t, nil)
 	body := `{"model":"small","stream":false,"messages":[{"role":"user","content":"hi"}]}`
-	out, err := exchange(t, ts.client, nil,
-		requestBody(body, demoAttrs),
+	out, err := exchange(t, ts.client, nil, append(request(body, demoHeaders),
 		responseHeaders(":status", "200", "content-type", "application/json"),
 		responseBody(`{"model":"gpt-4o-mini","choices":[{"message":{"content":"yo"}}],"usage":{"prompt_tokens":1000,"completion_tokens":2000}}`),
-	)
+	)...)
 	require.NoError(t, err)
-	require.Len(t, out, 3)
+	require.Len(t, out, 4)
+	assert.Nil(t, out[0].GetRequestHeaders().GetResponse(), "nothing to change before the body")
 
-	rb := out[0].GetRequestBody().GetResponse()
+	rb := out[1].GetRequestBody().GetResponse()
 	require.NotNil(t, rb)
 	assert.True(t, rb.GetClearRouteCache())
 	route, _ := headerValue(rb.GetHeaderMutation(), HeaderRoute)
@@ -169,9 +184,9 @@ func TestDownstreamExchange(t *testing.T) {
 	assert.Equal(t, "demo", tenant)
 	assert.Contains(t, rb.GetHeaderMutation().GetRemoveHeaders(), "authorization", "the client's Tollgate key never reaches a provider")
 
-	rh := out[1]
+	rh := out[2]
 	assert.Nil(t, rh.GetModeOverride(), "JSON stays BUFFERED")
-	cost, ok := headerValue(out[2].GetResponseBody().GetResponse().GetHeaderMutation(), HeaderCost)
+	cost, ok := headerValue(out[3].GetResponseBody().GetResponse().GetHeaderMutation(), HeaderCost)
 	require.True(t, ok)
 	// gpt-4o-mini (built-in OpenAI price 0.15 / 0.60 per M).
 	assert.Equal(t, "0.00135", cost)
@@ -190,20 +205,21 @@ func TestStreamedResponseSplitsAndStripsUsage(t *testing.T) {
 	chunk := func(b string, eos bool) *extprocv3.ProcessingRequest {
 		return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(b), EndOfStream: eos}}}
 	}
-	out, err := exchange(t, ts.client, nil,
-		requestBody(body, demoAttrs),
-		responseHeaders(":status", "200", "content-type", "text/event-stream"),
+	out, err := exchange(t, ts.client, nil, append(request(body, demoHeaders),
+		responseHeaders(":status", "200", "content-type", "text/event-stream", "content-length", "999"),
 		chunk(events[:cut], false),
 		chunk(events[cut:], false),
 		chunk("", true),
-	)
+	)...)
 	require.NoError(t, err)
 	// The request asked the provider for usage.
-	assert.Contains(t, string(out[0].GetRequestBody().GetResponse().GetBodyMutation().GetBody()), `"include_usage":true`)
-	assert.Equal(t, "STREAMED", out[1].GetModeOverride().GetResponseBodyMode().String())
+	assert.Contains(t, string(out[1].GetRequestBody().GetResponse().GetBodyMutation().GetBody()), `"include_usage":true`)
+	assert.Equal(t, "STREAMED", out[2].GetModeOverride().GetResponseBodyMode().String())
+	assert.Contains(t, out[2].GetResponseHeaders().GetResponse().GetHeaderMutation().GetRemoveHeaders(), "content-length",
+		"Envoy keeps content-length after a mode_override to STREAMED; the reply must remove it")
 	var client strings.Builder
 	for i, raw := range []string{events[:cut], events[cut:], ""} {
-		r := out[2+i].GetResponseBody().GetResponse()
+		r := out[3+i].GetResponseBody().GetResponse()
 		if bm := r.GetBodyMutation(); bm != nil {
 			client.Write(bm.GetBody())
 		} else {
@@ -225,8 +241,9 @@ func TestOutOfOrderMessagesCloseTheStream(t *testing.T) {
 		msgs   []*extprocv3.ProcessingRequest
 		reason string
 	}{
-		{"body before headers on response", []*extprocv3.ProcessingRequest{requestBody(`{"model":"small","messages":[{"role":"user","content":"x"}]}`, demoAttrs), responseBody("{}")}, "response_body"},
-		{"request body twice", []*extprocv3.ProcessingRequest{requestBody(`{}`, map[string]string{"request.path": "/v1/models"}), requestBody(`{}`, nil)}, "request_body"},
+		{"body before headers on response", append(request(`{"model":"small","messages":[{"role":"user","content":"x"}]}`, demoHeaders), responseBody("{}")), "response_body"},
+		{"request body twice", append(request(`{"model":"small","messages":[{"role":"user","content":"x"}]}`, demoHeaders), requestBody(`{}`)), "request_body"},
+		{"request body without headers (request_header_mode SKIP)", []*extprocv3.ProcessingRequest{requestBody(`{}`)}, "request_body"},
 		{"empty message", []*extprocv3.ProcessingRequest{{}}, "empty"},
 	}
 	for _, tt := range tests {
@@ -239,28 +256,32 @@ func TestOutOfOrderMessagesCloseTheStream(t *testing.T) {
 		})
 	}
 	// The server still serves.
-	_, err := exchange(t, ts.client, nil, requestBody(`{"model":"small","messages":[{"role":"user","content":"x"}]}`, demoAttrs))
+	_, err := exchange(t, ts.client, nil, request(`{"model":"small","messages":[{"role":"user","content":"x"}]}`, demoHeaders)...)
 	require.NoError(t, err)
 }
 
 func TestRejections(t *testing.T) {
 	ts := startServer(t, nil)
 	tests := []struct {
-		name   string
-		body   string
-		attrs  map[string]string
-		status int
-		code   string
+		name    string
+		body    string
+		headers map[string]string
+		status  int
+		code    string
 	}{
-		{"no key", `{"model":"small","messages":[{"role":"user","content":"x"}]}`, map[string]string{"request.path": "/v1/chat/completions"}, 401, "missing_api_key"},
-		{"unknown model", `{"model":"nope","messages":[{"role":"user","content":"x"}]}`, demoAttrs, 404, "model_not_found"},
-		{"malformed", `{"model":`, demoAttrs, 400, "invalid_json"},
+		{"no key", `{"model":"small","messages":[{"role":"user","content":"x"}]}`, map[string]string{":path": "/v1/chat/completions"}, 401, "missing_api_key"},
+		{"unknown model", `{"model":"nope","messages":[{"role":"user","content":"x"}]}`, demoHeaders, 404, "model_not_found"},
+		{"malformed", `{"model":`, demoHeaders, 400, "invalid_json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err := exchange(t, ts.client, nil, requestBody(tt.body, tt.attrs))
+			msgs := request(tt.body, tt.headers)
+			if tt.status == 401 {
+				msgs = msgs[:1] // answered at the headers, before the body is sent
+			}
+			out, err := exchange(t, ts.client, nil, msgs...)
 			require.NoError(t, err)
-			ir := out[0].GetImmediateResponse()
+			ir := out[len(out)-1].GetImmediateResponse()
 			require.NotNil(t, ir)
 			assert.Equal(t, tt.status, int(ir.GetStatus().GetCode()))
 			assert.Contains(t, string(ir.GetBody()), `"code":"`+tt.code+`"`)
@@ -268,33 +289,47 @@ func TestRejections(t *testing.T) {
 	}
 }
 
+// hostAttrs are the attributes of the upstream host Envoy chose.
+func hostAttrs(provider, model string) map[string]*structpb.Struct {
+	return attrs(map[string]string{
+		translate.HostAttribute(translate.HostProvider): provider,
+		translate.HostAttribute(translate.HostModel):    model,
+		"request.id": "r1",
+	})
+}
+
 func TestUpstreamRole(t *testing.T) {
 	ts := startServer(t, nil)
 	md := metadata.Pairs(translate.RoleHeader, translate.RoleUpstream)
-	msg := func(cluster string) *extprocv3.ProcessingRequest {
-		return &extprocv3.ProcessingRequest{
-			Request:    &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{Body: []byte(`{"model":"small","messages":[]}`), EndOfStream: true}},
-			Attributes: attrs(map[string]string{"xds.cluster_name": cluster}),
-		}
+	attempt := func(provider, model string) []*extprocv3.ProcessingRequest {
+		h := requestHeaders(map[string]string{":path": "/v1/chat/completions", "authorization": "Bearer sk-tollgate-demo"}, false)
+		h.Attributes = hostAttrs(provider, model)
+		return []*extprocv3.ProcessingRequest{h, requestBody(`{"model":"small","messages":[]}`)}
 	}
-	out, err := exchange(t, ts.client, md, msg(translate.TargetClusterName("small", 0)), responseHeaders(":status", "200"))
+	out, err := exchange(t, ts.client, md, attempt("fake", "gpt-4o-mini")...)
 	require.NoError(t, err)
-	r := out[0].GetRequestBody().GetResponse()
+	auth, _ := headerValue(out[0].GetRequestHeaders().GetResponse().GetHeaderMutation(), "authorization")
+	assert.Equal(t, "Bearer sk-provider", auth, "the provider key replaces the client's Tollgate key")
+	r := out[1].GetRequestBody().GetResponse()
 	assert.Equal(t, `{"model":"gpt-4o-mini","messages":[]}`, string(r.GetBodyMutation().GetBody()))
-	auth, _ := headerValue(r.GetHeaderMutation(), "authorization")
-	assert.Equal(t, "Bearer sk-provider", auth)
-	p, _ := headerValue(out[1].GetResponseHeaders().GetResponse().GetHeaderMutation(), HeaderProvider)
-	assert.Equal(t, "fake", p)
+	cl, _ := headerValue(r.GetHeaderMutation(), "content-length")
+	assert.Equal(t, "37", cl)
 
 	// The second target, a provider without a credential: the client's
 	// authorization is removed, not forwarded.
-	out, err = exchange(t, ts.client, md, msg(translate.TargetClusterName("small", 1)), responseHeaders(":status", "200"))
+	out, err = exchange(t, ts.client, md, attempt("backup", "other-model")...)
 	require.NoError(t, err)
-	r = out[0].GetRequestBody().GetResponse()
-	assert.Contains(t, string(r.GetBodyMutation().GetBody()), `"other-model"`)
-	assert.Contains(t, r.GetHeaderMutation().GetRemoveHeaders(), "authorization")
-	m, _ := headerValue(out[1].GetResponseHeaders().GetResponse().GetHeaderMutation(), HeaderModel)
-	assert.Equal(t, "other-model", m)
+	assert.Contains(t, out[0].GetRequestHeaders().GetResponse().GetHeaderMutation().GetRemoveHeaders(), "authorization")
+	assert.Contains(t, string(out[1].GetRequestBody().GetResponse().GetBodyMutation().GetBody()), `"other-model"`)
+
+	// A host without Tollgate metadata (the filter on a cluster Tollgate did
+	// not generate): no credential at all, counted.
+	before := testutil.ToFloat64(ts.metrics.Failures.WithLabelValues("upstream_target", "open"))
+	out, err = exchange(t, ts.client, md, requestHeaders(map[string]string{":path": "/v1/chat/completions", "authorization": "Bearer sk-tollgate-demo"}, false), requestBody(`{"model":"small"}`))
+	require.NoError(t, err)
+	assert.Contains(t, out[0].GetRequestHeaders().GetResponse().GetHeaderMutation().GetRemoveHeaders(), "authorization")
+	assert.Nil(t, out[1].GetRequestBody().GetResponse().GetBodyMutation())
+	assert.Equal(t, before+1, testutil.ToFloat64(ts.metrics.Failures.WithLabelValues("upstream_target", "open")))
 }
 
 func TestBudgetRejectsWithRetryAfter(t *testing.T) {
@@ -303,9 +338,9 @@ func TestBudgetRejectsWithRetryAfter(t *testing.T) {
 	b := meter.NewBudgets(store, map[string]meter.Caps{"demo": {Daily: meter.MoneyFromUSD(0.000001)}})
 	t.Cleanup(func() { _ = b.Close() })
 	ts := startServer(t, b)
-	out, err := exchange(t, ts.client, nil, requestBody(`{"model":"small","max_tokens":100,"messages":[{"role":"user","content":"x"}]}`, demoAttrs))
+	out, err := exchange(t, ts.client, nil, request(`{"model":"small","max_tokens":100,"messages":[{"role":"user","content":"x"}]}`, demoHeaders)...)
 	require.NoError(t, err)
-	ir := out[0].GetImmediateResponse()
+	ir := out[1].GetImmediateResponse()
 	require.NotNil(t, ir)
 	assert.Equal(t, 429, int(ir.GetStatus().GetCode()))
 	ra, ok := headerValue(ir.GetHeaders(), "retry-after")
@@ -323,7 +358,9 @@ func TestDownstreamCredentialInjection(t *testing.T) {
 		Getenv: func(k string) string { return map[string]string{"FAKE_KEY": "sk-provider"}[k] }})
 	require.NoError(t, err)
 	d := newDownstream(srv, srv.rt.Load())
-	out, err := d.handle(t.Context(), requestBody(`{"model":"small","messages":[{"role":"user","content":"x"}]}`, demoAttrs))
+	_, err = d.handle(t.Context(), requestHeaders(demoHeaders, false))
+	require.NoError(t, err)
+	out, err := d.handle(t.Context(), requestBody(`{"model":"small","messages":[{"role":"user","content":"x"}]}`))
 	require.NoError(t, err)
 	r := out.GetRequestBody().GetResponse()
 	auth, ok := headerValue(r.GetHeaderMutation(), "authorization")

@@ -23,15 +23,17 @@ func TestSpansFollowGenAIConventionsAndTraceparent(t *testing.T) {
 	srv, err := New(Options{Config: cfg, Catalog: cat, Metrics: telemetry.NewMetrics(prometheus.NewRegistry()), Tracer: tp.Tracer(telemetry.TracerName)})
 	require.NoError(t, err)
 
-	attrs := map[string]string{}
-	for k, v := range demoAttrs {
-		attrs[k] = v
+	headers := map[string]string{}
+	for k, v := range demoHeaders {
+		headers[k] = v
 	}
-	attrs["request.headers['traceparent']"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	headers["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	d := newDownstream(srv, srv.rt.Load())
 	ctx := t.Context()
-	_, err = d.handle(ctx, requestBody(`{"model":"small","messages":[{"role":"user","content":"hi"}]}`, attrs))
-	require.NoError(t, err)
+	for _, m := range request(`{"model":"small","messages":[{"role":"user","content":"hi"}]}`, headers) {
+		_, err = d.handle(ctx, m)
+		require.NoError(t, err)
+	}
 	_, err = d.handle(ctx, responseHeaders(":status", "200", "content-type", "application/json"))
 	require.NoError(t, err)
 	_, err = d.handle(ctx, responseBody(`{"model":"gpt-4o-mini","choices":[{"message":{"content":"yo"}}],"usage":{"prompt_tokens":3,"completion_tokens":4}}`))

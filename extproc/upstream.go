@@ -9,13 +9,15 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
-	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
 )
 
-// upstream is the per-attempt role, running in a target cluster's upstream
-// filter chain: Envoy sends the buffered request body with the
-// xds.cluster_name attribute of the attempt, once per retry.
+// upstream is the per-attempt role, running in the upstream filter chain of
+// an alias's aggregate cluster: Envoy sends the request headers, then the
+// buffered body, once per attempt (retries build a fresh chain). The
+// attempt's target comes from the chosen host's endpoint metadata
+// (translate.UpstreamRequestAttributes), since xds.cluster_name is the
+// aggregate on every attempt.
 type upstream struct {
 	s        *Server
 	rt       *runtime
@@ -32,21 +34,18 @@ func (u *upstream) finish(context.Context, bool) {}
 func (u *upstream) handle(_ context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
-		// Not the shipped upstream mode, but harmless: learn the target
-		// early and let the body carry the rewrite.
 		u.resolve(req)
-		return requestHeadersReply(nil), nil
+		if r.RequestHeaders.GetEndOfStream() {
+			u.done = true
+		}
+		return requestHeadersReply(u.credentials()), nil
 	case *extprocv3.ProcessingRequest_RequestBody:
+		u.done = true
 		return u.onBody(req, r.RequestBody.GetBody()), nil
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		// Not in the shipped mode (response SKIP); harmless.
 		u.done = true
-		if !u.resolved {
-			return responseHeadersReply(nil, nil), nil
-		}
-		var m mutation
-		m.setHeader(HeaderProvider, u.target.Provider)
-		m.setHeader(HeaderModel, u.target.Model)
-		return responseHeadersReply(common(&m, nil, false), nil), nil
+		return responseHeadersReply(nil, nil), nil
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		return responseBodyReply(nil), nil
 	case *extprocv3.ProcessingRequest_RequestTrailers:
@@ -57,52 +56,59 @@ func (u *upstream) handle(_ context.Context, req *extprocv3.ProcessingRequest) (
 	return nil, &protocolError{reason: "empty", detail: "ProcessingRequest without a request case"}
 }
 
+// resolve finds the attempt's target from the host attributes (sent with
+// the first request-direction message).
 func (u *upstream) resolve(req *extprocv3.ProcessingRequest) {
 	if u.resolved {
 		return
 	}
-	attrs := attributes(req)
-	if attrs == nil {
+	provider, model := hostTarget(attributes(req))
+	if provider == "" || model == "" {
 		return
 	}
-	name := valueString(attrs.GetFields()["xds.cluster_name"])
-	alias, i, ok := translate.ParseTargetCluster(name)
-	if !ok {
+	if _, ok := u.rt.cfg.Providers[provider]; !ok {
 		return
 	}
-	m, ok := u.rt.cfg.Models[alias]
-	if !ok || i >= len(m.Targets) {
-		return
-	}
-	u.target, u.resolved = m.Targets[i], true
+	u.target, u.resolved = config.Target{Provider: provider, Model: model}, true
 }
 
-// onBody rewrites the model for this attempt's target and injects the
-// provider credential.
+// credentials replaces whatever credential the request carries by the
+// target provider's own. The headers are held until the body reply
+// (request headers SEND, body BUFFERED), so either reply may carry it; the
+// headers reply does, so that a bodiless request is covered too.
+func (u *upstream) credentials() *extprocv3.CommonResponse {
+	var m mutation
+	m.removeHeader("x-api-key")
+	m.removeHeader("proxy-authorization")
+	if !u.resolved {
+		// Without the host metadata the attempt goes out without any
+		// credential; count it so a misconfigured filter is visible.
+		u.s.metrics.Failures.WithLabelValues("upstream_target", "open").Inc()
+		u.s.log.Warn("upstream ext_proc: the chosen host names no Tollgate target; attempt sent without a provider key")
+		m.removeHeader("authorization")
+		return common(&m, nil, false)
+	}
+	prov := u.rt.cfg.Providers[u.target.Provider]
+	switch key := u.rt.getenv(prov.APIKeyEnv); {
+	case prov.APIKeyEnv == "":
+		m.removeHeader("authorization")
+	case key != "":
+		m.setHeader("authorization", "Bearer "+key)
+	default:
+		u.s.metrics.Failures.WithLabelValues("credentials", "open").Inc()
+		u.s.log.Error("provider credential variable is empty", "provider", u.target.Provider, "env", prov.APIKeyEnv)
+		m.removeHeader("authorization")
+	}
+	return common(&m, nil, false)
+}
+
+// onBody rewrites the model for this attempt's target.
 func (u *upstream) onBody(req *extprocv3.ProcessingRequest, body []byte) *extprocv3.ProcessingResponse {
 	t := time.Now()
 	defer u.s.timeStage("upstream", t)
 	u.resolve(req)
 	if !u.resolved {
-		// Without the cluster name the attempt goes out as the downstream
-		// role left it; count it so a misconfigured filter is visible.
-		u.s.metrics.Failures.WithLabelValues("upstream_target", "open").Inc()
-		u.s.log.Warn("upstream ext_proc: no known xds.cluster_name; attempt sent unchanged")
 		return requestBodyReply(nil)
-	}
-	var m mutation
-	m.removeHeader("x-api-key")
-	prov := u.rt.cfg.Providers[u.target.Provider]
-	if prov.APIKeyEnv != "" {
-		if key := u.rt.getenv(prov.APIKeyEnv); key != "" {
-			m.setHeader("authorization", "Bearer "+key)
-		} else {
-			u.s.metrics.Failures.WithLabelValues("credentials", "open").Inc()
-			u.s.log.Error("provider credential variable is empty", "provider", u.target.Provider, "env", prov.APIKeyEnv)
-			m.removeHeader("authorization")
-		}
-	} else {
-		m.removeHeader("authorization")
 	}
 	newBody := body
 	if gjson.GetBytes(body, "model").Str != u.target.Model {
@@ -112,8 +118,10 @@ func (u *upstream) onBody(req *extprocv3.ProcessingRequest, body []byte) *extpro
 	}
 	changed := len(newBody) != len(body) || string(newBody) != string(body)
 	// Always: Envoy keeps header mutations on the router's header map across
-	// retries, so a length set for an earlier attempt's body would be
-	// stale for this one.
+	// retries (UpstreamRequest::acceptHeadersFromRouter decodes the router's
+	// downstream headers), so a length set for an earlier attempt's body
+	// would be stale for this one.
+	var m mutation
 	m.setHeader("content-length", strconv.Itoa(len(newBody)))
 	return requestBodyReply(common(&m, newBody, changed))
 }

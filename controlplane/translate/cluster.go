@@ -15,6 +15,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -39,7 +40,13 @@ const (
 	outlierBaseEjection   = 30 * time.Second
 	maxConnections        = 1024
 	maxRequests           = 1024
-	maxRetries            = 64
+	// maxRetries bounds concurrent retries. Envoy checks the retry circuit
+	// breaker of the router's cluster, which is the alias's aggregate
+	// (router.cc Filter::decodeHeaders creates the retry state with the
+	// route's cluster; retry_state_impl.cc checks its resourceManager), so
+	// it is set there; Envoy's default of 3 would silently stop fallback
+	// under load.
+	maxRetries = 1024
 )
 
 // clusters is the aggregate cluster per alias and one cluster per target;
@@ -51,6 +58,11 @@ func (m *Model) clusters(eds bool) ([]*clusterv3.Cluster, error) {
 		agg, err := aggregateCluster(a, !eds)
 		if err != nil {
 			return nil, err
+		}
+		if !eds {
+			if err := m.withUpstreamFilters(agg); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, agg)
 		for _, t := range a.Targets {
@@ -75,7 +87,9 @@ func (m *Model) clusters(eds bool) ([]*clusterv3.Cluster, error) {
 
 // aggregateCluster lists the alias's target clusters in fallback order: the
 // aggregate load balancer gives the i-th cluster priority i, so traffic goes
-// to the first healthy target and retries walk down the list. Envoy's
+// to the first healthy target and retries walk down the list. The router's
+// cluster is this aggregate: its upstream filter chain and retry circuit
+// breaker are the ones Envoy uses (withUpstreamFilters). Envoy's
 // examples give it lb_policy CLUSTER_PROVIDED; grpc-go rejects that value and
 // wants the default (ROUND_ROBIN), so the gRPC variant leaves it unset.
 func aggregateCluster(a Alias, clusterProvided bool) (*clusterv3.Cluster, error) {
@@ -102,32 +116,33 @@ func aggregateCluster(a Alias, clusterProvided bool) (*clusterv3.Cluster, error)
 }
 
 // targetCluster reaches one provider: DNS resolved, TLS with SNI for https,
-// HTTP/2 when asked, and the upstream ext_proc filter run once per attempt.
+// HTTP/2 when asked. Its endpoint carries the target's provider and model as
+// metadata, which the upstream ext_proc filter of the aggregate reads per
+// attempt. Upstream filters configured here would never run: Envoy builds the
+// chain from the route's cluster, the aggregate (envoyproxy/envoy#29318).
+// The connection (protocol, TLS) follows the chosen host's cluster, this one
+// (cluster_manager_impl.cc ClusterEntry::httpConnPoolImpl).
 func (m *Model) targetCluster(t Target) (*clusterv3.Cluster, error) {
-	opts, err := m.upstreamProtocolOptions(t)
+	opts, err := protocolOptions(explicitHTTP(t.HTTP2), nil)
 	if err != nil {
 		return nil, err
 	}
+	la := loadAssignment(t.Cluster, t.Addr)
+	la.Endpoints[0].LbEndpoints[0].Metadata = hostMetadata(t)
 	c := &clusterv3.Cluster{
 		Name:                 t.Cluster,
 		ConnectTimeout:       durationpb.New(providerConnectTimeout),
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_LOGICAL_DNS},
 		DnsLookupFamily:      clusterv3.Cluster_V4_PREFERRED,
 		LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
-		LoadAssignment:       loadAssignment(t.Cluster, t.Addr),
+		LoadAssignment:       la,
 		OutlierDetection: &clusterv3.OutlierDetection{
 			Consecutive_5Xx:    wrapperspb.UInt32(outlierConsecutive5xx),
 			Interval:           durationpb.New(outlierInterval),
 			BaseEjectionTime:   durationpb.New(outlierBaseEjection),
 			MaxEjectionPercent: wrapperspb.UInt32(100),
 		},
-		CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
-			Priority:           corev3.RoutingPriority_DEFAULT,
-			MaxConnections:     wrapperspb.UInt32(maxConnections),
-			MaxPendingRequests: wrapperspb.UInt32(maxRequests),
-			MaxRequests:        wrapperspb.UInt32(maxRequests),
-			MaxRetries:         wrapperspb.UInt32(maxRetries),
-		}}},
+		CircuitBreakers:               circuitBreakers(),
 		TypedExtensionProtocolOptions: opts,
 	}
 	if t.TLS {
@@ -140,28 +155,63 @@ func (m *Model) targetCluster(t Target) (*clusterv3.Cluster, error) {
 	return c, nil
 }
 
-func (m *Model) upstreamProtocolOptions(t Target) (map[string]*anypb.Any, error) {
+// withUpstreamFilters gives an alias's aggregate cluster the upstream
+// ext_proc filter (then the upstream codec, which must come last) and the
+// circuit breakers that bound its retries. UpstreamRequest builds the
+// upstream filter chain from the router's cluster
+// (source/common/router/upstream_request.cc,
+// filter_manager_->createFilterChain(*parent_.cluster())), and with an
+// aggregate that is the aggregate, on every attempt.
+func (m *Model) withUpstreamFilters(agg *clusterv3.Cluster) error {
 	ext, err := toAny(UpstreamExtProc(m.cfg))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	codec, err := toAny(&upstreamcodecv3.UpstreamCodec{})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	po := &httpv3.HttpProtocolOptions{
-		UpstreamProtocolOptions: explicitHTTP(t.HTTP2),
-		// The upstream codec must be the last upstream filter.
-		HttpFilters: []*hcmv3.HttpFilter{
-			{Name: extProcFilterType, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: ext}},
-			{Name: upstreamCodecName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: codec}},
-		},
+	// The protocol option is required by the proto; connections use the
+	// member cluster's own options.
+	opts, err := protocolOptions(explicitHTTP(false), []*hcmv3.HttpFilter{
+		{Name: extProcFilterType, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: ext}},
+		{Name: upstreamCodecName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: codec}},
+	})
+	if err != nil {
+		return err
 	}
-	a, err := toAny(po)
+	agg.TypedExtensionProtocolOptions = opts
+	agg.CircuitBreakers = circuitBreakers()
+	return nil
+}
+
+func protocolOptions(proto *httpv3.HttpProtocolOptions_ExplicitHttpConfig_, filters []*hcmv3.HttpFilter) (map[string]*anypb.Any, error) {
+	a, err := toAny(&httpv3.HttpProtocolOptions{UpstreamProtocolOptions: proto, HttpFilters: filters})
 	if err != nil {
 		return nil, err
 	}
 	return map[string]*anypb.Any{httpProtocolOptionsKey: a}, nil
+}
+
+func circuitBreakers() *clusterv3.CircuitBreakers {
+	return &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+		Priority:           corev3.RoutingPriority_DEFAULT,
+		MaxConnections:     wrapperspb.UInt32(maxConnections),
+		MaxPendingRequests: wrapperspb.UInt32(maxRequests),
+		MaxRequests:        wrapperspb.UInt32(maxRequests),
+		MaxRetries:         wrapperspb.UInt32(maxRetries),
+	}}}
+}
+
+// hostMetadata names the target an endpoint serves, for the ext_proc
+// attributes built with HostAttribute.
+func hostMetadata(t Target) *corev3.Metadata {
+	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+		MetadataNamespace: {Fields: map[string]*structpb.Value{
+			HostProvider: structpb.NewStringValue(t.Provider),
+			HostModel:    structpb.NewStringValue(t.Model),
+		}},
+	}}
 }
 
 func explicitHTTP(h2 bool) *httpv3.HttpProtocolOptions_ExplicitHttpConfig_ {

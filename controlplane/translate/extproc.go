@@ -12,11 +12,15 @@ import (
 const ExtProcCluster = "tollgate_extproc"
 
 // MetadataNamespace is the dynamic-metadata namespace the downstream role
-// writes (keys MetadataRoute and MetadataTenant) and routes match on.
+// writes (keys MetadataRoute and MetadataTenant) and routes match on. The
+// provider endpoints carry static metadata in the same namespace (keys
+// HostProvider and HostModel) naming the target they serve.
 const (
 	MetadataNamespace = "tollgate"
 	MetadataRoute     = "route"
 	MetadataTenant    = "tenant"
+	HostProvider      = "provider"
+	HostModel         = "model"
 )
 
 // RoleHeader is the gRPC initial-metadata key that tells the ext_proc server
@@ -27,40 +31,39 @@ const (
 	RoleUpstream   = "upstream"
 )
 
-// DownstreamHeaderAttributes are the request headers the downstream role
-// reads. They travel as request_attributes on the body message instead of in
-// a request_headers phase, which saves one gRPC round trip per request (see
-// RATIONALE.md). Each is a CEL map index: Envoy renders a whole map attribute
-// such as "request.headers" as the string "CelMap value", so headers must be
-// named one by one.
-var DownstreamHeaderAttributes = []string{
-	"authorization", "x-api-key", "content-length", "cache-control",
-	"x-tollgate-tenant", "x-tollgate-tier", "x-tollgate-key-id",
-	"x-tollgate-prompt", "x-tollgate-prompt-vars", "traceparent",
+// HostAttribute is the CEL attribute that reads key from the metadata of the
+// upstream host Envoy chose for the current attempt (an endpoint of one of
+// the aggregate cluster's member clusters). Envoy evaluates
+// xds.upstream_host_metadata from the stream's upstream info
+// (source/extensions/filters/common/expr/context.cc, XDSLookupValues), which
+// the router sets per attempt (source/common/router/upstream_request.cc).
+func HostAttribute(key string) string {
+	return "xds.upstream_host_metadata.filter_metadata['" + MetadataNamespace + "']['" + key + "']"
 }
 
-// DownstreamRequestAttributes are sent with the first request-direction message.
-var DownstreamRequestAttributes = downstreamAttributes()
+// UpstreamRequestAttributes tell the upstream role which target an attempt
+// goes to: the chosen host's provider and model. xds.cluster_name is the
+// route's (aggregate) cluster on every attempt, so it cannot name the target.
+var UpstreamRequestAttributes = []string{HostAttribute(HostProvider), HostAttribute(HostModel), "request.id"}
 
-func downstreamAttributes() []string {
-	attrs := []string{"request.path", "request.method", "request.id"}
-	for _, h := range DownstreamHeaderAttributes {
-		attrs = append(attrs, "request.headers['"+h+"']")
-	}
-	return attrs
-}
+// DownstreamResponseAttributes tell the downstream role, with the response
+// headers, which target served the final attempt (prices follow it).
+var DownstreamResponseAttributes = []string{HostAttribute(HostProvider), HostAttribute(HostModel)}
 
-// UpstreamRequestAttributes tell the upstream role which target an attempt goes to.
-var UpstreamRequestAttributes = []string{"xds.cluster_name", "request.id"}
-
-// DownstreamProcessingMode is the shipped mode of the downstream filter:
-// request headers skipped (they arrive as attributes on the body message),
-// request body buffered, response headers sent (the server decides there,
-// with mode_override, whether the response body is buffered JSON, streamed
-// SSE, or not needed at all), response body buffered by default.
+// DownstreamProcessingMode is the shipped mode of the downstream filter.
+// Request headers are SENT: Envoy then holds them (and the router) until the
+// body reply, so the route chosen from the body's model and the header
+// mutations of the body reply (credential removal, x-tollgate-*,
+// content-length) take effect. With SKIP, Envoy's ext_proc decodeHeaders
+// returns Continue, the router picks the route before the body reaches the
+// server, and body-reply header mutations are dropped
+// (ext_proc.cc Filter::decodeHeaders; processor_state.cc
+// processHeaderMutationIfAvailable). The response headers are sent because
+// the server decides there, with mode_override, whether the response body is
+// buffered JSON, streamed SSE or not needed at all.
 func DownstreamProcessingMode() *extprocv3.ProcessingMode {
 	return &extprocv3.ProcessingMode{
-		RequestHeaderMode:   extprocv3.ProcessingMode_SKIP,
+		RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
 		RequestBodyMode:     extprocv3.ProcessingMode_BUFFERED,
 		RequestTrailerMode:  extprocv3.ProcessingMode_SKIP,
 		ResponseHeaderMode:  extprocv3.ProcessingMode_SEND,
@@ -69,16 +72,32 @@ func DownstreamProcessingMode() *extprocv3.ProcessingMode {
 	}
 }
 
+// UpstreamProcessingMode is the shipped mode of the upstream filter: request
+// headers sent (held until the body reply, so the provider credential set
+// there applies), the request body buffered (the model is rewritten for the
+// attempt's target), nothing of the response (the downstream role learns the
+// serving target from DownstreamResponseAttributes).
+func UpstreamProcessingMode() *extprocv3.ProcessingMode {
+	return &extprocv3.ProcessingMode{
+		RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
+		RequestBodyMode:     extprocv3.ProcessingMode_BUFFERED,
+		RequestTrailerMode:  extprocv3.ProcessingMode_SKIP,
+		ResponseHeaderMode:  extprocv3.ProcessingMode_SKIP,
+		ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
+		ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+	}
+}
+
 // DownstreamExtProc is the ext_proc filter config for the downstream role.
 func DownstreamExtProc(c *config.Config) *extprocv3.ExternalProcessor {
 	return &extprocv3.ExternalProcessor{
-		GrpcService:       grpcService(RoleDownstream, c),
-		FailureModeAllow:  c.FailureMode.ExtProc == config.Open,
-		ProcessingMode:    DownstreamProcessingMode(),
-		RequestAttributes: append([]string(nil), DownstreamRequestAttributes...),
-		MessageTimeout:    durationpb.New(c.XDS.MessageTimeout),
-		AllowModeOverride: true,
-		StatPrefix:        "tollgate",
+		GrpcService:        grpcService(RoleDownstream, c),
+		FailureModeAllow:   c.FailureMode.ExtProc == config.Open,
+		ProcessingMode:     DownstreamProcessingMode(),
+		ResponseAttributes: append([]string(nil), DownstreamResponseAttributes...),
+		MessageTimeout:     durationpb.New(c.XDS.MessageTimeout),
+		AllowModeOverride:  true,
+		StatPrefix:         "tollgate",
 		// The server writes {"tollgate": {"route": alias, "tenant": id}} as
 		// dynamic metadata when it admits a request; routes match on it, so
 		// a client can never reach a provider by sending x-tollgate-route
@@ -90,21 +109,15 @@ func DownstreamExtProc(c *config.Config) *extprocv3.ExternalProcessor {
 }
 
 // UpstreamExtProc is the ext_proc filter config for the upstream role, run
-// once per attempt in each target cluster's upstream filter chain: it
-// rewrites "model" for the target, injects the provider credential and
-// reports the provider/model that served on the response headers.
+// once per attempt in the upstream filter chain of each alias's aggregate
+// cluster (Envoy builds that chain from the route's cluster,
+// upstream_request.cc UpstreamRequest::UpstreamRequest): it rewrites "model"
+// for the chosen host's target and injects the provider credential.
 func UpstreamExtProc(c *config.Config) *extprocv3.ExternalProcessor {
 	return &extprocv3.ExternalProcessor{
-		GrpcService:      grpcService(RoleUpstream, c),
-		FailureModeAllow: c.FailureMode.ExtProc == config.Open,
-		ProcessingMode: &extprocv3.ProcessingMode{
-			RequestHeaderMode:   extprocv3.ProcessingMode_SKIP,
-			RequestBodyMode:     extprocv3.ProcessingMode_BUFFERED,
-			RequestTrailerMode:  extprocv3.ProcessingMode_SKIP,
-			ResponseHeaderMode:  extprocv3.ProcessingMode_SEND,
-			ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
-			ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
-		},
+		GrpcService:       grpcService(RoleUpstream, c),
+		FailureModeAllow:  c.FailureMode.ExtProc == config.Open,
+		ProcessingMode:    UpstreamProcessingMode(),
 		RequestAttributes: append([]string(nil), UpstreamRequestAttributes...),
 		MessageTimeout:    durationpb.New(c.XDS.MessageTimeout),
 		StatPrefix:        "tollgate_upstream",

@@ -10,7 +10,28 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tollgate-dev/tollgate/pkg/config"
 )
+
+// bufferHeadroom is how far above listen.max_body_bytes Envoy still
+// buffers a request body for Tollgate to reject it itself.
+const bufferHeadroom = 1 << 20
+
+// BufferLimit is the per-connection buffer limit Envoy needs for c: the
+// largest body Tollgate accepts plus headroom, capped below 4 GiB.
+func BufferLimit(c *config.Config) uint32 {
+	n := c.Listen.MaxBodyBytes
+	if n <= 0 {
+		n = config.DefaultMaxBodyBytes
+	}
+	n += bufferHeadroom
+	if n > 1<<32-1 {
+		n = 1<<32 - 1
+	}
+	return uint32(n)
+}
 
 // Well-known Envoy extension names.
 const (
@@ -128,6 +149,14 @@ func (m *Model) listener() (*listenerv3.Listener, error) {
 	return &listenerv3.Listener{
 		Name:    ListenerName,
 		Address: socketAddress(m.Listener),
+		// The ext_proc filter buffers the request body up to the stream's
+		// buffer limit, which starts at this value (conn_manager_impl.cc;
+		// a route entry may only raise it, and the catch-all route that is
+		// cached before ext_proc answers is a direct response). Over it
+		// Envoy answers a plain-text 413 before Tollgate sees the body, so
+		// the limit leaves room above listen.max_body_bytes for Tollgate's
+		// own OpenAI-shaped 413.
+		PerConnectionBufferLimitBytes: wrapperspb.UInt32(BufferLimit(m.cfg)),
 		FilterChains: []*listenerv3.FilterChain{{
 			Filters: []*listenerv3.Filter{{
 				Name:       hcmFilterName,

@@ -214,6 +214,20 @@ func TestFallbackRoutesAndClusters(t *testing.T) {
 	assert.Equal(t, []string{
 		translate.TargetClusterName("chat", 0), translate.TargetClusterName("chat", 1), translate.TargetClusterName("chat", 2),
 	}, ac.Clusters)
+	// The upstream filter chain and the retry circuit breaker Envoy uses are
+	// the router's cluster's: the aggregate.
+	var apo httpv3.HttpProtocolOptions
+	require.NoError(t, agg.TypedExtensionProtocolOptions["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].UnmarshalTo(&apo))
+	require.Len(t, apo.HttpFilters, 2)
+	assert.Equal(t, "envoy.filters.http.ext_proc", apo.HttpFilters[0].Name)
+	assert.Equal(t, "envoy.filters.http.upstream_codec", apo.HttpFilters[1].Name, "upstream codec must be last")
+	var ep extprocv3.ExternalProcessor
+	require.NoError(t, apo.HttpFilters[0].GetTypedConfig().UnmarshalTo(&ep))
+	assert.Equal(t, translate.RoleUpstream, ep.GrpcService.InitialMetadata[0].Value)
+	assert.Equal(t, extprocv3.ProcessingMode_SEND, ep.ProcessingMode.RequestHeaderMode)
+	assert.Equal(t, translate.UpstreamRequestAttributes, ep.RequestAttributes)
+	require.NotNil(t, agg.CircuitBreakers)
+	assert.Equal(t, uint32(1024), agg.CircuitBreakers.Thresholds[0].MaxRetries.GetValue())
 
 	for i, wantTLS := range []bool{true, true, false} {
 		c := byName[translate.TargetClusterName("chat", i)]
@@ -227,12 +241,11 @@ func TestFallbackRoutesAndClusters(t *testing.T) {
 		}
 		var po httpv3.HttpProtocolOptions
 		require.NoError(t, c.TypedExtensionProtocolOptions["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].UnmarshalTo(&po))
-		require.Len(t, po.HttpFilters, 2)
-		assert.Equal(t, "envoy.filters.http.ext_proc", po.HttpFilters[0].Name)
-		assert.Equal(t, "envoy.filters.http.upstream_codec", po.HttpFilters[len(po.HttpFilters)-1].Name, "upstream codec must be last")
-		var ep extprocv3.ExternalProcessor
-		require.NoError(t, po.HttpFilters[0].GetTypedConfig().UnmarshalTo(&ep))
-		assert.Equal(t, translate.RoleUpstream, ep.GrpcService.InitialMetadata[0].Value)
+		assert.Empty(t, po.HttpFilters, "filters on a member cluster never run")
+		md := c.LoadAssignment.Endpoints[0].LbEndpoints[0].GetMetadata().GetFilterMetadata()[translate.MetadataNamespace]
+		require.NotNil(t, md, "target %d endpoint names its target", i)
+		assert.NotEmpty(t, md.Fields[translate.HostProvider].GetStringValue())
+		assert.NotEmpty(t, md.Fields[translate.HostModel].GetStringValue())
 		assert.NotNil(t, c.OutlierDetection)
 		assert.NotNil(t, c.CircuitBreakers)
 	}

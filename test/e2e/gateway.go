@@ -142,7 +142,7 @@ func StartEmulated(t testing.TB, o Options) *Gateway {
 
 	// What `tollgate xds` pushes for this config: both ext_proc roles,
 	// routes on the tollgate.route metadata, fallback across targets.
-	sc, err := envoysim.FromTollgate(cfg)
+	sc, err := envoysim.FromTollgate(cfg, nil, nil)
 	if err != nil {
 		t.Fatalf("envoysim config: %v", err)
 	}

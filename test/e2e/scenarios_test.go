@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -238,14 +240,21 @@ func malformedJSON(t *testing.T, g *Gateway) {
 	}
 	assert.Zero(t, g.Provider.Calls())
 
-	// An empty POST (content-length: 0) ends the stream with the headers, so
-	// Envoy sends ext_proc no request message at all (conformance case 9).
-	// The shipped routes match the dynamic metadata only ext_proc writes, so
-	// such a request matches no route and never reaches a provider, even
-	// with a forged x-tollgate-route header.
+	// An empty POST (content-length: 0) ends the stream with the headers:
+	// the server answers the request_headers message itself (400), and a
+	// forged x-tollgate-route header routes nothing (routes match the
+	// dynamic metadata only ext_proc writes).
 	req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions", nil)
 	req.Header.Set("x-tollgate-route", "small")
+	req.Header.Set("Authorization", "Bearer "+KeyA)
 	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 400, resp.StatusCode)
+	// A path Tollgate passes through reaches no provider either.
+	req, _ = http.NewRequest(http.MethodPost, g.URL+"/v1/files", strings.NewReader("x"))
+	req.Header.Set("x-tollgate-route", "small")
+	resp, err = http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, 404, resp.StatusCode)
@@ -298,9 +307,10 @@ func providerError(t *testing.T, g *Gateway) {
 }
 
 func passThrough(t *testing.T, g *Gateway) {
-	// ext_proc passes other paths through untouched (and counts them); the
-	// shipped routes only know model aliases, so Envoy answers 404 itself.
-	resp, err := http.Get(g.URL + "/v1/models")
+	// ext_proc passes other paths through untouched (and counts them), with
+	// one message; the shipped routes only know model aliases, so Envoy's
+	// catch-all answers 404.
+	resp, err := http.Get(g.URL + "/v1/assistants")
 	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -308,6 +318,29 @@ func passThrough(t *testing.T, g *Gateway) {
 	assert.Contains(t, string(b), `"code":"model_not_found"`)
 	assert.Zero(t, g.Provider.Calls())
 	assert.Equal(t, 1.0, g.Eventually("tollgate_passthrough_requests_total", nil, func(v float64) bool { return v >= 1 }))
+
+	// /v1/models lists the configured aliases (after authentication).
+	resp, err = http.Get(g.URL + "/v1/models")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 401, resp.StatusCode)
+	req, _ := http.NewRequest(http.MethodGet, g.URL+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer "+KeyA)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var list struct {
+		Object string
+		Data   []struct{ ID string }
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&list))
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	var ids []string
+	for _, m := range list.Data {
+		ids = append(ids, m.ID)
+	}
+	assert.Equal(t, []string{"embed", "fallback", "large", "small"}, ids)
+	assert.Zero(t, g.Provider.Calls())
 }
 
 func init() {

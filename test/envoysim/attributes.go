@@ -29,6 +29,9 @@ type attrContext struct {
 	localAddr    string     // "ip:port"
 	clusterName  string
 	protocolName string // "HTTP/1.1"
+	// hostMetadata is the filter_metadata of the upstream host chosen for
+	// the current attempt (nil before the router picked one).
+	hostMetadata map[string]*structpb.Struct
 }
 
 // evalAttribute evaluates one attribute expression. ok is false when Envoy's
@@ -70,6 +73,9 @@ func evalAttribute(expr string, c *attrContext) (*structpb.Value, bool) {
 			return "", false
 		}
 		return c.reqHeaders.get(k)
+	}
+	if rest, ok := strings.CutPrefix(expr, "xds.upstream_host_metadata.filter_metadata["); ok {
+		return hostMetadataAttribute(rest, c)
 	}
 	switch expr {
 	case "request.path":
@@ -134,6 +140,38 @@ func evalAttribute(expr string, c *attrContext) (*structpb.Value, bool) {
 		return portOf(c.localAddr)
 	case "xds.cluster_name":
 		return str(c.clusterName, c.clusterName != "")
+	}
+	return nil, false
+}
+
+// hostMetadataAttribute evaluates the rest of
+// xds.upstream_host_metadata.filter_metadata['ns']['key'] (after the first
+// "["). Envoy evaluates xds.upstream_host_metadata from the stream's
+// upstream info, which the router sets to the host of the current attempt
+// (source/extensions/filters/common/expr/context.cc XDSLookupValues;
+// source/common/router/upstream_request.cc UpstreamRequest::UpstreamRequest
+// setUpstreamHost); without a host the attribute is an error and left out.
+// Only a string leaf is modelled (matching_utils.cc converts it to a
+// string_value); an index into a missing key is a CEL error (left out).
+func hostMetadataAttribute(rest string, c *attrContext) (*structpb.Value, bool) {
+	if c.hostMetadata == nil {
+		return nil, false
+	}
+	ns, rest, ok := strings.Cut(rest, "][")
+	if !ok || !strings.HasSuffix(rest, "]") {
+		return nil, false
+	}
+	nsName, ok1 := unquoteCEL(ns)
+	key, ok2 := unquoteCEL(rest[:len(rest)-1])
+	if !ok1 || !ok2 {
+		return nil, false
+	}
+	v, ok := c.hostMetadata[nsName].GetFields()[key]
+	if !ok {
+		return nil, false
+	}
+	if sv, ok := v.GetKind().(*structpb.Value_StringValue); ok {
+		return structpb.NewStringValue(sv.StringValue), true
 	}
 	return nil, false
 }

@@ -74,29 +74,76 @@ func TestTollgateShippedMode_JSON(t *testing.T) {
 	assert.Equal(t, `{"ID":"X"}`, string(body), "the buffered body reply replaced the body (same length as content-length)")
 
 	x := env.exchange(t)
-	require.Equal(t, []string{"request_body", "response_headers", "response_body"}, kinds(x.Sent))
+	require.Equal(t, []string{"request_headers", "request_body", "response_headers", "response_body"}, kinds(x.Sent))
 	first := x.Sent[0]
-	assert.Equal(t, `{"model":"m"}`, string(first.GetRequestBody().GetBody()))
-	assert.True(t, first.GetRequestBody().GetEndOfStream())
 	require.NotNil(t, first.GetProtocolConfig(), "protocol_config in the first message")
 	assert.Equal(t, extprocfilterv3.ProcessingMode_BUFFERED, first.GetProtocolConfig().GetRequestBodyMode())
 	assert.Equal(t, extprocfilterv3.ProcessingMode_BUFFERED, first.GetProtocolConfig().GetResponseBodyMode())
 	for _, m := range x.Sent[1:] {
 		assert.Nil(t, m.GetProtocolConfig(), "protocol_config only in the first message")
 	}
-	attrs := first.GetAttributes()[attributeKey].GetFields()
-	assert.NotContains(t, attrs, "request.headers", "the shipped filter names headers one by one")
-	assert.Equal(t, "Bearer k", attrs["request.headers['authorization']"].GetStringValue())
-	assert.NotContains(t, attrs, "request.headers['x-api-key']", "a missing header is left out")
-	assert.Equal(t, "/v1/chat/completions?x=1", attrs["request.path"].GetStringValue())
-	assert.Equal(t, "POST", attrs["request.method"].GetStringValue())
-	assert.Equal(t, "rid-1", attrs["request.id"].GetStringValue())
-	for _, m := range x.Sent[1:] {
-		assert.Empty(t, m.GetAttributes(), "no response_attributes configured")
-	}
-	assert.Equal(t, []string{"200"}, headerValues(x.Sent[1].GetResponseHeaders().GetHeaders(), ":status"))
-	assert.Equal(t, `{"id":"x"}`, string(x.Sent[2].GetResponseBody().GetBody()), "the server sees the upstream body")
-	assert.True(t, x.Sent[2].GetResponseBody().GetEndOfStream())
+	hm := first.GetRequestHeaders().GetHeaders()
+	assert.Equal(t, []string{"Bearer k"}, headerValues(hm, "authorization"), "request headers SEND: the server sees them all")
+	assert.Equal(t, []string{"/v1/chat/completions?x=1"}, headerValues(hm, ":path"))
+	assert.Equal(t, []string{"rid-1"}, headerValues(hm, "x-request-id"))
+	assert.Empty(t, first.GetAttributes(), "no request_attributes configured")
+	rb := x.Sent[1]
+	assert.Equal(t, `{"model":"m"}`, string(rb.GetRequestBody().GetBody()))
+	assert.True(t, rb.GetRequestBody().GetEndOfStream())
+	// response_attributes name the upstream host's metadata; this upstream
+	// has none, so the attributes evaluate to nothing.
+	assert.Empty(t, x.Sent[2].GetAttributes()[attributeKey].GetFields())
+	assert.Equal(t, []string{"200"}, headerValues(x.Sent[2].GetResponseHeaders().GetHeaders(), ":status"))
+	assert.Equal(t, `{"id":"x"}`, string(x.Sent[3].GetResponseBody().GetBody()), "the server sees the upstream body")
+	assert.True(t, x.Sent[3].GetResponseBody().GetEndOfStream())
+}
+
+// TestRequestHeaderSkipDropsBodyReplyHeaderMutations is the reason the
+// shipped filter sends request headers: with request_header_mode SKIP and a
+// BUFFERED body, Envoy's ext_proc returns Continue from decodeHeaders, so
+// the router takes the headers (content-length removed) before the body
+// reaches the server, and the body reply's header mutations are dropped
+// (processor_state.cc processHeaderMutationIfAvailable: "Response had header
+// mutations but headers aren't available").
+func TestRequestHeaderSkipDropsBodyReplyHeaderMutations(t *testing.T) {
+	filter := DefaultFilter()
+	filter.ProcessingMode.RequestHeaderMode = extprocfilterv3.ProcessingMode_SKIP
+	env := startSim(t, filter, func(st *scriptStream) error {
+		for {
+			req := st.recv()
+			if req == nil {
+				return nil
+			}
+			var cr *extprocv3.CommonResponse
+			if req.GetRequestBody() != nil {
+				cr = &extprocv3.CommonResponse{
+					HeaderMutation: &extprocv3.HeaderMutation{
+						SetHeaders:    []*corev3.HeaderValueOption{setHeader("x-added", "1")},
+						RemoveHeaders: []string{"authorization"},
+					},
+					BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: []byte(`{"model":"rewritten"}`)}},
+				}
+			}
+			if err := st.send(replyFor(req, cr)); err != nil {
+				return err
+			}
+		}
+	}, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{}`)
+	}, nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/v1/chat/completions", strings.NewReader(`{"model":"m"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer client-key")
+	resp, _ := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	up := env.up.only(t)
+	assert.Equal(t, "Bearer client-key", up.header.Get("Authorization"), "the removal in the body reply was dropped")
+	assert.Empty(t, up.header.Get("X-Added"), "the set in the body reply was dropped")
+	assert.Equal(t, `{"model":"rewritten"}`, string(up.body), "the body mutation applies")
+	assert.Equal(t, int64(-1), up.contentLength, "content-length removed: chunked")
+	assert.Equal(t, uint64(1), env.sim.Stats().HeaderMutationsDropped)
+	assert.Equal(t, []string{"request_body", "response_headers", "response_body"}, kinds(env.exchange(t).Sent))
 }
 
 func TestTollgateShippedMode_SSEStreamedOverride(t *testing.T) {
@@ -136,16 +183,16 @@ func TestTollgateShippedMode_SSEStreamedOverride(t *testing.T) {
 	x := env.exchange(t)
 	k := kinds(x.Sent)
 	require.GreaterOrEqual(t, len(k), 4)
-	assert.Equal(t, []string{"request_body", "response_headers"}, k[:2])
+	assert.Equal(t, []string{"request_headers", "request_body", "response_headers"}, k[:3])
 	var joined []byte
-	for i, m := range x.Sent[2:] {
+	for i, m := range x.Sent[3:] {
 		b := m.GetResponseBody()
-		require.NotNil(t, b, "message %d", i+2)
+		require.NotNil(t, b, "message %d", i+3)
 		joined = append(joined, b.GetBody()...)
-		assert.Equal(t, i == len(x.Sent)-3, b.GetEndOfStream(), "only the last chunk has end_of_stream")
+		assert.Equal(t, i == len(x.Sent)-4, b.GetEndOfStream(), "only the last chunk has end_of_stream")
 	}
 	assert.Equal(t, "data: one\n\ndata: two\n\ndata: [DONE]\n\n", string(joined))
-	assert.Equal(t, "data: one\n\n", string(x.Sent[2].GetResponseBody().GetBody()), "one chunk per upstream flush")
+	assert.Equal(t, "data: one\n\n", string(x.Sent[3].GetResponseBody().GetBody()), "one chunk per upstream flush")
 }
 
 func TestAttributes(t *testing.T) {
@@ -312,8 +359,7 @@ func TestBufferLimit413(t *testing.T) {
 	assert.Equal(t, "Payload Too Large", string(body))
 	env.up.none(t)
 	x := env.exchange(t)
-	assert.Empty(t, x.Sent, "the server never sees the body")
-	assert.False(t, x.StreamOpened)
+	assert.Equal(t, []string{"request_headers"}, kinds(x.Sent), "the server never sees the body")
 
 	req, err = http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader(strings.Repeat("a", 16)))
 	require.NoError(t, err)

@@ -118,7 +118,17 @@ type exchange struct {
 	timeoutOverridden bool
 
 	reqH  *headerMap
-	route *route // nil: no route matched
+	route *route      // nil: no route matched (or a direct response)
+	entry *routeEntry // the matched route table entry (Resources), nil if none
+	// routerStarted: the router's decodeHeaders ran (the route is final).
+	routerStarted bool
+	// headersSeen: this filter received the headers of a direction (SEND);
+	// without them, header mutations in body replies are dropped
+	// (processor_state.cc processHeaderMutationIfAvailable).
+	headersSeen [2]bool
+	// hostMetadata is the filter_metadata of the host of the current (or
+	// final) attempt, for xds.upstream_host_metadata attributes.
+	hostMetadata map[string]*structpb.Struct
 	// routeCleared: an honoured clear_route_cache emptied the route cache;
 	// the route is recomputed when the router asks for it (refreshRoute).
 	routeCleared bool
@@ -198,8 +208,13 @@ func newUUID() string {
 // (MetadataRoutes) or request headers (Routes), like the connection
 // manager's refreshCachedRoute.
 func (ex *exchange) pickRoute() {
-	ex.route = nil
+	ex.route, ex.entry = nil, nil
 	switch {
+	case ex.s.table != nil:
+		ex.entry = ex.s.table.pick(ex.reqH, ex.dynMeta)
+		if ex.entry != nil {
+			ex.route = ex.entry.route
+		}
 	case ex.s.metaRoutes != nil:
 		mr := ex.s.cfg.MetadataRoutes
 		if v, ok := metadataString(ex.dynMeta, mr.Namespace, mr.Key); ok {
@@ -221,7 +236,7 @@ func (ex *exchange) pickRoute() {
 // router's route() call does after clearRouteCache: with the headers and
 // dynamic metadata as they are when the request reaches the router.
 func (ex *exchange) refreshRoute() {
-	if ex.routeCleared {
+	if ex.routeCleared && !ex.routerStarted {
 		ex.routeCleared = false
 		ex.pickRoute()
 	}
@@ -268,6 +283,7 @@ func (ex *exchange) attrContext(respH *headerMap) *attrContext {
 		localAddr:    local,
 		clusterName:  ex.clusterName,
 		protocolName: ex.r.Proto,
+		hostMetadata: ex.hostMetadata,
 	}
 }
 
@@ -595,10 +611,49 @@ func (ex *exchange) writeLocalReply(lr *localReply) {
 // run drives the whole exchange.
 func (ex *exchange) run() {
 	ex.buildRequestHeaders()
+	// The connection manager caches the route before the filter chain runs
+	// (ConnectionManagerImpl::ActiveStream::decodeHeaders ->
+	// refreshCachedRoute), with no dynamic metadata yet.
 	ex.pickRoute()
+	if lr, done := ex.headerFilters(); done {
+		if lr != nil {
+			ex.writeLocalReply(lr)
+		}
+		return
+	}
 	if lr := ex.requestPath(); lr != nil {
 		ex.writeLocalReply(lr)
 	}
+}
+
+// headerFilters runs the decoder filters before ext_proc (the wasm router)
+// on the request headers, in chain order. A filter's local reply is encoded
+// through the encoder filters from the start of the chain
+// (filter_manager.cc commonEncodePrefix with no filter), so ext_proc's
+// response phase sees it.
+//
+// done reports that a filter ended the request (lr is then a reply still to
+// write, or nil when the reply went through the encoder path).
+func (ex *exchange) headerFilters() (lr *localReply, done bool) {
+	for _, f := range ex.s.header {
+		out, reply, err := f.DecodeHeaders(ex.reqH.pairs())
+		if err != nil {
+			// A VM that fails is FAIL_CLOSED: 500 (proxy-wasm context.cc
+			// onRequestHeaders after a failed VM).
+			return ex.routerReply(&localReply{status: http.StatusInternalServerError, details: "wasm_fail_stream"}), true
+		}
+		if reply != nil {
+			h := &headerMap{}
+			for _, kv := range reply.Headers {
+				h.add(strings.ToLower(kv[0]), kv[1])
+			}
+			return ex.routerReply(&localReply{status: reply.Status, headers: h, body: reply.Body, details: reply.Details}), true
+		}
+		ex.reqH = headerMapFromPairs(out)
+	}
+	// A filter may have changed headers the route matches on; Envoy keeps
+	// the cached route unless a filter clears it (the wasm router does not).
+	return nil, false
 }
 
 // readLimited reads all of r, failing when it exceeds limit bytes.
@@ -675,6 +730,7 @@ type bodyState struct {
 // if any, and whether CONTINUE_AND_REPLACE replaced the body.
 func (ex *exchange) processHeaders(p phase, h *headerMap, respH *headerMap, eos bool, body *bodyState) *localReply {
 	dir := p.dir()
+	ex.headersSeen[dir] = true
 	req := ex.newRequest(dir, respH)
 	hh := &extprocv3.HttpHeaders{Headers: h.proto(), EndOfStream: eos}
 	if dir == dirRequest {
@@ -741,9 +797,17 @@ func (ex *exchange) processBufferedBody(p phase, h *headerMap, respH *headerMap,
 		br = wr.resp.GetResponseBody()
 	}
 	cr := br.GetResponse()
-	// Headers are still held in BUFFERED mode: header mutations apply.
-	if err := applyHeaderMutation(cr.GetHeaderMutation(), h, ex.mutationParams(false, false)); err != nil {
-		return ex.mutationFailure(err)
+	// Headers are still held in BUFFERED mode when they were sent to the
+	// server: header mutations apply. When they were skipped the filter
+	// never held them (they went on at decodeHeaders) and Envoy drops the
+	// mutations ("Response had header mutations but headers aren't
+	// available", processor_state.cc processHeaderMutationIfAvailable).
+	if ex.headersSeen[dir] {
+		if err := applyHeaderMutation(cr.GetHeaderMutation(), h, ex.mutationParams(false, false)); err != nil {
+			return ex.mutationFailure(err)
+		}
+	} else if cr.GetHeaderMutation() != nil {
+		ex.fc.stats.headerMutationsDropped.Add(1)
 	}
 	ex.clearRouteCache(dir, cr)
 	if bm := cr.GetBodyMutation(); bm != nil {
@@ -795,6 +859,20 @@ func (ex *exchange) requestPath() *localReply {
 	if ex.modes[dirRequest].sendHeaders && !ex.complete {
 		if lr := ex.processHeaders(phaseRequestHeaders, ex.reqH, nil, body.eos, body); lr != nil {
 			return lr
+		}
+	} else {
+		// request_header_mode SKIP: Filter::decodeHeaders returns Continue
+		// (ext_proc.cc), so the headers go on to the router now, before
+		// any body reaches the server: the router picks the route from the
+		// cached one (no metadata yet) and starts the upstream request.
+		// Envoy removes content-length for BUFFERED + SKIP
+		// (processor_state.h shouldRemoveContentLength).
+		if ex.modes[dirRequest].body == extprocfilterv3.ProcessingMode_BUFFERED && !ex.complete {
+			ex.reqH.remove("content-length")
+		}
+		ex.routerStarted = true
+		if ex.route == nil {
+			return ex.noRoute()
 		}
 	}
 	mode := ex.modes[dirRequest]
@@ -853,6 +931,18 @@ func (ex *exchange) upstreamRequest(ctx context.Context, base *url.URL, body io.
 // direct response for MetadataRoutes (Tollgate's catch-all route), else
 // Envoy's bare 404 (NR).
 func (ex *exchange) noRoute() *localReply {
+	if ex.entry != nil && ex.entry.direct != nil {
+		d := *ex.entry.direct
+		if d.headers != nil {
+			d.headers = d.headers.clone()
+		}
+		ex.s.stats.directResponses.Add(1)
+		return ex.routerReply(&d)
+	}
+	if ex.s.table != nil {
+		// Router::Filter::decodeHeaders: no route => 404, empty body.
+		return ex.routerReply(&localReply{status: http.StatusNotFound, details: "route_not_found"})
+	}
 	if mr := ex.s.cfg.MetadataRoutes; mr != nil {
 		body := mr.NotFoundBody
 		if body == "" {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3" // TLS transport sockets in bootstraps
 	"google.golang.org/protobuf/encoding/protojson"
 	"gopkg.in/yaml.v3"
 )
@@ -93,4 +95,32 @@ func jsonCompatible(v any) (any, error) {
 		return t, nil
 	}
 	return v, nil
+}
+
+// LoadBootstrap reads an Envoy bootstrap (YAML or JSON, the format of
+// envoy/static/envoy.yaml) and returns its static_resources: the first
+// listener and every cluster. Unknown fields and types are errors, as they
+// are for Envoy.
+func LoadBootstrap(data []byte) (Resources, error) {
+	var doc any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return Resources{}, fmt.Errorf("parse bootstrap yaml: %w", err)
+	}
+	doc, err := jsonCompatible(doc)
+	if err != nil {
+		return Resources{}, err
+	}
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return Resources{}, fmt.Errorf("bootstrap to json: %w", err)
+	}
+	var b bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal(raw, &b); err != nil {
+		return Resources{}, fmt.Errorf("decode Bootstrap: %w", err)
+	}
+	sr := b.GetStaticResources()
+	if len(sr.GetListeners()) == 0 {
+		return Resources{}, errors.New("bootstrap: no static listener")
+	}
+	return Resources{Listener: sr.GetListeners()[0], Clusters: sr.GetClusters()}, nil
 }

@@ -380,3 +380,22 @@ func applyHeaderMutation(m *extprocv3.HeaderMutation, h *headerMap, p mutationPa
 	}
 	return nil
 }
+
+// pairs returns the entries in order as key/value pairs.
+func (h *headerMap) pairs() [][2]string {
+	out := make([][2]string, len(h.fields))
+	for i, f := range h.fields {
+		out[i] = [2]string{f.key, f.value}
+	}
+	return out
+}
+
+// headerMapFromPairs builds a header map from key/value pairs (keys
+// lowercased).
+func headerMapFromPairs(p [][2]string) *headerMap {
+	h := &headerMap{fields: make([]headerField, 0, len(p))}
+	for _, kv := range p {
+		h.fields = append(h.fields, headerField{key: strings.ToLower(kv[0]), value: kv[1]})
+	}
+	return h
+}

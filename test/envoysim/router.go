@@ -35,10 +35,12 @@ var ErrContentLengthMismatch = errors.New("upstream request content-length does 
 // response path.
 func (ex *exchange) forward(body *bodyState) *localReply {
 	ex.refreshRoute()
+	ex.routerStarted = true
 	rt := ex.route
 	if rt == nil {
 		return ex.noRoute()
 	}
+	upFilter := ex.upstreamFilter(rt)
 	replayable := true
 	var payload []byte
 	var stream io.Reader
@@ -46,7 +48,7 @@ func (ex *exchange) forward(body *bodyState) *localReply {
 	case body.have:
 		payload = body.buffered
 	case body.eos:
-	case rt.retries > 0 || ex.s.up != nil:
+	case rt.retries > 0 || upFilter != nil:
 		// The router buffers the body to replay it (retry shadow buffer);
 		// the upstream filter's BUFFERED mode needs it whole too.
 		b, over, err := readLimited(body.stream, ex.s.cfg.BufferLimit)
@@ -55,7 +57,7 @@ func (ex *exchange) forward(body *bodyState) *localReply {
 			return &localReply{}
 		}
 		if over {
-			if ex.s.up != nil {
+			if upFilter != nil {
 				return &localReply{status: http.StatusRequestEntityTooLarge, body: []byte("Payload Too Large"), details: "request_payload_too_large"}
 			}
 			// Over the retry buffer: Envoy sends it once, without retries.
@@ -67,14 +69,29 @@ func (ex *exchange) forward(body *bodyState) *localReply {
 		stream, replayable = body.stream, false
 	}
 	hasBody := !body.eos || len(payload) > 0
+	var retrying func()
 	for i := 0; ; i++ {
-		tg := rt.targets[i%len(rt.targets)]
-		res := ex.attempt(rt, tg, payload, stream, hasBody, body.have || payload != nil, body.trailers)
+		tg := rt.targets[0]
+		if rt.prevPriorities {
+			tg = rt.targets[i%len(rt.targets)]
+		}
+		res := ex.attempt(rt, upFilter, tg, payload, stream, hasBody, body.have || payload != nil, body.trailers)
+		if retrying != nil {
+			retrying()
+			retrying = nil
+		}
 		if res.clientGone {
 			res.release()
 			ex.rec.Attempts = append(ex.rec.Attempts, res.att)
 			ex.clientErr = errClientGone
 			return &localReply{}
+		}
+		if res.local != nil {
+			// Envoy >= 1.36: the upstream filter's local reply is the
+			// attempt's response, final, never retried.
+			ex.rec.Attempts = append(ex.rec.Attempts, res.att)
+			res.release()
+			return ex.routerReply(res.local)
 		}
 		var retriable bool
 		if res.fail != failNone {
@@ -83,13 +100,18 @@ func (ex *exchange) forward(body *bodyState) *localReply {
 			retriable = rt.retriableStatus(res.att.Status)
 		}
 		if retriable && replayable && i < rt.retries {
-			res.att.Retried = true
-			ex.rec.Attempts = append(ex.rec.Attempts, res.att)
-			res.release()
-			ex.s.stats.upstreamRetries.Add(1)
-			continue
-		}
-		if retriable && rt.retries > 0 {
+			if release, ok := rt.acquireRetry(); ok {
+				retrying = release
+				res.att.Retried = true
+				ex.rec.Attempts = append(ex.rec.Attempts, res.att)
+				res.release()
+				ex.s.stats.upstreamRetries.Add(1)
+				continue
+			}
+			// RetryStateImpl::shouldRetry: the route cluster's retries
+			// resource is full (upstream_rq_retry_overflow): no retry.
+			ex.s.stats.upstreamRetryOverflow.Add(1)
+		} else if retriable && rt.retries > 0 {
 			ex.s.stats.upstreamRetriesExhausted.Add(1)
 		}
 		ex.rec.Attempts = append(ex.rec.Attempts, res.att)
@@ -125,6 +147,7 @@ type attemptResult struct {
 	att        Attempt
 	fail       failureKind
 	clientGone bool
+	local      *localReply    // the upstream filter's local reply (final)
 	resp       *http.Response // response headers received
 	h          *headerMap     // response headers after the upstream filter
 	src        io.Reader      // response body
@@ -140,6 +163,31 @@ func (r *attemptResult) release() {
 	if r.cancel != nil {
 		r.cancel()
 	}
+}
+
+// upstreamFilter is the ext_proc filter of the route's cluster's upstream
+// filter chain (Config.UpstreamFilter for routes not built from resources).
+func (ex *exchange) upstreamFilter(rt *route) *filterConf {
+	if rt.upFilter != nil {
+		return rt.upFilter
+	}
+	if ex.s.table != nil {
+		return nil
+	}
+	return ex.s.up
+}
+
+// acquireRetry takes one unit of the route cluster's retries resource; the
+// returned release gives it back when the retried attempt ends.
+func (rt *route) acquireRetry() (release func(), ok bool) {
+	if rt.maxRetries <= 0 || rt.activeRetries == nil {
+		return func() {}, true
+	}
+	if rt.activeRetries.Add(1) > int64(rt.maxRetries) {
+		rt.activeRetries.Add(-1)
+		return nil, false
+	}
+	return func() { rt.activeRetries.Add(-1) }, true
 }
 
 // perTryTimer cancels an attempt when per_try_timeout expires before the
@@ -193,8 +241,11 @@ func (pt *perTryTimer) stop() bool {
 // (UpstreamRequest::acceptHeadersFromRouter), so the upstream filter's
 // header mutations stay for later attempts; the body is a fresh copy per
 // attempt (Router::Filter::doRetry copies the decoding buffer).
-func (ex *exchange) attempt(rt *route, tg target, payload []byte, stream io.Reader, hasBody, buffered bool, trailers *headerMap) (res attemptResult) {
+func (ex *exchange) attempt(rt *route, upFilter *filterConf, tg target, payload []byte, stream io.Reader, hasBody, buffered bool, trailers *headerMap) (res attemptResult) {
 	res.att = Attempt{Cluster: tg.cluster}
+	// The downstream stream info's upstream info is this attempt's
+	// (UpstreamRequest::UpstreamRequest sets it on the router's callbacks).
+	ex.hostMetadata = tg.metadata
 	ctx, cancel := context.WithCancel(ex.ctx)
 	res.cancel = cancel
 	pt := ex.startPerTry(rt, cancel)
@@ -223,7 +274,19 @@ func (ex *exchange) attempt(rt *route, tg target, payload []byte, stream io.Read
 		}
 		return res
 	}
-	stall := func() attemptResult {
+	stall := func(lr *localReply) attemptResult {
+		if !ex.s.cfg.Legacy {
+			// Since Envoy 1.36 (envoyproxy/envoy#41231) the upstream
+			// filter's local reply (immediate_response, or its own error
+			// reply) reaches the router as the attempt's response.
+			ex.s.upStats.upstreamLocalReplies.Add(1)
+			if res.resp != nil {
+				res.resp.Body.Close()
+				res.resp = nil
+			}
+			res.local = lr
+			return res
+		}
 		ex.s.upStats.sendImmediateRespUpstreamIgnored.Add(1)
 		if res.resp != nil {
 			res.resp.Body.Close()
@@ -243,17 +306,26 @@ func (ex *exchange) attempt(rt *route, tg target, payload []byte, stream io.Read
 	} else if hasBody {
 		body.stream = stream
 	}
-	if ex.s.up != nil {
-		up = newExchange(ctx, ex.s, ex.s.up, nil, ex.r)
+	if upFilter != nil {
+		up = newExchange(ctx, ex.s, upFilter, nil, ex.r)
 		up.reqH = ex.reqH
-		up.clusterName = tg.cluster
+		// xds.cluster_name is the router's cluster on every attempt
+		// (UpstreamRequest copies the downstream upstreamClusterInfo); the
+		// host is this attempt's.
+		up.clusterName = rt.cluster
+		up.hostMetadata = tg.metadata
 		up.rec.RequestID = ex.rec.RequestID
+		if !up.modes[dirRequest].sendHeaders && up.modes[dirRequest].body == extprocfilterv3.ProcessingMode_BUFFERED {
+			// SKIP + BUFFERED: the headers go on at decodeHeaders without
+			// content-length (processor_state.h shouldRemoveContentLength).
+			ex.reqH.remove("content-length")
+		}
 		if up.modes[dirRequest].sendHeaders && !up.complete {
 			if lr := up.processHeaders(phaseRequestHeaders, ex.reqH, nil, body.eos, body); lr != nil {
 				if up.clientErr != nil || ctx.Err() != nil {
 					return ended()
 				}
-				return stall()
+				return stall(lr)
 			}
 		}
 		if !body.eos && body.have && up.modes[dirRequest].body == extprocfilterv3.ProcessingMode_BUFFERED && !up.complete {
@@ -261,14 +333,14 @@ func (ex *exchange) attempt(rt *route, tg target, payload []byte, stream io.Read
 				if up.clientErr != nil || ctx.Err() != nil {
 					return ended()
 				}
-				return stall()
+				return stall(lr)
 			}
 			if body.trailers != nil && up.modes[dirRequest].sendTrailers && !up.complete {
 				if lr := up.processTrailers(phaseRequestTrailers, nil, body.trailers); lr != nil {
 					if up.clientErr != nil || ctx.Err() != nil {
 						return ended()
 					}
-					return stall()
+					return stall(lr)
 				}
 			}
 		}
@@ -349,7 +421,7 @@ func (ex *exchange) attempt(rt *route, tg target, payload []byte, stream io.Read
 				if up.clientErr != nil || ctx.Err() != nil {
 					return ended()
 				}
-				return stall()
+				return stall(lr)
 			}
 		}
 		if !rb.eos && !rb.have && !up.complete && up.modes[dirResponse].body == extprocfilterv3.ProcessingMode_BUFFERED {
@@ -363,7 +435,7 @@ func (ex *exchange) attempt(rt *route, tg target, payload []byte, stream io.Read
 				res.resp = nil
 				return res
 			case over:
-				return stall()
+				return stall(&localReply{status: http.StatusInternalServerError, details: "response_payload_too_large"})
 			}
 			rb.buffered, rb.have, rb.stream = b, true, nil
 			rb.trailers = trailersOf(resp.Trailer)
@@ -371,7 +443,7 @@ func (ex *exchange) attempt(rt *route, tg target, payload []byte, stream io.Read
 				if up.clientErr != nil || ctx.Err() != nil {
 					return ended()
 				}
-				return stall()
+				return stall(lr)
 			}
 		}
 		if rb.have {

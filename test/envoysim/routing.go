@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -48,6 +50,9 @@ type Route struct {
 type Target struct {
 	ClusterName string
 	URL         string
+	// Metadata is the host's endpoint filter_metadata (namespace -> Struct),
+	// read by xds.upstream_host_metadata attributes.
+	Metadata map[string]*structpb.Struct
 }
 
 // RetryPolicy is the subset of Envoy's RetryPolicy the control plane emits.
@@ -111,19 +116,32 @@ const (
 
 // route is a resolved Route.
 type route struct {
-	name     string // routing key (metadata value, header value, or cluster)
-	cluster  string
-	targets  []target
-	retryOn  retryOn
-	codes    map[int]bool
-	retries  int
-	perTry   time.Duration
-	notFound bool
+	name    string // routing key (metadata value, header value, or route name)
+	cluster string // the route's cluster: xds.cluster_name, and whose upstream filters and circuit breaker apply
+	targets []target
+	retryOn retryOn
+	codes   map[int]bool
+	retries int
+	perTry  time.Duration
+	// prevPriorities: retry_priority previous_priorities (update_frequency
+	// 1): attempt i goes to priority i, modulo the priorities once every one
+	// was tried. Without it every attempt goes to priority 0 (all hosts are
+	// healthy in the emulator).
+	prevPriorities bool
+	// maxRetries is the route cluster's circuit_breakers max_retries (0:
+	// unlimited, for routes not built from resources); activeRetries the
+	// retries in flight against it.
+	maxRetries     int
+	activeRetries  *atomic.Int64
+	upFilterConfig *extprocfilterv3.ExternalProcessor // the route cluster's upstream ext_proc filter
+	upFilter       *filterConf                        // built from upFilterConfig by New
 }
 
+// target is one priority of a route's cluster: the host an attempt reaches.
 type target struct {
-	cluster string
-	url     *url.URL
+	cluster  string // the cluster the host belongs to (an aggregate's member)
+	url      *url.URL
+	metadata map[string]*structpb.Struct // the endpoint's filter_metadata
 }
 
 // retriableStatus is RetryStateImpl::wouldRetryFromHeaders for the modelled
@@ -158,7 +176,7 @@ func resolveRoute(name string, rt Route) (*route, error) {
 	if len(rt.Targets) == 0 {
 		return nil, errors.New("no targets")
 	}
-	r := &route{name: name, cluster: rt.Cluster, retries: rt.Retry.NumRetries, perTry: rt.Retry.PerTryTimeout}
+	r := &route{name: name, cluster: rt.Cluster, retries: rt.Retry.NumRetries, perTry: rt.Retry.PerTryTimeout, prevPriorities: true}
 	var errs []error
 	for i, t := range rt.Targets {
 		u, err := parseBase(t.URL)
@@ -168,7 +186,7 @@ func resolveRoute(name string, rt Route) (*route, error) {
 		if t.ClusterName == "" {
 			errs = append(errs, fmt.Errorf("targets[%d]: empty ClusterName", i))
 		}
-		r.targets = append(r.targets, target{cluster: t.ClusterName, url: u})
+		r.targets = append(r.targets, target{cluster: t.ClusterName, url: u, metadata: t.Metadata})
 	}
 	if r.cluster == "" {
 		r.cluster = rt.Targets[0].ClusterName

@@ -295,15 +295,36 @@ func tollgateRetry(n int, perTry time.Duration) RetryPolicy {
 // retrySim starts a sim whose alias "m" has the given target URLs.
 func retrySim(t *testing.T, sc script, upstreamFilter *extprocfilterv3.ExternalProcessor, perTry time.Duration, urls ...string) *simEnv {
 	t.Helper()
+	return retrySimWith(t, sc, upstreamFilter, perTry, nil, urls...)
+}
+
+// retrySimWith is retrySim with a last Config adjustment.
+func retrySimWith(t *testing.T, sc script, upstreamFilter *extprocfilterv3.ExternalProcessor, perTry time.Duration, mutate func(*Config), urls ...string) *simEnv {
+	t.Helper()
 	rt := Route{Cluster: "alias/m", Retry: tollgateRetry(len(urls), perTry)}
 	for i, u := range urls {
-		rt.Targets = append(rt.Targets, Target{ClusterName: "target/m/" + string(rune('0'+i)), URL: u})
+		name := "target/m/" + string(rune('0'+i))
+		rt.Targets = append(rt.Targets, Target{ClusterName: name, URL: u, Metadata: map[string]*structpb.Struct{
+			"test": {Fields: map[string]*structpb.Value{"target": structpb.NewStringValue(name)}},
+		}})
 	}
 	return startSim(t, receivingFilter("tollgate"), sc, nil, func(c *Config) {
 		c.Upstream = ""
 		c.UpstreamFilter = upstreamFilter
 		c.MetadataRoutes = &MetadataRouting{Namespace: "tollgate", Key: "route", Routes: map[string]Route{"m": rt}}
+		if mutate != nil {
+			mutate(c)
+		}
 	})
+}
+
+// targetOf returns the attempt's target from the host-metadata attribute
+// of the first message of an upstream stream, remembered in *seen.
+func targetOf(req *extprocv3.ProcessingRequest, seen *string) string {
+	if a := req.GetAttributes()[attributeKey]; a != nil {
+		*seen = a.GetFields()[hostTargetAttr].GetStringValue()
+	}
+	return *seen
 }
 
 func clusters(atts []Attempt) []string {
@@ -332,8 +353,8 @@ func TestRetries(t *testing.T) {
 		assert.False(t, x.Attempts[1].Retried)
 		assert.Equal(t, uint64(1), env.sim.Stats().UpstreamRetries)
 		assert.Equal(t, uint64(2), env.sim.Stats().UpstreamRequests)
-		assert.Equal(t, []string{"request_body", "response_headers", "response_body"}, kinds(x.Sent), "the downstream filter sees only the final response")
-		assert.Equal(t, []string{"200"}, headerValues(x.Sent[1].GetResponseHeaders().GetHeaders(), ":status"))
+		assert.Equal(t, []string{"request_headers", "request_body", "response_headers", "response_body"}, kinds(x.Sent), "the downstream filter sees only the final response")
+		assert.Equal(t, []string{"200"}, headerValues(x.Sent[2].GetResponseHeaders().GetHeaders(), ":status"))
 	})
 	t.Run("connect refused moves to target 2", func(t *testing.T) {
 		second := namedUpstream(t, "second")
@@ -411,7 +432,7 @@ func TestRetries(t *testing.T) {
 		require.Len(t, x.Attempts, 2)
 		assert.True(t, x.LocalReply)
 		assert.Equal(t, "upstream_reset_before_response_started{connection_failure}", x.Details)
-		assert.Equal(t, []string{"request_body", "response_headers", "response_body"}, kinds(x.Sent), "the router's 503 passes the response phases")
+		assert.Equal(t, []string{"request_headers", "request_body", "response_headers", "response_body"}, kinds(x.Sent), "the router's 503 passes the response phases")
 	})
 	t.Run("per-try timeout moves to target 2", func(t *testing.T) {
 		slow := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
@@ -446,17 +467,20 @@ func upstreamTestFilter() *extprocfilterv3.ExternalProcessor {
 			InitialMetadata: []*corev3.HeaderValue{{Key: "x-tollgate-role", Value: "upstream"}},
 		},
 		ProcessingMode: &extprocfilterv3.ProcessingMode{
-			RequestHeaderMode:   extprocfilterv3.ProcessingMode_SKIP,
+			RequestHeaderMode:   extprocfilterv3.ProcessingMode_SEND,
 			RequestBodyMode:     extprocfilterv3.ProcessingMode_BUFFERED,
 			RequestTrailerMode:  extprocfilterv3.ProcessingMode_SKIP,
 			ResponseHeaderMode:  extprocfilterv3.ProcessingMode_SEND,
 			ResponseBodyMode:    extprocfilterv3.ProcessingMode_NONE,
 			ResponseTrailerMode: extprocfilterv3.ProcessingMode_SKIP,
 		},
-		RequestAttributes: []string{"xds.cluster_name", "request.id"},
+		RequestAttributes: []string{"xds.cluster_name", hostTargetAttr, "request.id"},
 		MessageTimeout:    durationpb.New(200 * time.Millisecond),
 	}
 }
+
+// hostTargetAttr names the target of an attempt from its host's metadata.
+const hostTargetAttr = "xds.upstream_host_metadata.filter_metadata['test']['target']"
 
 // roleScript runs downstream for downstream streams and upstream otherwise.
 func roleScript(downstream, upstream script) script {
@@ -478,9 +502,11 @@ func upstreamRewriter(st *scriptStream) error {
 		if req == nil {
 			return nil
 		}
+		if a := req.GetAttributes()[attributeKey]; a != nil {
+			cluster = a.GetFields()[hostTargetAttr].GetStringValue()
+		}
 		switch {
 		case req.GetRequestBody() != nil:
-			cluster = req.GetAttributes()[attributeKey].GetFields()["xds.cluster_name"].GetStringValue()
 			body := `{"model":"` + cluster + `"}`
 			set := []*corev3.HeaderValueOption{setHeader("x-attempt", cluster), setHeader("content-length", strconv.Itoa(len(body)))}
 			if strings.HasSuffix(cluster, "/0") {
@@ -535,13 +561,14 @@ func TestUpstreamFilterPerAttempt(t *testing.T) {
 	require.Len(t, x.Attempts, 2)
 	for i, a := range x.Attempts {
 		assert.True(t, a.StreamOpened)
-		require.Equal(t, []string{"request_body", "response_headers"}, kinds(a.Sent), "attempt %d", i)
+		require.Equal(t, []string{"request_headers", "request_body", "response_headers"}, kinds(a.Sent), "attempt %d", i)
 		attrs := a.Sent[0].GetAttributes()[attributeKey].GetFields()
-		assert.Equal(t, a.Cluster, attrs["xds.cluster_name"].GetStringValue())
+		assert.Equal(t, "alias/m", attrs["xds.cluster_name"].GetStringValue(), "the route's cluster on every attempt (upstream_request.cc)")
+		assert.Equal(t, a.Cluster, attrs[hostTargetAttr].GetStringValue(), "the attempt's host names its target")
 		assert.Equal(t, "rid-7", attrs["request.id"].GetStringValue())
-		assert.Equal(t, `{"model":"alias-m"}`, string(a.Sent[0].GetRequestBody().GetBody()), "each attempt's stream sees the downstream body")
+		assert.Equal(t, `{"model":"alias-m"}`, string(a.Sent[1].GetRequestBody().GetBody()), "each attempt's stream sees the downstream body")
 	}
-	assert.Equal(t, []string{"429"}, headerValues(x.Attempts[0].Sent[1].GetResponseHeaders().GetHeaders(), ":status"), "the upstream filter sees the retried response too")
+	assert.Equal(t, []string{"429"}, headerValues(x.Attempts[0].Sent[2].GetResponseHeaders().GetHeaders(), ":status"), "the upstream filter sees the retried response too")
 
 	require.Len(t, downstreamRespHeaders, 1)
 	assert.Equal(t, []string{"target/m/1"}, headerValues(downstreamRespHeaders[0].GetResponseHeaders().GetHeaders(), "x-served-by"),
@@ -574,32 +601,58 @@ func routeReply(req *extprocv3.ProcessingRequest, alias string) *extprocv3.Proce
 	return resp
 }
 
-func TestUpstreamFilterImmediateResponseIgnored(t *testing.T) {
-	first, second := namedUpstream(t, "first"), namedUpstream(t, "second")
-	up := func(st *scriptStream) error {
-		for {
-			req := st.recv()
-			if req == nil {
-				return nil
-			}
-			cluster := req.GetAttributes()[attributeKey].GetFields()["xds.cluster_name"].GetStringValue()
-			if req.GetRequestBody() != nil && strings.HasSuffix(cluster, "/0") {
-				if err := st.send(&extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
-					ImmediateResponse: &extprocv3.ImmediateResponse{Body: []byte("denied"), Details: "x"},
-				}}); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := st.send(continueFor(req)); err != nil {
+// upstreamDenyFirst answers the body of target 0's attempt with an
+// immediate_response.
+func upstreamDenyFirst(st *scriptStream) error {
+	var cluster string
+	for {
+		req := st.recv()
+		if req == nil {
+			return nil
+		}
+		if req.GetRequestBody() != nil && strings.HasSuffix(targetOf(req, &cluster), "/0") {
+			if err := st.send(&extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
+				ImmediateResponse: &extprocv3.ImmediateResponse{Body: []byte("denied"), Details: "x"},
+			}}); err != nil {
 				return err
 			}
+			continue
+		}
+		targetOf(req, &cluster)
+		if err := st.send(continueFor(req)); err != nil {
+			return err
 		}
 	}
+}
+
+// TestUpstreamFilterImmediateResponse: since Envoy 1.36 (envoyproxy/envoy
+// PR #41231) an upstream filter's local reply ends the attempt at once and
+// reaches the client; it is not retried.
+func TestUpstreamFilterImmediateResponse(t *testing.T) {
+	first, second := namedUpstream(t, "first"), namedUpstream(t, "second")
+	down := replyScript(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse { return routeReply(req, "m") })
+	env := retrySim(t, roleScript(down, upstreamDenyFirst), upstreamTestFilter(), 20*time.Millisecond, first.srv.URL, second.srv.URL)
+	resp, body := do(t, post(t, env.url+"/v1/chat/completions", `{}`))
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "immediate_response status defaults to 200")
+	assert.Equal(t, "denied", string(body))
+	first.none(t)
+	second.none(t)
+	x := env.exchange(t)
+	require.Len(t, x.Attempts, 1, "never retried")
+	assert.Equal(t, uint64(1), env.sim.Stats().UpstreamFilter.LocalReplies)
+	assert.Equal(t, uint64(0), env.sim.Stats().UpstreamFilter.SendImmediateRespUpstreamIgnored)
+}
+
+// TestUpstreamFilterImmediateResponseIgnoredLegacy: before 1.36 the
+// upstream filter's local reply is dropped and the attempt stalls until its
+// per_try_timeout, then the router retries.
+func TestUpstreamFilterImmediateResponseIgnoredLegacy(t *testing.T) {
+	first, second := namedUpstream(t, "first"), namedUpstream(t, "second")
 	down := replyScript(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse { return routeReply(req, "m") })
 	// The ignored local reply leaves the attempt paused until per_try_timeout
 	// (20ms x 25 on the test clock).
-	env := retrySim(t, roleScript(down, up), upstreamTestFilter(), 20*time.Millisecond, first.srv.URL, second.srv.URL)
+	env := retrySimWith(t, roleScript(down, upstreamDenyFirst), upstreamTestFilter(), 20*time.Millisecond,
+		func(c *Config) { c.Legacy = true }, first.srv.URL, second.srv.URL)
 	resp, body := do(t, post(t, env.url+"/v1/chat/completions", `{}`))
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "second", string(body))
@@ -633,7 +686,7 @@ func TestUpstreamFilterFailureModeAllow(t *testing.T) {
 func TestDefaultFilterIsShipped(t *testing.T) {
 	f := DefaultFilter()
 	assert.Equal(t, []string{"tollgate"}, f.GetMetadataOptions().GetReceivingNamespaces().GetUntyped())
-	assert.Equal(t, extprocfilterv3.ProcessingMode_SKIP, f.GetProcessingMode().GetRequestHeaderMode())
+	assert.Equal(t, extprocfilterv3.ProcessingMode_SEND, f.GetProcessingMode().GetRequestHeaderMode(), "the route is decided from the body")
 	assert.True(t, proto.Equal(f, DefaultFilter()))
 }
 
@@ -670,27 +723,45 @@ func TestNewRejectsBadRouting(t *testing.T) {
 	}
 }
 
-func TestUpstreamFilterErrorStallsUntilPerTryTimeout(t *testing.T) {
-	first, second := namedUpstream(t, "first"), namedUpstream(t, "second")
-	up := func(st *scriptStream) error {
-		req := st.recv()
-		if req == nil {
-			return nil
-		}
-		cluster := req.GetAttributes()[attributeKey].GetFields()["xds.cluster_name"].GetStringValue()
-		if strings.HasSuffix(cluster, "/0") {
-			return status.Error(codes.Internal, "boom")
-		}
-		if err := st.send(replyFor(req, &extprocv3.CommonResponse{
-			HeaderMutation:  &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader("x-up", "1")}},
-			ClearRouteCache: true,
-		})); err != nil {
-			return err
-		}
-		return echoScript(st)
+func upstreamFailFirst(st *scriptStream) error {
+	req := st.recv()
+	if req == nil {
+		return nil
 	}
+	var cluster string
+	if strings.HasSuffix(targetOf(req, &cluster), "/0") {
+		return status.Error(codes.Internal, "boom")
+	}
+	if err := st.send(replyFor(req, &extprocv3.CommonResponse{
+		HeaderMutation:  &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader("x-up", "1")}},
+		ClearRouteCache: true,
+	})); err != nil {
+		return err
+	}
+	return echoScript(st)
+}
+
+// TestUpstreamFilterErrorIsFinal: an upstream filter's gRPC error becomes
+// its 500 local reply, which Envoy >= 1.36 sends to the client.
+func TestUpstreamFilterErrorIsFinal(t *testing.T) {
+	first, second := namedUpstream(t, "first"), namedUpstream(t, "second")
 	down := replyScript(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse { return routeReply(req, "m") })
-	env := retrySim(t, roleScript(down, up), upstreamTestFilter(), 20*time.Millisecond, first.srv.URL, second.srv.URL)
+	env := retrySim(t, roleScript(down, upstreamFailFirst), upstreamTestFilter(), 20*time.Millisecond, first.srv.URL, second.srv.URL)
+	resp, _ := do(t, post(t, env.url+"/v1/chat/completions", `{}`))
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	first.none(t)
+	second.none(t)
+	x := env.exchange(t)
+	require.Len(t, x.Attempts, 1)
+	assert.Equal(t, "ext_proc_error_gRPC_error_13", x.Details)
+	assert.Equal(t, uint64(1), env.sim.Stats().UpstreamFilter.StreamsFailed)
+}
+
+func TestUpstreamFilterErrorStallsUntilPerTryTimeoutLegacy(t *testing.T) {
+	first, second := namedUpstream(t, "first"), namedUpstream(t, "second")
+	down := replyScript(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse { return routeReply(req, "m") })
+	env := retrySimWith(t, roleScript(down, upstreamFailFirst), upstreamTestFilter(), 20*time.Millisecond,
+		func(c *Config) { c.Legacy = true }, first.srv.URL, second.srv.URL)
 	resp, body := do(t, post(t, env.url+"/v1/chat/completions", `{}`))
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "second", string(body))
@@ -713,13 +784,13 @@ func TestUpstreamFilterErrorStallsUntilPerTryTimeout(t *testing.T) {
 func TestUpstreamFilterStaleContentLength(t *testing.T) {
 	first, second := statusUpstream(t, 429, "busy"), namedUpstream(t, "second")
 	up := func(st *scriptStream) error {
+		var cluster string
 		for {
 			req := st.recv()
 			if req == nil {
 				return nil
 			}
-			cluster := req.GetAttributes()[attributeKey].GetFields()["xds.cluster_name"].GetStringValue()
-			if req.GetRequestBody() != nil && strings.HasSuffix(cluster, "/0") {
+			if req.GetRequestBody() != nil && strings.HasSuffix(targetOf(req, &cluster), "/0") {
 				body := `{"model":"a-much-longer-model-name"}`
 				if err := st.send(replyFor(req, &extprocv3.CommonResponse{
 					HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader("content-length", strconv.Itoa(len(body)))}},
@@ -729,6 +800,7 @@ func TestUpstreamFilterStaleContentLength(t *testing.T) {
 				}
 				continue
 			}
+			targetOf(req, &cluster)
 			if err := st.send(continueFor(req)); err != nil {
 				return err
 			}

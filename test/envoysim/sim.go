@@ -109,6 +109,11 @@ type Config struct {
 	HTTPClient *http.Client
 	// DialOptions are extra options for the gRPC client connection.
 	DialOptions []grpc.DialOption
+
+	// chain is set by FromResources: the connection manager's filters and
+	// route table built from Envoy resources. It replaces Upstream, Routes,
+	// MetadataRoutes and UpstreamFilter.
+	chain *chain
 }
 
 // Exchange records what one HTTP request did on its side stream.
@@ -162,6 +167,8 @@ type Sim struct {
 	defaultRoute *route      // Config.Upstream
 	routes       map[string]*route
 	metaRoutes   map[string]*route
+	table        *routeTable    // from Resources
+	header       []HeaderFilter // decoder filters before ext_proc (wasm)
 	stats        counters
 	upStats      counters
 
@@ -180,8 +187,11 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.ExtProcAddr == "" {
 		errs = append(errs, errors.New("ExtProcAddr is required"))
 	}
-	if cfg.Upstream == "" && cfg.Routes == nil && cfg.MetadataRoutes == nil {
-		errs = append(errs, errors.New("Upstream, Routes or MetadataRoutes is required"))
+	if cfg.Upstream == "" && cfg.Routes == nil && cfg.MetadataRoutes == nil && cfg.chain == nil {
+		errs = append(errs, errors.New("Upstream, Routes, MetadataRoutes or FromResources is required"))
+	}
+	if cfg.chain != nil && (cfg.Upstream != "" || cfg.Routes != nil || cfg.MetadataRoutes != nil || cfg.UpstreamFilter != nil) {
+		errs = append(errs, errors.New("a Config from FromResources takes its routes and filters from the resources"))
 	}
 	if cfg.Routes != nil && cfg.MetadataRoutes != nil {
 		errs = append(errs, errors.New("Routes and MetadataRoutes are mutually exclusive"))
@@ -220,6 +230,29 @@ func New(cfg Config) (*Sim, error) {
 	down, ferrs := newFilterConf(cfg.Filter, false, &s.stats)
 	errs = append(errs, ferrs...)
 	s.down = down
+	var routeFilters []*filterConf
+	if ch := cfg.chain; ch != nil {
+		s.table, s.header = ch.table, ch.header
+		if ch.extProc == nil {
+			errs = append(errs, fmt.Errorf("a connection manager without an ext_proc filter: %w", ErrUnsupported))
+		}
+		for _, e := range s.table.entries {
+			if e.route == nil || e.route.upFilterConfig == nil || e.route.upFilter != nil {
+				continue
+			}
+			fc, ferrs := newFilterConf(e.route.upFilterConfig, true, &s.upStats)
+			for _, err := range ferrs {
+				errs = append(errs, fmt.Errorf("cluster %s upstream filter: %w", e.route.cluster, err))
+			}
+			// Routes to the same cluster share one filter instance.
+			for _, o := range s.table.entries {
+				if o.route != nil && o.route.upFilterConfig == e.route.upFilterConfig {
+					o.route.upFilter = fc
+				}
+			}
+			routeFilters = append(routeFilters, fc)
+		}
+	}
 	if cfg.UpstreamFilter != nil {
 		up, ferrs := newFilterConf(cfg.UpstreamFilter, true, &s.upStats)
 		for _, e := range ferrs {
@@ -260,9 +293,14 @@ func New(cfg Config) (*Sim, error) {
 	}
 	s.conn = conn
 	client := extprocv3.NewExternalProcessorClient(conn)
-	s.down.client = client
+	if s.down != nil {
+		s.down.client = client
+	}
 	if s.up != nil {
 		s.up.client = client
+	}
+	for _, fc := range routeFilters {
+		fc.client = client
 	}
 	return s, nil
 }

@@ -33,6 +33,15 @@ type Stats struct {
 	// request's content-length header disagrees with the body (Envoy would
 	// send the broken request; see ErrContentLengthMismatch).
 	UpstreamContentLengthMismatch uint64
+	// HeaderMutationsDropped counts header mutations in body replies that
+	// Envoy drops because the filter skipped the headers (Envoy only logs
+	// them at debug level).
+	HeaderMutationsDropped uint64
+	// DirectResponses counts router direct_response replies (rq_direct_response).
+	DirectResponses uint64
+	// UpstreamRetryOverflow counts retries not attempted because the route
+	// cluster's max_retries circuit breaker was full (upstream_rq_retry_overflow).
+	UpstreamRetryOverflow uint64
 	// UpstreamFilter holds the counters of Config.UpstreamFilter.
 	UpstreamFilter FilterStats
 }
@@ -49,9 +58,14 @@ type FilterStats struct {
 	MessageTimeouts                  uint64 // message_timeouts
 	RejectedHeaderMutations          uint64 // rejected_header_mutations
 	ClearRouteCacheUpstreamIgnored   uint64 // clear_route_cache_upstream_ignored
-	SendImmediateRespUpstreamIgnored uint64 // send_immediate_resp_upstream_ignored: immediate responses and the filter's own error replies, all dropped upstream
-	OverrideMessageTimeoutIgnored    uint64 // override_message_timeout_ignored
-	OverrideMessageTimeoutAccepted   uint64 // override_message_timeout_received
+	SendImmediateRespUpstreamIgnored uint64 // send_immediate_resp_upstream_ignored (Legacy, Envoy < 1.36): immediate responses and the filter's own error replies, all dropped upstream
+	// LocalReplies counts local replies of the upstream filter that ended an
+	// attempt (Envoy >= 1.36 honours them, without retry).
+	LocalReplies uint64
+	// HeaderMutationsDropped: see Stats.HeaderMutationsDropped.
+	HeaderMutationsDropped         uint64
+	OverrideMessageTimeoutIgnored  uint64 // override_message_timeout_ignored
+	OverrideMessageTimeoutAccepted uint64 // override_message_timeout_received
 }
 
 // counters holds the live atomic counters behind Stats.
@@ -77,6 +91,10 @@ type counters struct {
 	upstreamRetries                  atomic.Uint64
 	upstreamRetriesExhausted         atomic.Uint64
 	upstreamContentLengthMismatch    atomic.Uint64
+	headerMutationsDropped           atomic.Uint64
+	directResponses                  atomic.Uint64
+	upstreamRetryOverflow            atomic.Uint64
+	upstreamLocalReplies             atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -100,6 +118,9 @@ func (c *counters) snapshot() Stats {
 		UpstreamRetries:                c.upstreamRetries.Load(),
 		UpstreamRetriesExhausted:       c.upstreamRetriesExhausted.Load(),
 		UpstreamContentLengthMismatch:  c.upstreamContentLengthMismatch.Load(),
+		HeaderMutationsDropped:         c.headerMutationsDropped.Load(),
+		DirectResponses:                c.directResponses.Load(),
+		UpstreamRetryOverflow:          c.upstreamRetryOverflow.Load(),
 	}
 }
 
@@ -118,5 +139,7 @@ func (c *counters) filterSnapshot() FilterStats {
 		SendImmediateRespUpstreamIgnored: c.sendImmediateRespUpstreamIgnored.Load(),
 		OverrideMessageTimeoutIgnored:    c.overrideMessageTimeoutIgnored.Load(),
 		OverrideMessageTimeoutAccepted:   c.overrideMessageTimeoutAccepted.Load(),
+		LocalReplies:                     c.upstreamLocalReplies.Load(),
+		HeaderMutationsDropped:           c.headerMutationsDropped.Load(),
 	}
 }

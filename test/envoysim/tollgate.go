@@ -2,9 +2,7 @@ package envoysim
 
 import (
 	"fmt"
-	"net/url"
-	"sort"
-	"time"
+	"strings"
 
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 
@@ -24,62 +22,33 @@ func DefaultFilter() *extprocfilterv3.ExternalProcessor {
 	return translate.DownstreamExtProc(cfg)
 }
 
-// FromTollgate returns the parts of a Config that Tollgate's control plane
-// gives Envoy for c: the downstream filter (translate.DownstreamExtProc),
-// the upstream filter (translate.UpstreamExtProc) and dynamic-metadata
-// routes on translate.MetadataNamespace/translate.MetadataRoute, one per
-// model alias, with the alias's targets in fallback order (cluster names
-// from translate.TargetClusterName, URLs from providers.base_url without
-// its path: Envoy's clusters only carry the address), the control plane's
-// retry policy (translate.RetryOn, retriable status codes 429 and 503,
-// targets-1 retries, per-try timeout = the largest provider timeout) and
-// translate.NotFoundBody for unmatched requests. The caller sets
+// FromTollgate returns the Config that runs exactly what Tollgate's control
+// plane gives Envoy for c (translate.Envoy: the listener with its filters,
+// the route configuration, the aggregate and target clusters), through
+// FromResources. Provider endpoints are reached at their address (https for
+// TLS clusters); hosts maps "host:port" to another base URL (tests point
+// real provider hosts at fakes). wasm builds the proxy-wasm router when
+// xds.wasm.enabled (nil: such a config is refused). The caller sets
 // ExtProcAddr and the rest.
-func FromTollgate(c *config.Config) (Config, error) {
-	aliases := make([]string, 0, len(c.Models))
-	for a := range c.Models {
-		aliases = append(aliases, a)
+func FromTollgate(c *config.Config, hosts map[string]string, wasm WasmFactory) (Config, error) {
+	// The emulator dials ExtProcAddr itself; a test config listening on an
+	// ephemeral port (":0") has no address Envoy could be given.
+	cc := *c
+	if strings.HasSuffix(cc.XDS.ExtProcTarget, ":0") {
+		cc.XDS.ExtProcTarget = "127.0.0.1:50051"
 	}
-	sort.Strings(aliases)
-	mr := &MetadataRouting{
-		Namespace:    translate.MetadataNamespace,
-		Key:          translate.MetadataRoute,
-		Routes:       make(map[string]Route, len(aliases)),
-		NotFoundBody: translate.NotFoundBody,
+	res, err := translate.Envoy(&cc)
+	if err != nil {
+		return Config{}, err
 	}
-	for _, alias := range aliases {
-		m := c.Models[alias]
-		rt := Route{Cluster: translate.AliasClusterName(alias)}
-		var perTry time.Duration
-		for i, t := range m.Targets {
-			p, ok := c.Providers[t.Provider]
-			if !ok {
-				return Config{}, fmt.Errorf("models.%s.targets[%d]: unknown provider %q", alias, i, t.Provider)
-			}
-			u, err := url.Parse(p.BaseURL)
-			if err != nil {
-				return Config{}, fmt.Errorf("providers.%s.base_url: %w", t.Provider, err)
-			}
-			rt.Targets = append(rt.Targets, Target{
-				ClusterName: translate.TargetClusterName(alias, i),
-				URL:         u.Scheme + "://" + u.Host,
-			})
-			perTry = max(perTry, p.Timeout)
-		}
-		rt.Retry = RetryPolicy{
-			RetryOn: translate.RetryOn,
-			// The control plane's retriable_status_codes (route.go);
-			// TestFromTollgateMatchesControlPlane checks them against the
-			// rendered route configuration.
-			RetriableStatusCodes: []int{429, 503},
-			NumRetries:           max(len(rt.Targets)-1, 0),
-			PerTryTimeout:        perTry,
-		}
-		mr.Routes[alias] = rt
+	if len(res.Listeners) != 1 {
+		return Config{}, fmt.Errorf("envoysim: %d listeners, want 1", len(res.Listeners))
 	}
-	return Config{
-		Filter:         translate.DownstreamExtProc(c),
-		UpstreamFilter: translate.UpstreamExtProc(c),
-		MetadataRoutes: mr,
-	}, nil
+	return FromResources(Resources{
+		Listener:   res.Listeners[0],
+		Routes:     res.Routes,
+		Clusters:   res.Clusters,
+		Endpoints:  res.Endpoints,
+		Extensions: res.Extensions,
+	}, hosts, wasm)
 }

@@ -54,12 +54,12 @@ func TestFilters(t *testing.T) {
 	require.NoError(t, err)
 	shipped := shippedFilter(cfg)
 	pm = shipped.GetProcessingMode()
-	assert.Equal(t, extprocfilterv3.ProcessingMode_SKIP, pm.GetRequestHeaderMode())
+	assert.Equal(t, extprocfilterv3.ProcessingMode_SEND, pm.GetRequestHeaderMode())
 	assert.Equal(t, extprocfilterv3.ProcessingMode_BUFFERED, pm.GetRequestBodyMode())
 	assert.Equal(t, extprocfilterv3.ProcessingMode_SEND, pm.GetResponseHeaderMode())
 	assert.Equal(t, extprocfilterv3.ProcessingMode_BUFFERED, pm.GetResponseBodyMode())
 	assert.True(t, shipped.GetAllowModeOverride())
-	assert.Subset(t, shipped.GetRequestAttributes(), []string{"request.path", "request.method", "request.id", "request.headers['authorization']"})
+	assert.Empty(t, shipped.GetRequestAttributes(), "headers arrive in the request_headers message")
 	for _, f := range []*extprocfilterv3.ExternalProcessor{naive, shipped} {
 		assert.Equal(t, loadMessageTimeout, f.GetMessageTimeout().AsDuration())
 	}

@@ -60,9 +60,8 @@ func naiveFilter() *extprocfilterv3.ExternalProcessor {
 }
 
 // shippedFilter is Tollgate's downstream filter exactly as the control
-// plane renders it for cfg (controlplane/translate): request headers
-// skipped and delivered as request_attributes on the request body message,
-// response headers sent, bodies buffered, allow_mode_override. Only
+// plane renders it for cfg (controlplane/translate): request and response
+// headers sent, bodies buffered, allow_mode_override. Only
 // message_timeout is replaced (see loadMessageTimeout).
 func shippedFilter(cfg *config.Config) *extprocfilterv3.ExternalProcessor {
 	f := translate.DownstreamExtProc(cfg)

@@ -119,7 +119,7 @@ budgets:
 		t.Fatal("extproc did not start")
 	}
 
-	simCfg, err := envoysim.FromTollgate(cfg)
+	simCfg, err := envoysim.FromTollgate(cfg, nil, nil)
 	require.NoError(t, err)
 	simCfg.ExtProcAddr = addr
 	exchanges := make(chan envoysim.Exchange, 4)

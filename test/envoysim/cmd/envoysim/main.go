@@ -94,7 +94,7 @@ func parseArgs(args []string) (options, error) {
 	upstream := fs.String("upstream", "http://127.0.0.1:8081", "upstream base URL")
 	filterFile := fs.String("filter", "", "ExternalProcessor filter config (YAML or JSON) in front of -upstream/-route; with -config it replaces the downstream filter")
 	configFile := fs.String("config", "", "tollgate.yaml: build both filters and the alias routes from it (default without -filter: the embedded default config)")
-	bufferLimit := fs.Int("buffer-limit", envoysim.DefaultBufferLimit, "per-stream buffer limit in bytes")
+	bufferLimit := fs.Int("buffer-limit", 0, "per-stream buffer limit in bytes (default: the listener's per_connection_buffer_limit_bytes, else 1 MiB)")
 	legacy := fs.Bool("legacy", false, "Envoy <= 1.34 spurious-message handling")
 	routes := routeFlags{}
 	fs.Var(routes, "route", "x-tollgate-route value=upstream URL (repeatable); enables route matching")
@@ -120,7 +120,7 @@ func parseArgs(args []string) (options, error) {
 		if err != nil {
 			return options{}, err
 		}
-		if cfg, err = envoysim.FromTollgate(tc); err != nil {
+		if cfg, err = envoysim.FromTollgate(tc, nil, nil); err != nil {
 			return options{}, err
 		}
 		if filter != nil {
@@ -132,7 +132,10 @@ func parseArgs(args []string) (options, error) {
 			cfg.Routes = routes
 		}
 	}
-	cfg.ExtProcAddr, cfg.BufferLimit, cfg.Legacy = *extproc, *bufferLimit, *legacy
+	cfg.ExtProcAddr, cfg.Legacy = *extproc, *legacy
+	if *bufferLimit > 0 {
+		cfg.BufferLimit = *bufferLimit
+	}
 	return options{listen: *listen, extproc: *extproc, upstream: *upstream, cfg: cfg}, nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/tollgate-dev/tollgate/test/envoysim"
 	"os"
 	"path/filepath"
 	"testing"
@@ -60,13 +61,14 @@ func TestParseArgsModes(t *testing.T) {
 	t.Run("embedded default config", func(t *testing.T) {
 		o, err := parseArgs(nil)
 		require.NoError(t, err)
-		require.NotNil(t, o.cfg.MetadataRoutes)
-		assert.Equal(t, "tollgate", o.cfg.MetadataRoutes.Namespace)
-		assert.Len(t, o.cfg.MetadataRoutes.Routes["gpt-4o-mini"].Targets, 2, "the default alias with a backup target")
-		assert.NotNil(t, o.cfg.UpstreamFilter)
+		assert.Nil(t, o.cfg.MetadataRoutes, "routes come from the translated resources")
 		assert.NotNil(t, o.cfg.Filter)
+		assert.Equal(t, 5<<20, o.cfg.BufferLimit, "the listener's buffer limit: max_body_bytes + 1 MiB")
 		assert.Empty(t, o.cfg.Upstream)
 		assert.Equal(t, "127.0.0.1:50051", o.cfg.ExtProcAddr)
+		sim, err := envoysim.New(o.cfg)
+		require.NoError(t, err)
+		require.NoError(t, sim.Close())
 	})
 	t.Run("filter only: upstream mode", func(t *testing.T) {
 		o, err := parseArgs([]string{"-filter", writeFile(t, "f.yaml", filterYAML), "-upstream", "http://127.0.0.1:9", "-route", "a=http://127.0.0.1:8"})
@@ -88,11 +90,9 @@ pricing: {builtin: false, models: [{provider: p1, model: a, effective: 2024-01-0
 `)
 		o, err := parseArgs([]string{"-config", cfgFile, "-filter", writeFile(t, "f.yaml", filterYAML)})
 		require.NoError(t, err)
-		rt := o.cfg.MetadataRoutes.Routes["m"]
-		require.Len(t, rt.Targets, 2)
-		assert.Equal(t, "http://127.0.0.1:7001", rt.Targets[0].URL, "Envoy's cluster carries the address only")
-		assert.Equal(t, "https://example.invalid", rt.Targets[1].URL)
-		assert.Equal(t, 1, rt.Retry.NumRetries)
-		assert.Empty(t, o.cfg.Filter.GetRequestAttributes(), "-filter replaced the downstream filter")
+		assert.Empty(t, o.cfg.Filter.GetResponseAttributes(), "-filter replaced the downstream filter")
+		sim, err := envoysim.New(o.cfg)
+		require.NoError(t, err)
+		require.NoError(t, sim.Close())
 	})
 }
