@@ -1,0 +1,602 @@
+package envoysim
+
+import (
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	mutationrulesv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// Envoy tests reproduced against the emulator, beyond the 25 cases of
+// conformance_test.go. Each test's doc comment cites the Envoy test
+// (test/extensions/filters/http/ext_proc/<file>: fixture, name; Envoy main,
+// 1.38.0-dev) and the test asserts what that test asserts. Cases the
+// emulator does not model yet are written out and skipped with
+// "needs: ..."; CONFORMANCE.md lists every case and its status.
+
+// Mode shorthands.
+const (
+	pmSkip     = extprocfilterv3.ProcessingMode_SKIP
+	pmSend     = extprocfilterv3.ProcessingMode_SEND
+	pmNone     = extprocfilterv3.ProcessingMode_NONE
+	pmBuffered = extprocfilterv3.ProcessingMode_BUFFERED
+	pmStreamed = extprocfilterv3.ProcessingMode_STREAMED
+)
+
+// onEach answers every message with f(req), or CONTINUE when f returns nil.
+func onEach(f func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse) script {
+	return func(st *scriptStream) error {
+		for {
+			req := st.recv()
+			if req == nil {
+				return nil
+			}
+			resp := f(req)
+			if resp == nil {
+				resp = continueFor(req)
+			}
+			if err := st.send(resp); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// immediateReply builds an immediate_response.
+func immediateReply(code typev3.StatusCode, body, details string, set ...*corev3.HeaderValueOption) *extprocv3.ProcessingResponse {
+	ir := &extprocv3.ImmediateResponse{Status: &typev3.HttpStatus{Code: code}, Body: []byte(body), Details: details}
+	if len(set) > 0 {
+		ir.Headers = &extprocv3.HeaderMutation{SetHeaders: set}
+	}
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: ir}}
+}
+
+// setReply is a reply to req carrying set_headers.
+func setReply(req *extprocv3.ProcessingRequest, set ...*corev3.HeaderValueOption) *extprocv3.ProcessingResponse {
+	return replyFor(req, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: set}})
+}
+
+// bodyReply is a reply to req replacing the body.
+func bodyReply(req *extprocv3.ProcessingRequest, body string) *extprocv3.ProcessingResponse {
+	return replyFor(req, &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: []byte(body)}}})
+}
+
+// kindOf is the oneof case name of one message.
+func kindOf(req *extprocv3.ProcessingRequest) string {
+	return kinds([]*extprocv3.ProcessingRequest{req})[0]
+}
+
+// protoHeaderSet renders a proto header map as sorted "key: value" lines,
+// leaving out the headers Envoy's test utility ignores
+// (ExtProcTestUtility::ignoredHeaders: x-request-id,
+// x-envoy-upstream-service-time, x-envoy-expected-rq-timeout-ms).
+func protoHeaderSet(m *corev3.HeaderMap) []string {
+	var out []string
+	for _, h := range m.GetHeaders() {
+		switch h.GetKey() {
+		case "x-request-id", "x-envoy-upstream-service-time", "x-envoy-expected-rq-timeout-ms":
+			continue
+		}
+		out = append(out, h.GetKey()+": "+string(h.GetRawValue()))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// envoyDefaultRequest is the request of Envoy's integration tests
+// (HttpTestUtility::addDefaultHeaders: GET / with host "host"), sent without
+// the headers Go's client adds on its own (User-Agent, Accept-Encoding), so
+// the server sees exactly what Envoy's test server sees.
+func envoyDefaultRequest(t *testing.T, method, url string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	require.NoError(t, err)
+	req.Host = "host"
+	req.Header["User-Agent"] = []string{""}
+	return req
+}
+
+// doPlain sends req with compression negotiation off (no Accept-Encoding).
+func doPlain(t *testing.T, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, b
+}
+
+// bareUpstream answers like the fake upstream of Envoy's integration tests
+// (handleUpstreamRequest): status code, then n bytes, and no other header
+// than content-length when withLength is set (chunked otherwise).
+func bareUpstream(code, n int, withLength bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		h["Date"] = nil
+		h["Content-Type"] = nil
+		if withLength {
+			h.Set("Content-Length", strconv.Itoa(n))
+		}
+		w.WriteHeader(code)
+		if !withLength {
+			_ = http.NewResponseController(w).Flush()
+		}
+		_, _ = io.WriteString(w, strings.Repeat("a", n))
+	}
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, ProcessingModeResponseOnly).
+// With request headers SKIP the first (and only) message is response_headers;
+// its header mutation reaches the client.
+func TestEnvoy_ProcessingModeResponseOnly(t *testing.T) {
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{RequestHeaderMode: pmSkip}), onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+		if req.GetResponseHeaders() != nil {
+			return setReply(req, setHeader("x-response-processed", "1"))
+		}
+		return nil
+	}), bareUpstream(200, 100, true), nil)
+	resp, _ := get(t, env.url+"/")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("X-Response-Processed"))
+	x := env.exchange(t)
+	require.Equal(t, []string{"response_headers"}, kinds(x.Sent))
+	assert.NotNil(t, x.Sent[0].GetProtocolConfig(), "the first message carries protocol_config")
+	assert.Equal(t, uint64(1), env.sim.Stats().StreamsStarted)
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, OnlyRequestHeadersServerHalfClosesFirst).
+// The server replies to request_headers with a mutation and then ends the
+// stream with OK: the request continues with the mutation and its 4-byte body.
+func TestEnvoy_OnlyRequestHeadersServerHalfClosesFirst(t *testing.T) {
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{ResponseHeaderMode: pmSkip}), func(st *scriptStream) error {
+		req := st.recv()
+		return st.send(setReply(req, setHeader("x-new-header", "new")))
+	}, bareUpstream(200, 100, true), nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("body"))
+	require.NoError(t, err)
+	resp, _ := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	up := env.up.only(t)
+	assert.Len(t, up.body, 4)
+	assert.Equal(t, "new", up.header.Get("X-New-Header"))
+	assert.Equal(t, []string{"request_headers"}, kinds(env.exchange(t).Sent))
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, ServerHalfClosesAfterHeaders).
+// Request body STREAMED: the server answers request_headers
+// (end_of_stream=false) and closes the stream with OK; the body still reaches
+// the upstream unprocessed. Envoy counts server_half_closed; the emulator's
+// StreamsClosed counts the same event (server ended the stream with OK).
+func TestEnvoy_ServerHalfClosesAfterHeaders(t *testing.T) {
+	headersEOS := make(chan bool, 1)
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{
+		RequestHeaderMode: pmSend, RequestBodyMode: pmStreamed, RequestTrailerMode: pmSkip, ResponseHeaderMode: pmSkip,
+	}), func(st *scriptStream) error {
+		req := st.recv()
+		headersEOS <- req.GetRequestHeaders().GetEndOfStream()
+		return st.send(continueFor(req))
+	}, bareUpstream(200, 100, true), nil)
+	pr, pw := io.Pipe()
+	go func() {
+		<-headersEOS
+		_, _ = pw.Write([]byte("0123456789"))
+		_ = pw.Close()
+	}()
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", pr)
+	require.NoError(t, err)
+	resp, _ := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "0123456789", string(env.up.only(t).body))
+	env.exchange(t)
+	assert.Equal(t, uint64(1), env.sim.Stats().StreamsClosed)
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndSetHeadersNonUtf8WithValueInString).
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndSetHeadersNonUtf8WithValueInBytes).
+// A non-UTF-8 header value reaches the server byte for byte in raw_value
+// (every header has a non-empty raw_value); a non-UTF-8 raw_value set by the
+// server reaches the upstream byte for byte; the response_headers message
+// holds exactly :status.
+func TestEnvoy_GetAndSetHeadersNonUtf8(t *testing.T) {
+	const bad = "valid_prefix\xc3(valid_suffix"
+	for _, tc := range []struct {
+		name     string
+		respSkip bool
+		setNew   bool
+	}{
+		{"GetAndSetHeadersNonUtf8WithValueInString", false, false},
+		{"GetAndSetHeadersNonUtf8WithValueInBytes", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pm := &extprocfilterv3.ProcessingMode{}
+			if tc.respSkip {
+				pm.ResponseHeaderMode = pmSkip
+			}
+			env := startSim(t, modeFilter(pm), onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				if req.GetRequestHeaders() == nil {
+					return nil
+				}
+				hm := &extprocv3.HeaderMutation{RemoveHeaders: []string{"x-bad-utf8"}}
+				if tc.setNew {
+					hm.SetHeaders = []*corev3.HeaderValueOption{setHeader("x-new-utf8", bad, false)}
+				}
+				return replyFor(req, &extprocv3.CommonResponse{HeaderMutation: hm})
+			}), bareUpstream(200, 100, false), nil)
+			req := envoyDefaultRequest(t, http.MethodGet, env.url+"/", nil)
+			req.Header.Set("X-Bad-Utf8", bad)
+			resp, _ := doPlain(t, req)
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+			up := env.up.only(t)
+			assert.Empty(t, up.header.Values("X-Bad-Utf8"))
+			if tc.setNew {
+				assert.Equal(t, bad, up.header.Get("X-New-Utf8"), "raw bytes round trip")
+			}
+			x := env.exchange(t)
+			rh := x.Sent[0].GetRequestHeaders().GetHeaders()
+			for _, h := range rh.GetHeaders() {
+				assert.NotEmpty(t, h.GetRawValue(), h.GetKey())
+			}
+			assert.Equal(t, []string{":authority: host", ":method: GET", ":path: /", ":scheme: http", "x-bad-utf8: " + bad, "x-forwarded-proto: http"}, protoHeaderSet(rh))
+			if !tc.respSkip {
+				require.Equal(t, []string{"request_headers", "response_headers"}, kinds(x.Sent))
+				assert.Equal(t, []string{":status: 200"}, protoHeaderSet(x.Sent[1].GetResponseHeaders().GetHeaders()))
+			} else {
+				assert.Equal(t, []string{"request_headers"}, kinds(x.Sent))
+			}
+		})
+	}
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndSetHeadersOnResponse).
+// The response headers reply sets x-response-processed and :status 201.
+// (The Envoy test also checks a header written by its on_processing_response
+// test extension, which the emulator does not have.)
+func TestEnvoy_GetAndSetHeadersOnResponse(t *testing.T) {
+	env := startSim(t, nil, onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+		if req.GetResponseHeaders() != nil {
+			return setReply(req, setHeader("x-response-processed", "1", false), setHeader(":status", "201", false))
+		}
+		return nil
+	}), bareUpstream(200, 100, true), nil)
+	resp, body := get(t, env.url+"/")
+	assert.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("X-Response-Processed"))
+	assert.Len(t, body, 100)
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndSetBodyOnResponse).
+// Response headers SKIP, response body BUFFERED: one response_body message
+// (end_of_stream=true) and its replacement reaches the client.
+func TestEnvoy_GetAndSetBodyOnResponse(t *testing.T) {
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{ResponseHeaderMode: pmSkip, ResponseBodyMode: pmBuffered}),
+		onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+			if req.GetResponseBody() != nil {
+				return bodyReply(req, "Hello, World!")
+			}
+			return nil
+		}), bareUpstream(200, 100, false), nil)
+	resp, body := get(t, env.url+"/")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "Hello, World!", string(body))
+	x := env.exchange(t)
+	require.Equal(t, []string{"request_headers", "response_body"}, kinds(x.Sent))
+	assert.True(t, x.Sent[1].GetResponseBody().GetEndOfStream())
+	assert.Len(t, x.Sent[1].GetResponseBody().GetBody(), 100)
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndSetBodyAndHeadersOnBigResponse).
+// A 4000-byte response written in 1000-byte chunks is one response_body
+// message (end_of_stream=true); the header set on the body reply reaches the
+// client.
+func TestEnvoy_GetAndSetBodyAndHeadersOnBigResponse(t *testing.T) {
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{ResponseBodyMode: pmBuffered}),
+		onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+			if req.GetResponseBody() != nil {
+				return setReply(req, setHeader("x-testing-response-header", "Yes", false))
+			}
+			return nil
+		}), func(w http.ResponseWriter, _ *http.Request) {
+			for i := 0; i < 4; i++ {
+				_, _ = io.WriteString(w, strings.Repeat(strconv.Itoa(i), 1000))
+				_ = http.NewResponseController(w).Flush()
+			}
+		}, nil)
+	resp, body := get(t, env.url+"/")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "Yes", resp.Header.Get("X-Testing-Response-Header"))
+	assert.Len(t, body, 4000)
+	x := env.exchange(t)
+	require.Equal(t, []string{"request_headers", "response_headers", "response_body"}, kinds(x.Sent))
+	assert.True(t, x.Sent[2].GetResponseBody().GetEndOfStream())
+	assert.Len(t, x.Sent[2].GetResponseBody().GetBody(), 4000)
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndSetBodyOnBoth).
+// Both bodies BUFFERED: content-length 13 set on the request headers reply,
+// request body replaced by "Hello, World!"; content-length removed on the
+// response headers reply, response body replaced by "123".
+func TestEnvoy_GetAndSetBodyOnBoth(t *testing.T) {
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{RequestBodyMode: pmBuffered, ResponseBodyMode: pmBuffered}),
+		onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+			switch {
+			case req.GetRequestHeaders() != nil:
+				return setReply(req, setHeader("content-length", "13", false))
+			case req.GetRequestBody() != nil:
+				return bodyReply(req, "Hello, World!")
+			case req.GetResponseHeaders() != nil:
+				return replyFor(req, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{RemoveHeaders: []string{"content-length"}}})
+			case req.GetResponseBody() != nil:
+				return bodyReply(req, "123")
+			}
+			return nil
+		}), bareUpstream(200, 100, true), nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("Replace this!"))
+	require.NoError(t, err)
+	resp, body := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "123", string(body))
+	up := env.up.only(t)
+	assert.Equal(t, "Hello, World!", string(up.body))
+	x := env.exchange(t)
+	require.Equal(t, []string{"request_headers", "request_body", "response_headers", "response_body"}, kinds(x.Sent))
+	assert.True(t, x.Sent[1].GetRequestBody().GetEndOfStream())
+	assert.True(t, x.Sent[3].GetResponseBody().GetEndOfStream())
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndRespondImmediatelyOnResponse).
+// An immediate_response to response_headers replaces the upstream response.
+func TestEnvoy_GetAndRespondImmediatelyOnResponse(t *testing.T) {
+	env := startSim(t, nil, onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+		if req.GetResponseHeaders() != nil {
+			return immediateReply(typev3.StatusCode_Unauthorized, `{"reason": "Not authorized"}`, "Failed because you are not authorized")
+		}
+		return nil
+	}), bareUpstream(200, 100, true), nil)
+	resp, body := get(t, env.url+"/")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	assert.Equal(t, `{"reason": "Not authorized"}`, string(body))
+	env.up.only(t)
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndRespondImmediatelyOnRequestBody).
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndRespondImmediatelyOnResponseBody).
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndRespondImmediatelyOnChunkedResponseBody).
+// An immediate_response to a BUFFERED body message is what the client gets.
+func TestEnvoy_GetAndRespondImmediatelyOnBody(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pm       *extprocfilterv3.ProcessingMode
+		post     bool
+		on       string
+		upstream http.HandlerFunc
+		upCalled bool
+	}{
+		{"GetAndRespondImmediatelyOnRequestBody", &extprocfilterv3.ProcessingMode{RequestBodyMode: pmBuffered}, true, "request_body", nil, false},
+		{"GetAndRespondImmediatelyOnResponseBody", &extprocfilterv3.ProcessingMode{ResponseBodyMode: pmBuffered}, false, "response_body", bareUpstream(200, 100, true), true},
+		{"GetAndRespondImmediatelyOnChunkedResponseBody", &extprocfilterv3.ProcessingMode{ResponseBodyMode: pmBuffered}, false, "response_body", func(w http.ResponseWriter, _ *http.Request) {
+			for i := 0; i < 4; i++ {
+				_, _ = io.WriteString(w, strings.Repeat("x", 100))
+				_ = http.NewResponseController(w).Flush()
+			}
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := startSim(t, modeFilter(tc.pm), onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				if kindOf(req) == tc.on {
+					return immediateReply(typev3.StatusCode_Unauthorized, `{"reason": "Not authorized"}`, "Failed because you are not authorized")
+				}
+				return nil
+			}), tc.upstream, nil)
+			var resp *http.Response
+			var body []byte
+			if tc.post {
+				req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("Replace this!"))
+				require.NoError(t, err)
+				resp, body = do(t, req)
+			} else {
+				resp, body = get(t, env.url+"/")
+			}
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+			assert.Equal(t, `{"reason": "Not authorized"}`, string(body))
+			if tc.upCalled {
+				env.up.only(t)
+			} else {
+				env.up.none(t)
+			}
+			assert.Equal(t, "Failed because you are not authorized", env.exchange(t).Details)
+		})
+	}
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndRespondImmediatelyOnStreamedResponseBody).
+// (Despite its name the Envoy test uses a BUFFERED response body.) A header
+// set on the response headers reply is not sent to the client when the body
+// reply is an immediate_response.
+func TestEnvoy_GetAndRespondImmediatelyOnStreamedResponseBody(t *testing.T) {
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{ResponseBodyMode: pmBuffered}), onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+		switch {
+		case req.GetResponseHeaders() != nil:
+			return setReply(req, setHeader("foo", "bar", false))
+		case req.GetResponseBody() != nil:
+			return immediateReply(typev3.StatusCode_BadRequest, `{"reason": "Response too evil"}`, "Failed because I don't like this payload")
+		}
+		return nil
+	}), bareUpstream(200, 100, true), nil)
+	resp, body := get(t, env.url+"/")
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Equal(t, `{"reason": "Response too evil"}`, string(body))
+	assert.Empty(t, resp.Header.Values("Foo"))
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndRespondImmediatelyOnStreamedRequestBody).
+// Request body STREAMED: an immediate_response to a body chunk is seen by
+// the client; the header set on the request headers reply is not in the
+// response.
+func TestEnvoy_GetAndRespondImmediatelyOnStreamedRequestBody(t *testing.T) {
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{RequestBodyMode: pmStreamed}), onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+		switch {
+		case req.GetRequestHeaders() != nil:
+			return setReply(req, setHeader("foo", "bar", false))
+		case req.GetRequestBody() != nil:
+			return immediateReply(typev3.StatusCode_BadRequest, `{"reason": "Request too evil"}`, "Failed because I don't like this payload")
+		}
+		return nil
+	}), nil, nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("Evil content!"))
+	require.NoError(t, err)
+	resp, body := do(t, req)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Equal(t, `{"reason": "Request too evil"}`, string(body))
+	assert.Empty(t, resp.Header.Values("Foo"))
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndRespondImmediatelyWithBadStatus).
+// An immediate_response with status 100 is sent as 200, with its body.
+func TestEnvoy_GetAndRespondImmediatelyWithBadStatus(t *testing.T) {
+	env := startSim(t, nil, onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+		return immediateReply(typev3.StatusCode_Continue, `{"reason": "Because"}`, "Failed because we said so")
+	}), nil, nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("Replace this!"))
+	require.NoError(t, err)
+	resp, body := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, `{"reason": "Because"}`, string(body))
+	env.up.none(t)
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndRespondImmediatelyWithEnvoyHeaderMutation).
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndImmediateRespondMutationAllowEnvoy).
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, GetAndRespondImmediatelyWithInvalidCharacter).
+// Immediate-response headers follow the mutation rules but a disallowed or
+// invalid one is dropped, never an error (still 401); with allow_envoy and
+// allow_all_routing, x-envoy-foo and host are sent.
+func TestEnvoy_GetAndRespondImmediatelyHeaderRules(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		rules   *mutationrulesv3.HeaderMutationRules
+		set     []*corev3.HeaderValueOption
+		want    map[string]string
+		wantNot []string
+	}{
+		{"GetAndRespondImmediatelyWithEnvoyHeaderMutation",
+			&mutationrulesv3.HeaderMutationRules{DisallowIsError: wrapperspb.Bool(true), AllowEnvoy: wrapperspb.Bool(false)},
+			[]*corev3.HeaderValueOption{setHeader("x-envoy-foo", "bar", false)}, nil, []string{"X-Envoy-Foo"}},
+		{"GetAndImmediateRespondMutationAllowEnvoy",
+			&mutationrulesv3.HeaderMutationRules{AllowEnvoy: wrapperspb.Bool(true), AllowAllRouting: wrapperspb.Bool(true)},
+			[]*corev3.HeaderValueOption{setHeader("x-envoy-foo", "bar", false), setHeader("host", "test", false)},
+			map[string]string{"X-Envoy-Foo": "bar", "Host": "test"}, nil},
+		{"GetAndRespondImmediatelyWithInvalidCharacter", nil,
+			[]*corev3.HeaderValueOption{setHeader("x-failure-reason\n", "testing", false)}, nil, []string{"X-Failure-Reason"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := startSim(t, &extprocfilterv3.ExternalProcessor{MutationRules: tc.rules}, onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				return immediateReply(typev3.StatusCode_Unauthorized, "", "", tc.set...)
+			}), nil, nil)
+			resp, _ := get(t, env.url+"/")
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+			for k, v := range tc.want {
+				assert.Equal(t, v, resp.Header.Get(k), k)
+			}
+			for _, k := range tc.wantNot {
+				assert.Empty(t, resp.Header.Values(k), k)
+			}
+			env.up.none(t)
+		})
+	}
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, ReplaceCompleteRequest).
+// Default mode (no body mode): CONTINUE_AND_REPLACE on the headers reply
+// replaces the POST body instead of appending to it.
+func TestEnvoy_ReplaceCompleteRequest(t *testing.T) {
+	env := startSim(t, nil, onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+		if req.GetRequestHeaders() != nil {
+			return replyFor(req, &extprocv3.CommonResponse{
+				Status:       extprocv3.CommonResponse_CONTINUE_AND_REPLACE,
+				BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: []byte("Hello, Server!")}},
+			})
+		}
+		return nil
+	}), nil, nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("Replace this!"))
+	require.NoError(t, err)
+	resp, _ := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "Hello, Server!", string(env.up.only(t).body))
+	assert.Equal(t, []string{"request_headers", "response_headers"}, kinds(env.exchange(t).Sent))
+}
+
+// ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, RemoveRequestContentLengthInBufferedMode).
+// Request headers SKIP + body BUFFERED: content-length is removed from the
+// request (ProcessorState::shouldRemoveContentLength), the body reply's
+// replacement is sent upstream chunked.
+func TestEnvoy_RemoveRequestContentLengthInBufferedMode(t *testing.T) {
+	t.Skip("needs: request headers SKIP + BUFFERED body removes content-length at request headers (today: kept, and the 13-byte replacement of a 5-byte body is a 500 content-length mismatch)")
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{RequestHeaderMode: pmSkip, RequestBodyMode: pmBuffered, ResponseHeaderMode: pmSkip}),
+		onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+			if req.GetRequestBody() != nil {
+				return bodyReply(req, "Hello, World!")
+			}
+			return nil
+		}), bareUpstream(200, 100, true), nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("test!"))
+	require.NoError(t, err)
+	req.ContentLength = 5
+	resp, _ := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	up := env.up.only(t)
+	assert.Equal(t, "Hello, World!", string(up.body))
+	assert.Empty(t, up.header.Values("Content-Length"))
+	assert.Equal(t, int64(-1), up.contentLength)
+	x := env.exchange(t)
+	require.Equal(t, []string{"request_body"}, kinds(x.Sent))
+	assert.True(t, x.Sent[0].GetRequestBody().GetEndOfStream())
+}
+
+// Negative case for Tollgate's shipped mode (request headers SKIP, body
+// BUFFERED). Source: processor_state.cc
+// ProcessorState::processHeaderMutationIfAvailable ("Response had header
+// mutations but headers aren't available": headers_ is only set by
+// Filter::onHeaders, which SKIP never calls) and
+// ProcessorState::shouldRemoveContentLength (BUFFERED + !send_headers_);
+// ext_proc.cc Filter::decodeHeaders returns Continue under SKIP, so the
+// headers have gone to the router before the body is processed. Envoy
+// tests: ext_proc_integration_test.cc
+// TEST_P(ExtProcIntegrationTest, RemoveRequestContentLengthInBufferedMode)
+// (content-length), filter_test.cc TEST_F(HttpFilterTest,
+// PostAndChangeBothBodiesBufferedOneChunk) (decodeHeaders Continue).
+// Must hold: the body reply's header mutation is dropped, and content-length
+// is gone even when the body is left unchanged.
+func TestEnvoy_SkipHeadersBufferedBodyDropsHeaderMutation(t *testing.T) {
+	t.Skip("needs: request headers SKIP + BUFFERED body: header mutations of the body reply dropped, content-length removed (today: applied, and content-length kept)")
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{RequestHeaderMode: pmSkip, RequestBodyMode: pmBuffered, ResponseHeaderMode: pmSkip}),
+		onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+			if req.GetRequestBody() != nil {
+				return setReply(req, setHeader("x-from-body-reply", "1", false), setHeader("content-length", "5", false))
+			}
+			return nil
+		}), nil, nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("test!"))
+	require.NoError(t, err)
+	resp, _ := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	up := env.up.only(t)
+	assert.Equal(t, "test!", string(up.body))
+	assert.Empty(t, up.header.Values("X-From-Body-Reply"), "header mutation in a body reply is dropped under request headers SKIP")
+	assert.Empty(t, up.header.Values("Content-Length"))
+	assert.Equal(t, int64(-1), up.contentLength, "chunked upstream")
+}
