@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	mutationrulesv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
@@ -15,6 +16,8 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	grpcCodes "google.golang.org/grpc/codes"
+	grpcStatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -1008,3 +1011,280 @@ func TestEnvoy_SendAndReceiveDynamicMetadata(t *testing.T) {
 	require.NotNil(t, x.DynamicMetadata)
 	assert.Equal(t, "value from ext_proc", x.DynamicMetadata.GetFields()["receiving_ns_untyped"].GetStructValue().GetFields()["foo"].GetStringValue())
 }
+
+// filter_test.cc: TEST_F(HttpFilterTest, OutOfOrderFailOpen).
+// filter_test.cc: TEST_F(HttpFilterTest, OutOfOrderFailClose).
+// The server answers request_headers with a request_body reply. Fail open:
+// the stream is ignored from then on, the request goes through unmodified,
+// spurious_msgs_received 1, failure_mode_allowed 1, stream_msgs_received 0.
+// Fail closed: local reply (500, PR #39994), spurious_msgs_received 1,
+// failure_mode_allowed 0, stream_msgs_received 0.
+func TestEnvoy_OutOfOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		fma      bool
+		want     int
+		wantFMA  uint64
+		upstream bool
+	}{
+		{"OutOfOrderFailOpen", true, http.StatusOK, 1, true},
+		{"OutOfOrderFailClose", false, http.StatusInternalServerError, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Skip("needs: Envoy's counters for a spurious reply: stream_msgs_received not counted, failure_mode_allowed counted under failure_mode_allow (ext_proc.cc onReceiveMessage, logFailOpen); status, upstream and messages already match")
+			env := startSim(t, &extprocfilterv3.ExternalProcessor{FailureModeAllow: tc.fma}, onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}}}
+			}), nil, nil)
+			req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("foo"))
+			require.NoError(t, err)
+			resp, _ := do(t, req)
+			assert.Equal(t, tc.want, resp.StatusCode)
+			if tc.upstream {
+				assert.Equal(t, "foo", string(env.up.only(t).body))
+			} else {
+				env.up.none(t)
+			}
+			assert.Equal(t, []string{"request_headers"}, kinds(env.exchange(t).Sent))
+			st := env.sim.Stats()
+			assert.Equal(t, uint64(1), st.StreamsStarted)
+			assert.Equal(t, uint64(1), st.StreamMsgsSent)
+			assert.Equal(t, uint64(1), st.SpuriousMsgsReceived)
+			assert.Equal(t, tc.wantFMA, st.FailureModeAllowed)
+			assert.Equal(t, uint64(0), st.StreamMsgsReceived)
+		})
+	}
+}
+
+// ordering_test.cc: TEST_F(OrderingTest, IncorrectRequestHeadersReply).
+// ordering_test.cc: TEST_F(OrderingTest, IncorrectRequestHeadersReply2).
+// ordering_test.cc: TEST_F(OrderingTest, IncorrectRequestBodyReply).
+// ordering_test.cc: TEST_F(OrderingTest, IncorrectResponseHeadersReply).
+// failure_mode_allow: a reply of the wrong kind (response_headers or
+// response_trailers to request_headers, response_body to request_body,
+// request_headers to response_headers) makes the filter ignore the server
+// for the rest of the request: it continues normally and sends no more
+// messages.
+func TestEnvoy_IncorrectReply(t *testing.T) {
+	wrong := map[string]*extprocv3.ProcessingResponse{
+		"response_headers":  {Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}},
+		"response_trailers": {Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}},
+		"response_body":     {Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}},
+		"request_headers":   {Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}}},
+	}
+	for _, tc := range []struct {
+		name  string
+		pm    *extprocfilterv3.ProcessingMode
+		on    string // message answered wrongly
+		reply string // kind of the wrong reply
+		post  bool
+		want  []string
+	}{
+		{"IncorrectRequestHeadersReply", nil, "request_headers", "response_headers", false, []string{"request_headers"}},
+		{"IncorrectRequestHeadersReply2", nil, "request_headers", "response_trailers", false, []string{"request_headers"}},
+		{"IncorrectRequestBodyReply", &extprocfilterv3.ProcessingMode{RequestBodyMode: pmBuffered, ResponseBodyMode: pmBuffered}, "request_body", "response_body", true, []string{"request_headers", "request_body"}},
+		{"IncorrectResponseHeadersReply", nil, "response_headers", "request_headers", false, []string{"request_headers", "response_headers"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &extprocfilterv3.ExternalProcessor{FailureModeAllow: true, ProcessingMode: tc.pm}
+			env := startSim(t, f, onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				if kindOf(req) == tc.on {
+					return wrong[tc.reply]
+				}
+				return nil
+			}), func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "Hello!") }, nil)
+			var resp *http.Response
+			var body []byte
+			if tc.post {
+				req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("Hello!"))
+				require.NoError(t, err)
+				resp, body = do(t, req)
+			} else {
+				resp, body = get(t, env.url+"/")
+			}
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			assert.Equal(t, "Hello!", string(body))
+			assert.Equal(t, tc.want, kinds(env.exchange(t).Sent))
+			assert.Equal(t, uint64(1), env.sim.Stats().SpuriousMsgsReceived)
+		})
+	}
+}
+
+// filter_test.cc: TEST_F(HttpFilterTest, PostAndIgnoreFailure).
+// ordering_test.cc: TEST_F(OrderingTest, GrpcErrorInlineIgnored).
+// failure_mode_allow: a gRPC error on the request headers message is
+// ignored; the request and response go through unprocessed, one message
+// sent, failure_mode_allowed 1.
+func TestEnvoy_PostAndIgnoreFailure(t *testing.T) {
+	env := startSim(t, &extprocfilterv3.ExternalProcessor{FailureModeAllow: true}, func(st *scriptStream) error {
+		st.recv()
+		return status500("error message")
+	}, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "bar") }, nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("foo"))
+	require.NoError(t, err)
+	resp, body := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "bar", string(body))
+	assert.Equal(t, "foo", string(env.up.only(t).body))
+	assert.Equal(t, []string{"request_headers"}, kinds(env.exchange(t).Sent))
+	st := env.sim.Stats()
+	assert.Equal(t, uint64(1), st.StreamsStarted)
+	assert.Equal(t, uint64(1), st.StreamMsgsSent)
+	assert.Equal(t, uint64(1), st.FailureModeAllowed)
+}
+
+// filter_test.cc: TEST_F(HttpFilterTest, PostAndClose).
+// The server closes the stream (OK) instead of answering request_headers:
+// the request and response go through unprocessed, one message sent.
+func TestEnvoy_PostAndClose(t *testing.T) {
+	env := startSim(t, nil, func(st *scriptStream) error {
+		st.recv()
+		return nil
+	}, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "bar") }, nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("foo"))
+	require.NoError(t, err)
+	resp, body := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "bar", string(body))
+	assert.Equal(t, "foo", string(env.up.only(t).body))
+	assert.Equal(t, []string{"request_headers"}, kinds(env.exchange(t).Sent))
+	st := env.sim.Stats()
+	assert.Equal(t, uint64(1), st.StreamsStarted)
+	assert.Equal(t, uint64(1), st.StreamMsgsSent)
+}
+
+// ordering_test.cc: TEST_F(OrderingTest, GrpcCloseAfter).
+// The server answers request_headers and then closes the stream: the rest
+// of the request is not processed, so no response_headers message is sent.
+func TestEnvoy_GrpcCloseAfter(t *testing.T) {
+	t.Skip("needs: a server close between messages is noticed when it arrives (Envoy's onGrpcClose), not at the next wait; today response_headers is still sent")
+	replied := make(chan struct{})
+	env := startSim(t, nil, func(st *scriptStream) error {
+		req := st.recv()
+		if err := st.send(continueFor(req)); err != nil {
+			return err
+		}
+		close(replied)
+		return nil
+	}, func(w http.ResponseWriter, _ *http.Request) {
+		<-replied
+		_, _ = io.WriteString(w, "Hello!")
+	}, nil)
+	resp, body := get(t, env.url+"/")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "Hello!", string(body))
+	assert.Equal(t, []string{"request_headers"}, kinds(env.exchange(t).Sent))
+}
+
+// filter_test.cc: TEST_F(HttpFilterTest, ReplaceCompleteResponseBuffered).
+// Response body BUFFERED, CONTINUE_AND_REPLACE on the response headers reply
+// with a header and a body: the client gets "Hello, World!" and the header;
+// no response_body message although configured; 2 messages each way.
+func TestEnvoy_ReplaceCompleteResponseBuffered(t *testing.T) {
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{ResponseBodyMode: pmBuffered}), onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+		if req.GetResponseHeaders() != nil {
+			return replyFor(req, &extprocv3.CommonResponse{
+				Status:         extprocv3.CommonResponse_CONTINUE_AND_REPLACE,
+				HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader("x-test-header", "true", false)}},
+				BodyMutation:   &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: []byte("Hello, World!")}},
+			})
+		}
+		return nil
+	}), func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", "200")
+		_, _ = io.WriteString(w, strings.Repeat("r", 200))
+	}, nil)
+	resp, body := get(t, env.url+"/")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "Hello, World!", string(body))
+	assert.Equal(t, "true", resp.Header.Get("X-Test-Header"))
+	assert.Equal(t, []string{"request_headers", "response_headers"}, kinds(env.exchange(t).Sent))
+	st := env.sim.Stats()
+	assert.Equal(t, uint64(1), st.StreamsStarted)
+	assert.Equal(t, uint64(2), st.StreamMsgsSent)
+	assert.Equal(t, uint64(2), st.StreamMsgsReceived)
+}
+
+// filter_test.cc: TEST_F(HttpFilterTest, StreamingBodyMutateLastEmptyChunk).
+// filter_test.cc: TEST_F(HttpFilterTest, StreamingBodyNotMutateLastEmptyChunk).
+// filter_test.cc: TEST_F(HttpFilterTest, StreamingBodyMutateLastChunk).
+// filter_test.cc: TEST_F(HttpFilterTest, StreamingBodyNotMutateLastChunk).
+// Response body STREAMED (headers SKIP both ways): chunks "0", "1", "2" each
+// replaced by "<chunk> <i> ", then a last chunk ("3" or empty, with end of
+// stream) replaced or left alone; the client gets the replies in order; 4
+// messages each way on one stream.
+func TestEnvoy_StreamingBody(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		emptyLast, mutat bool
+	}{
+		{"StreamingBodyMutateLastEmptyChunk", true, true},
+		{"StreamingBodyNotMutateLastEmptyChunk", true, false},
+		{"StreamingBodyMutateLastChunk", false, true},
+		{"StreamingBodyNotMutateLastChunk", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan struct{}, 8) // one per body message the server saw
+			var (
+				mu   sync.Mutex
+				want strings.Builder
+			)
+			env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{
+				RequestHeaderMode: pmSkip, ResponseHeaderMode: pmSkip, RequestBodyMode: pmNone, ResponseBodyMode: pmStreamed,
+			}), func(st *scriptStream) error {
+				for i := 0; ; i++ {
+					req := st.recv()
+					if req == nil {
+						return nil
+					}
+					b := req.GetResponseBody()
+					resp := continueFor(req)
+					mu.Lock()
+					if !b.GetEndOfStream() || tc.mutat {
+						nb := string(b.GetBody()) + " " + strconv.Itoa(i) + " "
+						want.WriteString(nb)
+						resp = bodyReply(req, nb)
+					} else {
+						want.Write(b.GetBody())
+					}
+					mu.Unlock()
+					if err := st.send(resp); err != nil {
+						return err
+					}
+					got <- struct{}{}
+				}
+			}, func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "text/plain")
+				for i := 0; i < 3; i++ {
+					_, _ = io.WriteString(w, strconv.Itoa(i))
+					_ = http.NewResponseController(w).Flush()
+					<-got // the next chunk only after this one was processed
+				}
+				if !tc.emptyLast {
+					_, _ = io.WriteString(w, "3")
+				}
+			}, nil)
+			resp, body := get(t, env.url+"/")
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			x := env.exchange(t)
+			require.Equal(t, []string{"response_body", "response_body", "response_body", "response_body"}, kinds(x.Sent))
+			last := x.Sent[3].GetResponseBody()
+			assert.True(t, last.GetEndOfStream())
+			if tc.emptyLast {
+				assert.Empty(t, last.GetBody())
+			} else {
+				assert.Equal(t, "3", string(last.GetBody()))
+			}
+			mu.Lock()
+			assert.Equal(t, want.String(), string(body))
+			mu.Unlock()
+			st := env.sim.Stats()
+			assert.Equal(t, uint64(1), st.StreamsStarted)
+			assert.Equal(t, uint64(4), st.StreamMsgsSent)
+			assert.Equal(t, uint64(4), st.StreamMsgsReceived)
+		})
+	}
+}
+
+// status500 is the gRPC error a failing server returns.
+func status500(msg string) error { return grpcStatus.Error(grpcCodes.Internal, msg) }
