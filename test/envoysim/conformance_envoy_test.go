@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	mutationrulesv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -1288,3 +1289,178 @@ func TestEnvoy_StreamingBody(t *testing.T) {
 
 // status500 is the gRPC error a failing server returns.
 func status500(msg string) error { return grpcStatus.Error(grpcCodes.Internal, msg) }
+
+// filter_test.cc: TEST_F(HttpFilterTest, PostAndChangeBothBodiesBufferedOneChunk).
+// Headers SKIP both ways, both bodies BUFFERED, content-length 100 on the
+// request and the response: the server clears the request body and replaces
+// the response body with "Hello, World!"; 2 messages each way on one stream.
+// With headers SKIP, content-length is removed (shouldRemoveContentLength)
+// and no content-length check is made (validateContentLength needs the
+// headers), so both replacements go through.
+func TestEnvoy_PostAndChangeBothBodiesBufferedOneChunk(t *testing.T) {
+	t.Skip("needs: headers SKIP + BUFFERED body removes content-length in both directions and skips the content-length check (today: 500 mismatch on the cleared request body)")
+	env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{
+		RequestHeaderMode: pmSkip, ResponseHeaderMode: pmSkip, RequestBodyMode: pmBuffered, ResponseBodyMode: pmBuffered,
+		RequestTrailerMode: pmSkip, ResponseTrailerMode: pmSkip,
+	}), onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+		switch {
+		case req.GetRequestBody() != nil:
+			return replyFor(req, &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_ClearBody{ClearBody: true}}})
+		case req.GetResponseBody() != nil:
+			return bodyReply(req, "Hello, World!")
+		}
+		return nil
+	}), func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", "100")
+		_, _ = io.WriteString(w, strings.Repeat("r", 100))
+	}, nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader(strings.Repeat("q", 100)))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "text/plain")
+	resp, body := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "Hello, World!", string(body))
+	assert.Equal(t, int64(-1), resp.ContentLength, "content-length removed: chunked to the client")
+	up := env.up.only(t)
+	assert.Empty(t, up.body)
+	assert.Equal(t, int64(-1), up.contentLength, "content-length removed: chunked upstream")
+	x := env.exchange(t)
+	require.Equal(t, []string{"request_body", "response_body"}, kinds(x.Sent))
+	assert.True(t, x.Sent[0].GetRequestBody().GetEndOfStream())
+	assert.Len(t, x.Sent[0].GetRequestBody().GetBody(), 100)
+	assert.True(t, x.Sent[1].GetResponseBody().GetEndOfStream())
+	st := env.sim.Stats()
+	assert.Equal(t, uint64(1), st.StreamsStarted)
+	assert.Equal(t, uint64(2), st.StreamMsgsSent)
+	assert.Equal(t, uint64(2), st.StreamMsgsReceived)
+}
+
+// filter_test.cc: TEST_F(HttpFilterTest, PostAndChangeBothBodiesBufferedOneChunk)
+// (decodeHeaders and encodeHeaders return Continue under header mode SKIP;
+// ext_proc.cc Filter::decodeHeaders / encodeHeaders). With request headers
+// SKIP and a BUFFERED request body, the next filter (the router) gets the
+// headers before the body is processed: the upstream sees the request
+// headers while the server still holds the request_body message. Likewise,
+// with response headers SKIP and a BUFFERED response body, the client gets
+// the response headers before the server answers response_body. The server
+// waits up to 2 s for that to happen, then answers anyway.
+func TestEnvoy_SkipHeadersContinueBeforeBody(t *testing.T) {
+	const bound = 2 * time.Second
+	t.Run("request: router gets headers before the body reply", func(t *testing.T) {
+		t.Skip("needs: request headers SKIP passes the headers to the router at once (today the upstream request starts after the body reply)")
+		upHeaders := make(chan struct{})
+		first := make(chan bool, 1)
+		env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{RequestHeaderMode: pmSkip, RequestBodyMode: pmBuffered, ResponseHeaderMode: pmSkip}),
+			onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				if req.GetRequestBody() != nil {
+					select {
+					case <-upHeaders:
+						first <- true
+					case <-time.After(bound):
+						first <- false
+					}
+				}
+				return nil
+			}), func(w http.ResponseWriter, r *http.Request) {
+				close(upHeaders)
+				_, _ = io.Copy(io.Discard, r.Body)
+				_, _ = io.WriteString(w, "ok")
+			}, nil)
+		req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("body"))
+		require.NoError(t, err)
+		resp, _ := do(t, req)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.True(t, <-first, "the upstream saw the request headers before the request_body reply")
+	})
+	t.Run("response: client gets headers before the body reply", func(t *testing.T) {
+		t.Skip("needs: response headers SKIP sends the response headers to the client at once (today they wait for the response_body reply)")
+		clientHeaders := make(chan struct{})
+		first := make(chan bool, 1)
+		env := startSim(t, modeFilter(&extprocfilterv3.ProcessingMode{RequestHeaderMode: pmSkip, ResponseHeaderMode: pmSkip, ResponseBodyMode: pmBuffered}),
+			onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				if req.GetResponseBody() != nil {
+					select {
+					case <-clientHeaders:
+						first <- true
+					case <-time.After(bound):
+						first <- false
+					}
+				}
+				return nil
+			}), bareUpstream(200, 100, true), nil)
+		req, err := http.NewRequest(http.MethodGet, env.url+"/", nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req) // returns once the headers are in
+		require.NoError(t, err)
+		close(clientHeaders)
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Len(t, body, 100)
+		assert.Equal(t, int64(-1), resp.ContentLength, "content-length removed")
+		assert.True(t, <-first, "the client had the response headers before the response_body reply")
+	})
+}
+
+// filter_test.cc: TEST_F(HttpFilterTest, KeepContentLength).
+// allow_content_length_header keeps content-length in STREAMED mode.
+func TestEnvoy_KeepContentLength(t *testing.T) {
+	t.Skip("needs: allow_content_length_header (content-length kept in STREAMED and SKIP+BUFFERED modes; today removed, upstream chunked)")
+	f := &extprocfilterv3.ExternalProcessor{
+		ProcessingMode:           &extprocfilterv3.ProcessingMode{RequestBodyMode: pmStreamed},
+		AllowContentLengthHeader: true,
+	}
+	env := startSim(t, f, echoScript, nil, nil)
+	req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader(strings.Repeat("k", 100)))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "text/plain")
+	resp, _ := do(t, req)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	up := env.up.only(t)
+	assert.Equal(t, int64(100), up.contentLength)
+	assert.Equal(t, []string{"100"}, up.header.Values("Content-Length"))
+}
+
+// filter_test.cc: TEST_F(HttpFilterTest, IgnoreInvalidHeaderMutations).
+// filter_test.cc: TEST_F(HttpFilterTest, FailOnInvalidHeaderMutations).
+// Setting host and removing x-envoy-special-thing are not allowed by the
+// default rules: ignored (request unchanged, rejected_header_mutations 2),
+// or with disallow_is_error a 500.
+func TestEnvoy_InvalidHeaderMutations(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		rules *mutationrulesv3.HeaderMutationRules
+		want  int
+	}{
+		{"IgnoreInvalidHeaderMutations", nil, http.StatusOK},
+		{"FailOnInvalidHeaderMutations", &mutationrulesv3.HeaderMutationRules{DisallowIsError: wrapperspb.Bool(true)}, http.StatusInternalServerError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := startSim(t, &extprocfilterv3.ExternalProcessor{MutationRules: tc.rules}, onEach(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+				if req.GetRequestHeaders() != nil {
+					return replyFor(req, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{
+						SetHeaders:    []*corev3.HeaderValueOption{setHeader("Host", "wrong:1234", false)},
+						RemoveHeaders: []string{"x-envoy-special-thing"},
+					}})
+				}
+				return nil
+			}), nil, nil)
+			req, err := http.NewRequest(http.MethodPost, env.url+"/", strings.NewReader("x"))
+			require.NoError(t, err)
+			req.Host = "host"
+			req.Header.Set("X-Envoy-Special-Thing", "1")
+			resp, _ := do(t, req)
+			assert.Equal(t, tc.want, resp.StatusCode)
+			if tc.want != http.StatusOK {
+				env.up.none(t)
+				return
+			}
+			up := env.up.only(t)
+			assert.Equal(t, "host", up.host)
+			assert.Equal(t, "1", up.header.Get("X-Envoy-Special-Thing"))
+			assert.Equal(t, uint64(2), env.sim.Stats().RejectedHeaderMutations)
+		})
+	}
+}
