@@ -275,13 +275,19 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 	req = d.req
 
 	t = time.Now()
-	m, ok := rt.cfg.Models[req.Model]
+	alias := req.Model
+	if rej := rt.policy.allow(d.id.Tier, alias); rej != nil {
+		d.stage("route", t)
+		return d.rejectWith(rej)
+	}
+	alias, _ = rt.policy.route(alias, d.requestID, d.id.Tenant)
+	m, ok := rt.cfg.Models[alias]
 	d.stage("route", t)
 	if !ok {
 		return d.rejectWith(reject(404, llm.TypeInvalidRequest, llm.CodeModelNotFound, "model_not_found",
 			fmt.Sprintf("The model '%s' does not exist or you do not have access to it.", truncate(req.Model, 128))))
 	}
-	d.alias, d.model = req.Model, m
+	d.alias, d.model = alias, m
 	d.provider, d.target = m.Targets[0].Provider, m.Targets[0].Model
 
 	t = time.Now()

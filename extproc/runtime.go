@@ -40,6 +40,7 @@ type runtime struct {
 	providerLabels telemetry.Labels
 	targetLabels   telemetry.Labels
 	modelList      []byte // GET /v1/models: the aliases clients may name
+	policy         *modelPolicy
 }
 
 // modelList renders the OpenAI model list of the configured aliases.
@@ -68,6 +69,7 @@ func newRuntime(c *config.Config, catalog *meter.Catalog, getenv func(string) st
 	rt := &runtime{
 		cfg:     c,
 		tenants: newTenants(c.Tenants),
+		policy:  newModelPolicy(c),
 		catalog: catalog,
 		getenv:  getenv,
 	}

@@ -65,16 +65,32 @@ type wasmKey struct {
 	wasmIdentity
 }
 
+type wasmTier struct {
+	DefaultModel  string   `json:"default_model,omitempty"`
+	AllowedModels []string `json:"allowed_models,omitempty"`
+}
+
+type wasmCanary struct {
+	Alias  string `json:"alias"`
+	Stable string `json:"stable"`
+	Canary string `json:"canary"`
+	Weight int    `json:"weight"`
+	HashOn string `json:"hash_on,omitempty"`
+}
+
 type wasmConfig struct {
 	Keys      []wasmKey           `json:"keys"`
 	Anonymous *wasmIdentity       `json:"anonymous,omitempty"`
-	Tiers     map[string]struct{} `json:"tiers"`
+	Tiers     map[string]wasmTier `json:"tiers"`
+	Canaries  []wasmCanary        `json:"canaries,omitempty"`
 }
 
 // WasmPluginConfig is the router's plugin configuration JSON derived from
-// tenants: every key (by SHA-256, never the key) with its tenant and tier,
-// anonymous access when allowed, and each tier used declared (without
-// per-tier routing, which tollgate.yaml does not describe yet).
+// tenants and routing: every key (by SHA-256, never the key) with its
+// tenant and tier, anonymous access when allowed, each tier used with its
+// tenants.tiers policy (allowed models, default model) and the canaries of
+// routing.canaries. The ext_proc server enforces the same policy on the
+// body's model.
 func WasmPluginConfig(c *config.Config) ([]byte, error) {
 	tier := func(t string) string {
 		if t == "" {
@@ -82,15 +98,22 @@ func WasmPluginConfig(c *config.Config) ([]byte, error) {
 		}
 		return t
 	}
-	wc := wasmConfig{Keys: []wasmKey{}, Tiers: map[string]struct{}{}}
+	wc := wasmConfig{Keys: []wasmKey{}, Tiers: map[string]wasmTier{}}
+	policy := func(name string) wasmTier {
+		t := c.Tenants.Tiers[name]
+		return wasmTier{DefaultModel: t.DefaultModel, AllowedModels: t.AllowedModels}
+	}
 	for _, k := range c.Tenants.Keys {
 		id := wasmIdentity{Tenant: k.Tenant, Tier: tier(k.Tier)}
 		wc.Keys = append(wc.Keys, wasmKey{SHA256: strings.ToLower(k.SHA256), KeyID: k.ID, wasmIdentity: id})
-		wc.Tiers[id.Tier] = struct{}{}
+		wc.Tiers[id.Tier] = policy(id.Tier)
 	}
 	if a := c.Tenants.AllowAnonymous; a != "" {
 		wc.Anonymous = &wasmIdentity{Tenant: a, Tier: tier(c.Tenants.AnonymousTier)}
-		wc.Tiers[wc.Anonymous.Tier] = struct{}{}
+		wc.Tiers[wc.Anonymous.Tier] = policy(wc.Anonymous.Tier)
+	}
+	for _, cn := range c.Routing.Canaries {
+		wc.Canaries = append(wc.Canaries, wasmCanary{Alias: cn.Alias, Stable: cn.Alias, Canary: cn.Canary, Weight: cn.Weight, HashOn: cn.HashOn})
 	}
 	js, err := json.Marshal(wc)
 	if err != nil {

@@ -97,6 +97,21 @@ type Tenants struct {
 	// AnonymousTier is the tier of anonymous requests.
 	AnonymousTier string `yaml:"anonymous_tier"`
 	Keys          []Key  `yaml:"keys"`
+	// Tiers limit what a tier's keys may use. The wasm router enforces them
+	// from the x-tollgate-model header, the ext_proc server from the body's
+	// model, so a client cannot step around the allow-list by not sending
+	// the header.
+	Tiers map[string]Tier `yaml:"tiers"`
+}
+
+// Tier is the model policy of one tier.
+type Tier struct {
+	// AllowedModels, when non-empty, lists the aliases the tier may name.
+	AllowedModels []string `yaml:"allowed_models"`
+	// DefaultModel is the wasm router's route for a request without an
+	// x-tollgate-model header (informational for ext_proc: the body names
+	// the model).
+	DefaultModel string `yaml:"default_model"`
 }
 
 // Key is one API key, stored only as the hex SHA-256 of the key string.

@@ -19,6 +19,20 @@ type Routing struct {
 	Virtual map[string]VirtualAlias   `yaml:"virtual"`
 	Tenants map[string]TenantRouting  `yaml:"tenants"`
 	Limits  map[string]MaxTokenLimits `yaml:"alias_limits"`
+	// Canaries send a share of an alias's traffic to another alias.
+	Canaries []Canary `yaml:"canaries"`
+}
+
+// Canary moves Weight percent of the requests for Alias to Canary. The
+// split is by request id (hash_on: request_id, the default) or by tenant
+// (hash_on: tenant, every request of a tenant on one side), with the same
+// hash in the wasm router and the ext_proc server (32-bit FNV-1a of
+// alias, a zero byte and the key, mod 100).
+type Canary struct {
+	Alias  string `yaml:"alias"`
+	Canary string `yaml:"canary"`
+	Weight int    `yaml:"weight"`
+	HashOn string `yaml:"hash_on"`
 }
 
 // RoutingTier is one rung of the complexity ladder.

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -406,6 +407,40 @@ func (v *validator) routing(c *Config) {
 	for _, t := range sortedKeys(c.Routing.Tenants) {
 		for _, name := range sortedKeys(c.Routing.Tenants[t].Virtual) {
 			check("routing.tenants."+t+".virtual."+name, c.Routing.Tenants[t].Virtual[name])
+		}
+	}
+	seen := map[string]bool{}
+	for i, cn := range c.Routing.Canaries {
+		path := fmt.Sprintf("routing.canaries[%d]", i)
+		for _, a := range []struct{ key, alias string }{{"alias", cn.Alias}, {"canary", cn.Canary}} {
+			if _, ok := c.Models[a.alias]; !ok {
+				v.add(path+"."+a.key, "unknown model alias %q", a.alias)
+			}
+		}
+		if seen[cn.Alias] {
+			v.add(path+".alias", "%q has a canary already", cn.Alias)
+		}
+		seen[cn.Alias] = true
+		if cn.Weight < 0 || cn.Weight > 100 {
+			v.add(path+".weight", "must be 0..100, got %d", cn.Weight)
+		}
+		if cn.HashOn != "" && cn.HashOn != "request_id" && cn.HashOn != "tenant" {
+			v.add(path+".hash_on", "must be request_id or tenant, got %q", cn.HashOn)
+		}
+	}
+	for _, name := range sortedKeys(c.Tenants.Tiers) {
+		t := c.Tenants.Tiers[name]
+		for _, a := range t.AllowedModels {
+			if _, ok := c.Models[a]; !ok {
+				v.add("tenants.tiers."+name+".allowed_models", "unknown model alias %q", a)
+			}
+		}
+		if t.DefaultModel != "" {
+			if _, ok := c.Models[t.DefaultModel]; !ok {
+				v.add("tenants.tiers."+name+".default_model", "unknown model alias %q", t.DefaultModel)
+			} else if len(t.AllowedModels) > 0 && !slices.Contains(t.AllowedModels, t.DefaultModel) {
+				v.add("tenants.tiers."+name+".default_model", "%q is not in allowed_models", t.DefaultModel)
+			}
 		}
 	}
 }

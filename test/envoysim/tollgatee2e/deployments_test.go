@@ -98,7 +98,14 @@ func startDeployment(t *testing.T, chatFault string, mutate func(*config.Config)
 		mutate(cfg)
 	}
 	d.cfg = cfg
-	keys := map[string]string{"PRIMARY_KEY": primaryKey, "SECONDARY_KEY": secondaryKey}
+	d.extProcAddr = runExtProc(t, cfg, map[string]string{"PRIMARY_KEY": primaryKey, "SECONDARY_KEY": secondaryKey})
+	return d
+}
+
+// runExtProc runs `tollgate extproc` on cfg with provider keys env until
+// the test ends, and returns its address.
+func runExtProc(t *testing.T, cfg *config.Config, env map[string]string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
@@ -106,7 +113,7 @@ func startDeployment(t *testing.T, chatFault string, mutate func(*config.Config)
 		done <- extproc.Run(ctx, cfg, extproc.RunOptions{
 			Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 			OnListening: func(e, _ string) { ready <- e },
-			Getenv:      func(k string) string { return keys[k] },
+			Getenv:      func(k string) string { return env[k] },
 		})
 	}()
 	t.Cleanup(func() {
@@ -114,13 +121,14 @@ func startDeployment(t *testing.T, chatFault string, mutate func(*config.Config)
 		<-done
 	})
 	select {
-	case d.extProcAddr = <-ready:
+	case addr := <-ready:
+		return addr
 	case err := <-done:
 		t.Fatalf("extproc.Run: %v", err)
 	case <-time.After(testTimeout):
 		t.Fatal("extproc did not start")
 	}
-	return d
+	return ""
 }
 
 // start runs the emulator on sc.
@@ -333,3 +341,45 @@ func memberNames(t *testing.T, c *clusterv3.Cluster) []string {
 }
 
 type aggregateConfig struct{ aggregatev3.ClusterConfig }
+
+// TestWasmRouterAndExtProcAgree runs the compiled wasm router ahead of
+// ext_proc (what `tollgate xds` pushes with xds.wasm.enabled): a tier's
+// allow-list holds even when the client names the model only in the body
+// (the router sees no x-tollgate-model header and lets it pass; ext_proc
+// refuses it), and a canary split moves the body's model too.
+func TestWasmRouterAndExtProcAgree(t *testing.T) {
+	d := startDeployment(t, "", func(c *config.Config) {
+		c.XDS.Wasm.Enabled, c.XDS.Wasm.Path = true, "/etc/envoy/wasm/tollgate-router.wasm"
+		c.Tenants.Tiers = map[string]config.Tier{"standard": {AllowedModels: []string{"gpt-4o-mini", "gpt-4o"}}}
+		c.Routing.Canaries = []config.Canary{{Alias: "gpt-4o-mini", Canary: "gpt-4o", Weight: 100}}
+	})
+	sc, err := envoysim.FromTollgate(d.cfg, d.hosts, wasmfilter.Factory(routerModule(t)))
+	require.NoError(t, err)
+	base, _, exchanges := d.start(t, sc)
+
+	// Not in the tier's allow-list, named only in the body.
+	req := post(t, base+"/v1/embeddings", `{"model":"text-embedding-3-small","input":"x"}`)
+	req.Header.Set("Authorization", "Bearer "+demoKey)
+	resp, body := do(t, req)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, string(body))
+	assert.Contains(t, string(body), `"code":"model_not_allowed"`)
+	<-exchanges
+	// The same through the header: the wasm router refuses it first.
+	req = post(t, base+"/v1/embeddings", `{"model":"text-embedding-3-small","input":"x"}`)
+	req.Header.Set("Authorization", "Bearer "+demoKey)
+	req.Header.Set("x-tollgate-model", "text-embedding-3-small")
+	resp, _ = do(t, req)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	<-exchanges
+	assert.Zero(t, d.primary.Calls()+d.secondary.Calls())
+
+	// The canary takes every gpt-4o-mini request (weight 100) to gpt-4o.
+	resp, body = chat(t, base, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	x := <-exchanges
+	assert.Equal(t, "gpt-4o", x.Route)
+	reqs := d.primary.Requests()
+	require.Len(t, reqs, 1)
+	assert.Contains(t, string(reqs[0].Body), `"model":"gpt-4o"`)
+	assertNoCredentialCrossed(t, d, dump(resp, body))
+}
