@@ -649,11 +649,28 @@ func (ex *exchange) headerFilters() (lr *localReply, done bool) {
 			}
 			return ex.routerReply(&localReply{status: reply.Status, headers: h, body: reply.Body, details: reply.Details}), true
 		}
+		if !samePairs(ex.reqH.pairs(), out) {
+			// A proxy-wasm filter (ABI 0.2.1) that modifies request headers
+			// clears the route cache (source/extensions/common/wasm/context.h
+			// Context::onHeadersModified), so the route is recomputed with
+			// the new headers when the router asks for it.
+			ex.routeCleared = true
+		}
 		ex.reqH = headerMapFromPairs(out)
 	}
-	// A filter may have changed headers the route matches on; Envoy keeps
-	// the cached route unless a filter clears it (the wasm router does not).
 	return nil, false
+}
+
+func samePairs(a, b [][2]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // readLimited reads all of r, failing when it exceeds limit bytes.
@@ -870,6 +887,7 @@ func (ex *exchange) requestPath() *localReply {
 		if ex.modes[dirRequest].body == extprocfilterv3.ProcessingMode_BUFFERED && !ex.complete {
 			ex.reqH.remove("content-length")
 		}
+		ex.refreshRoute()
 		ex.routerStarted = true
 		if ex.route == nil {
 			return ex.noRoute()

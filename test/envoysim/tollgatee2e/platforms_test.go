@@ -190,9 +190,38 @@ func exercisePlatform(t *testing.T, p platform) {
 // x-tollgate-route (set by ext_proc with clear_route_cache, honoured because
 // request headers are sent), the ServiceEntry hosts as TLS clusters.
 func TestIstioGateway(t *testing.T) {
+	exercisePlatform(t, istioPlatform(t, "../../../envoy/istio/extproc-gateway.yaml"))
+}
+
+// TestIstioPreviousManifestFails runs the EnvoyFilter Tollgate shipped
+// before request headers were sent (request_header_mode SKIP): the wasm
+// router's default-model header picks a route at the headers, the body
+// reply's header mutations (the client key removed, the provider key set)
+// would be dropped, so the server refuses a body it never saw headers for,
+// and the client key never reaches the provider.
+func TestIstioPreviousManifestFails(t *testing.T) {
+	p := istioPlatform(t, "../testdata/shipped-2026-12-06-istio-extproc-gateway.yaml")
+	provider := fakeprovider.New(fakeprovider.Options{APIKey: primaryKey})
+	_, err := provider.Start()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = provider.Close() })
+	cfg := k8sConfig(t)
+	d := &deployment{primary: provider, secondary: fakeprovider.New(fakeprovider.Options{}), cfg: cfg}
+	d.extProcAddr = runExtProc(t, cfg, map[string]string{"OPENAI_API_KEY": primaryKey})
+	sc, err := envoysim.FromResources(p.resources(t), map[string]string{"api.openai.com:443": "http://" + provider.Addr()}, wasmfilter.Factory(routerModule(t)))
+	require.NoError(t, err)
+	base, _, exchanges := d.start(t, sc)
+	resp, body := chat(t, base, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, string(body))
+	<-exchanges
+	assertNoCredentialCrossed(t, d)
+}
+
+func istioPlatform(t *testing.T, extProcFile string) platform {
+	t.Helper()
 	var p platform
 	p.routes = map[string]string{}
-	for _, d := range manifests(t, "../../../envoy/istio/extproc-gateway.yaml") {
+	for _, d := range manifests(t, extProcFile) {
 		patch := d["spec"].(map[string]any)["configPatches"].([]any)[0].(map[string]any)["patch"].(map[string]any)
 		p.extProc = extProcFrom(t, patch["value"].(map[string]any)["typed_config"])
 	}
@@ -214,7 +243,7 @@ func TestIstioGateway(t *testing.T) {
 	}
 	require.NotNil(t, p.extProc)
 	require.NotEmpty(t, p.routes)
-	exercisePlatform(t, p)
+	return p
 }
 
 // TestEnvoyGateway runs envoy/gateway with credentials.inject: downstream
