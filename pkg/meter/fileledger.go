@@ -58,8 +58,11 @@ type FileLedgerOptions struct {
 //     appended, so it never corrupts the next record; an unparsable record
 //     before the last line is ErrCorruptLedger;
 //   - reservations still open (their process died before settling) are
-//     counted as spent at their reserved amount, never undercounting, and a
-//     settle record marked "recovered" is appended for each.
+//     released: a hold is a worst-case bound, not spend, and keeping it
+//     would block the tenant's budget for the rest of the window. A settle
+//     record with amount 0 marked "recovered" is appended for each. The cost
+//     of a request in flight at the crash is therefore not counted, like the
+//     records lost in the last FlushInterval.
 //
 // One process may have a ledger file open at a time (enforced with an
 // exclusive flock on Unix). The file grows by roughly 350 bytes per request;
@@ -260,12 +263,12 @@ func (l *FileLedger) recoverOpen() error {
 		rec := record{
 			Op: opSettle, Time: now, Tenant: k.tenant, ID: k.id,
 			Day: o.windows.Day, Month: o.windows.Month,
-			Amount: o.amount, Reserved: o.amount, Recovered: true,
+			Amount: 0, Reserved: o.amount, Recovered: true,
 		}
 		if err := l.append(&rec); err != nil {
 			return err
 		}
-		l.state.settle(k.tenant, k.id, o.amount)
+		l.state.settle(k.tenant, k.id, 0)
 	}
 	return l.flushLocked(true)
 }
