@@ -3,6 +3,7 @@ package llm
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -27,8 +28,9 @@ var (
 	ErrDuplicateKey = errors.New("duplicate object key")
 )
 
-// linearKeys is how many keys of one object are compared pairwise before a
-// map takes over, so an object with many keys stays linear to check.
+// linearKeys is how many keys of one object are compared pairwise as they
+// arrive; an object with more is checked once, when it closes, by sorting
+// its keys (n log n time, 16 bytes per key, no map).
 const linearKeys = 16
 
 // scanFrame is one open object or array.
@@ -37,7 +39,6 @@ type scanFrame struct {
 	n     int    // keys (object) or elements (array) seen so far
 	first int    // index in keys of this object's first key
 	key   string // current key (object), for error paths
-	set   map[string]struct{}
 }
 
 const (
@@ -54,8 +55,8 @@ const (
 // It is one pass over the bytes without recursion: a depth counter over a
 // fixed stack, strings and escapes respected, and the keys of each open
 // object checked for duplicates. Nothing is allocated in proportion to the
-// depth; allocations happen only for keys containing escapes and for objects
-// of more than linearKeys keys.
+// depth; allocations happen only for keys containing escapes and to hold
+// the keys of open objects beyond the first 32 (16 bytes per key).
 func scanJSON(data []byte) error {
 	var (
 		stack   [MaxDepth]scanFrame
@@ -124,8 +125,13 @@ func scanJSON(data []byte) error {
 					state = stValue
 				}
 			case c == '}' && top.obj, c == ']' && !top.obj:
+				if top.n > linearKeys {
+					if k, dup := sortedDup(keys[top.first:]); dup {
+						top.key = k
+						return fmt.Errorf("%w %q", ErrDuplicateKey, keyPath(stack[:depth]))
+					}
+				}
 				keys = keys[:top.first]
-				top.set = nil
 				depth--
 				i++
 			default:
@@ -162,30 +168,30 @@ func scanJSON(data []byte) error {
 }
 
 // addKey records key in the object top, whose keys so far are
-// keys[top.first:] (or top.set once it grew past linearKeys), and reports
-// whether it was already there.
+// keys[top.first:], and reports whether it is already there (checked here
+// for the first linearKeys keys, at the close of the object beyond).
 func addKey(top *scanFrame, keys []string, key string) ([]string, bool) {
 	top.key = key
 	top.n++
-	if top.set == nil && top.n <= linearKeys {
+	if top.n <= linearKeys {
 		for _, k := range keys[top.first:] {
 			if k == key {
 				return keys, true
 			}
 		}
-		return append(keys, key), false
 	}
-	if top.set == nil {
-		top.set = make(map[string]struct{}, 2*linearKeys)
-		for _, k := range keys[top.first:] {
-			top.set[k] = struct{}{}
+	return append(keys, key), false
+}
+
+// sortedDup sorts keys in place and returns a key present twice.
+func sortedDup(keys []string) (string, bool) {
+	slices.Sort(keys)
+	for i := 1; i < len(keys); i++ {
+		if keys[i] == keys[i-1] {
+			return keys[i], true
 		}
 	}
-	if _, dup := top.set[key]; dup {
-		return keys, true
-	}
-	top.set[key] = struct{}{}
-	return keys, false
+	return "", false
 }
 
 // keyPath renders the location of the current key, e.g. `messages[0].role`.

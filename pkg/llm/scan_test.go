@@ -220,6 +220,7 @@ func refCheck(data []byte) error {
 		return ErrInvalidJSON
 	}
 	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.UseNumber() // syntax only: 1E700 is valid JSON
 	type obj struct {
 		keys   map[string]bool
 		isObj  bool
@@ -317,6 +318,40 @@ func BenchmarkGjsonValid2KiB(b *testing.B) {
 	for b.Loop() {
 		if !gjson.ValidBytes(body) {
 			b.Fatal("invalid")
+		}
+	}
+}
+
+// TestScanManyKeys: an object with hundreds of thousands of keys is checked
+// for duplicates without a per-key map.
+func TestScanManyKeys(t *testing.T) {
+	const n = 200_000
+	var b strings.Builder
+	b.WriteString(`{"model":"m"`)
+	for i := 0; i < n; i++ {
+		b.WriteString(`,"k` + strconv.Itoa(i) + `":0`)
+	}
+	body := b.String() + `}`
+	data := []byte(body)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	require.NoError(t, scanJSON(data))
+	runtime.ReadMemStats(&after)
+	// 16 bytes per key, times what append's growth leaves behind.
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(n*16*6), "bytes allocated")
+
+	err := scanJSON([]byte(body[:len(body)-1] + `,"k123456":1}`))
+	require.ErrorIs(t, err, ErrDuplicateKey)
+	assert.Contains(t, err.Error(), `"k123456"`)
+}
+
+func BenchmarkParseChunk(b *testing.B) {
+	data := []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","system_fingerprint":"fp","choices":[{"index":0,"delta":{"content":"Hello there, how"},"finish_reason":null}]}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := ParseChunk(data); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
