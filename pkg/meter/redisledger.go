@@ -146,7 +146,8 @@ end
 
 // KEYS: day, month, reservation, holds. ARGV: amount, day cap, month cap (0 =
 // unlimited), day expire-at, month expire-at (unix seconds), now and hold
-// expiry (unix ms), reservation id. Returns {0} held, {1|2, spent, held} day|month cap
+// expiry (unix ms), reservation id, reservation key expire-at (unix
+// seconds). Returns {0} held, {1|2, spent, held} day|month cap
 // exceeded, {3} duplicate.
 var reserveScript = redis.NewScript(luaSplit + luaSweep + `
 sweep(KEYS[4], ARGV[6])
@@ -172,7 +173,7 @@ redis.call('HINCRBY', KEYS[2], 'held', ARGV[1])
 redis.call('EXPIREAT', KEYS[1], ARGV[4])
 redis.call('EXPIREAT', KEYS[2], ARGV[5])
 redis.call('HSET', KEYS[3], 'amount', ARGV[1], 'd', KEYS[1], 'm', KEYS[2])
-redis.call('EXPIREAT', KEYS[3], ARGV[4])
+redis.call('EXPIREAT', KEYS[3], ARGV[9])
 redis.call('ZADD', KEYS[4], ARGV[7], ARGV[8])
 redis.call('EXPIREAT', KEYS[4], ARGV[5])
 return {0}
@@ -256,7 +257,10 @@ func (l *RedisLedger) Reserve(ctx context.Context, r ReserveRequest) error {
 	}
 	res, err := reserveScript.Run(ctx, l.client, l.keys(r.Tenant, r.ID, r.Windows),
 		int64(r.Amount), int64(max(r.Caps.Daily, 0)), int64(max(r.Caps.Monthly, 0)), dayExp, monthExp,
-		now.UnixMilli(), now.Add(l.opts.HoldTTL).UnixMilli(), r.ID).Slice()
+		now.UnixMilli(), now.Add(l.opts.HoldTTL).UnixMilli(), r.ID,
+		// The reservation key must outlive its hold so the sweep can
+		// release the amount it names.
+		max(dayExp, now.Add(l.opts.HoldTTL+time.Hour).Unix())).Slice()
 	if err != nil {
 		return fmt.Errorf("redis reserve: %w", err)
 	}

@@ -161,3 +161,20 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestRedisLedgerReservationOutlivesHold: the reservation key lives at least
+// as long as its hold, even past its day window, so the sweep can still
+// release the amount it names.
+func TestRedisLedgerReservationOutlivesHold(t *testing.T) {
+	ctx := testCtx(t)
+	srv := redistest.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = c.Close() })
+	const hold = 48 * time.Hour // longer than any day window plus its grace
+	b := NewBudgets(NewRedisLedger(c, RedisLedgerOptions{HoldTTL: hold}), nil)
+	_, err := b.Reserve(ctx, "acme", Dollar, "long")
+	require.NoError(t, err)
+	ttl, err := c.TTL(ctx, "tollgate:budget:{acme}:r:long").Result()
+	require.NoError(t, err)
+	assert.Greater(t, ttl, hold)
+}
