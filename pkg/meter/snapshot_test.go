@@ -192,3 +192,51 @@ func TestFileLedgerCompactDropsSnapshot(t *testing.T) {
 	t.Cleanup(func() { _ = l.Close() })
 	assert.Equal(t, Spend{Daily: 2 * Cent, Monthly: 2 * Cent}, spent(t, l, "acme"))
 }
+
+// TestFileLedgerSnapshotsUnderLoad: background snapshots taken while
+// requests run never lose or double a record.
+func TestFileLedgerSnapshotsUnderLoad(t *testing.T) {
+	ctx := testCtx(t)
+	path := filepath.Join(t.TempDir(), "ledger.jsonl")
+	l, err := OpenFileLedger(path, FileLedgerOptions{FlushInterval: time.Millisecond, SnapshotEvery: 7, Now: func() time.Time { return t0 }})
+	require.NoError(t, err)
+	b := NewBudgets(l, nil, WithClock(func() time.Time { return t0 }))
+	const workers, each = 4, 200
+	done := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			for i := 0; i < each; i++ {
+				r, err := b.Reserve(ctx, "acme", 2*Cent, "w"+string(rune('a'+w))+"-"+time.Duration(i).String())
+				if err != nil {
+					done <- err
+					return
+				}
+				if err := r.Settle(ctx, Cent); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		require.NoError(t, <-done)
+	}
+	require.NoError(t, l.f.Sync())
+	want := Spend{Daily: workers * each * Cent, Monthly: workers * each * Cent}
+	// Crash (no Close): the latest background snapshot plus the tail.
+	require.NoError(t, l.Flush())
+	l.mu.Lock()
+	l.closed = true // stop the flush loop from writing after the "crash"
+	l.mu.Unlock()
+	close(l.stop)
+	<-l.done
+	require.NoError(t, l.f.Close())
+
+	l2 := openWith(t, path, FileLedgerOptions{SnapshotEvery: 7})
+	assert.Equal(t, want, spent(t, l2, "acme"))
+	require.NoError(t, l2.Close())
+	l3 := openWith(t, path, FileLedgerOptions{SnapshotEvery: -1})
+	t.Cleanup(func() { _ = l3.Close() })
+	assert.Equal(t, want, spent(t, l3, "acme"), "full replay agrees")
+}
