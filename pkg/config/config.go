@@ -141,8 +141,35 @@ type Ledger struct {
 	// Backend is "file" (default) or "redis".
 	Backend string `yaml:"backend"`
 	// Path of the append-only ledger file (backend file).
-	Path  string `yaml:"path"`
-	Redis Redis  `yaml:"redis"`
+	Path string `yaml:"path"`
+	// Sync is when the file ledger fsyncs (backend file): "interval"
+	// (default: every second, a crash loses at most the last second of
+	// records) or "always" (before each reserve and settle returns).
+	Sync  string      `yaml:"sync"`
+	Redis LedgerRedis `yaml:"redis"`
+}
+
+// Ledger sync modes.
+const (
+	LedgerSyncInterval = "interval"
+	LedgerSyncAlways   = "always"
+)
+
+// DefaultHoldTTL is how long a Redis ledger reservation holds its amount
+// when budgets.ledger.redis.hold_ttl is not set.
+const DefaultHoldTTL = 10 * time.Minute
+
+// LedgerRedis is the Redis connection of the spend ledger.
+type LedgerRedis struct {
+	Redis `yaml:",inline"`
+	// Timeout is the dial, read and write timeout of each ledger call. Zero
+	// derives it from xds.message_timeout (40% of it), so a hung Redis fails
+	// the call while Envoy still waits for the answer.
+	Timeout time.Duration `yaml:"timeout"`
+	// HoldTTL is how long an unsettled reservation holds budget (default
+	// DefaultHoldTTL): a crashed or hung request blocks its tenant's budget
+	// for at most this long.
+	HoldTTL time.Duration `yaml:"hold_ttl"`
 }
 
 // Redis is a Redis connection.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -111,4 +112,32 @@ func TestLoadFile(t *testing.T) {
 	_, err = Load(filepath.Join(t.TempDir(), "missing.yaml"))
 	require.Error(t, err)
 	assert.False(t, strings.Contains(err.Error(), "unknown key"))
+}
+
+func TestLedgerRedisAndSync(t *testing.T) {
+	c, err := Parse("c.yaml", []byte(minimal))
+	require.NoError(t, err)
+	assert.Equal(t, LedgerSyncInterval, c.Budgets.Ledger.Sync)
+	assert.Equal(t, DefaultHoldTTL, c.Budgets.Ledger.Redis.HoldTTL)
+	assert.Zero(t, c.Budgets.Ledger.Redis.Timeout, "derived from the message timeout by the caller")
+
+	c, err = Parse("c.yaml", []byte(minimal+`budgets:
+  ledger:
+    backend: redis
+    sync: always
+    redis: {addr: "127.0.0.1:6379", timeout: 50ms, hold_ttl: 2m}
+`))
+	require.NoError(t, err)
+	l := c.Budgets.Ledger
+	assert.Equal(t, "127.0.0.1:6379", l.Redis.Addr)
+	assert.Equal(t, "tollgate:", l.Redis.Prefix)
+	assert.Equal(t, 50*time.Millisecond, l.Redis.Timeout)
+	assert.Equal(t, 2*time.Minute, l.Redis.HoldTTL)
+	assert.Equal(t, LedgerSyncAlways, l.Sync)
+
+	_, err = Parse("c.yaml", []byte(minimal+"budgets:\n  ledger:\n    sync: sometimes\n    redis: {timeout: -1s, hold_ttl: -1s}\n"))
+	require.Error(t, err)
+	for _, want := range []string{"budgets.ledger.sync", "budgets.ledger.redis.timeout", "budgets.ledger.redis.hold_ttl"} {
+		assert.Contains(t, err.Error(), want)
+	}
 }

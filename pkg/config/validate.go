@@ -55,6 +55,12 @@ func applyDefaults(c *Config) {
 	if c.Budgets.Ledger.Redis.Prefix == "" {
 		c.Budgets.Ledger.Redis.Prefix = "tollgate:"
 	}
+	if c.Budgets.Ledger.Sync == "" {
+		c.Budgets.Ledger.Sync = LedgerSyncInterval
+	}
+	if c.Budgets.Ledger.Redis.HoldTTL == 0 {
+		c.Budgets.Ledger.Redis.HoldTTL = DefaultHoldTTL
+	}
 	for _, d := range []*GuardDirection{&c.Guardrails.Input, &c.Guardrails.Output} {
 		if len(d.Roles) == 0 {
 			d.Roles = []string{"user", "tool"}
@@ -258,6 +264,15 @@ func (v *validator) budgets(c *Config) {
 		}
 	default:
 		v.add("budgets.ledger.backend", "must be file or redis, got %q", l.Backend)
+	}
+	if l.Sync != LedgerSyncInterval && l.Sync != LedgerSyncAlways {
+		v.add("budgets.ledger.sync", "must be interval or always, got %q", l.Sync)
+	}
+	if l.Redis.Timeout < 0 {
+		v.add("budgets.ledger.redis.timeout", "must not be negative, got %s", l.Redis.Timeout)
+	}
+	if l.Redis.HoldTTL < 0 {
+		v.add("budgets.ledger.redis.hold_ttl", "must not be negative, got %s", l.Redis.HoldTTL)
 	}
 	check := func(path string, b Budget) {
 		if b.DailyUSD < 0 {

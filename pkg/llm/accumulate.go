@@ -23,7 +23,8 @@ type accChoice struct {
 	finish string
 }
 
-// Add records one chunk's data (a chat.completion.chunk JSON).
+// Add records one chunk's data (a chat.completion.chunk JSON) and c, the
+// result of ParseChunk(data), which has already bounded its depth.
 func (a *StreamAccumulator) Add(data []byte, c Chunk) {
 	if a.choices == nil {
 		a.choices = map[int64]*accChoice{}

@@ -85,7 +85,7 @@ type Request struct {
 	Model        string
 	Stream       bool
 	IncludeUsage bool  // stream_options.include_usage
-	MaxTokens    int64 // max_completion_tokens, else max_tokens; 0 if absent
+	MaxTokens    int64 // the larger of max_completion_tokens and max_tokens; 0 if absent
 	N            int64 // 1 if absent
 	Temperature  float64
 	HasTemp      bool
@@ -95,8 +95,18 @@ type Request struct {
 	Body []byte // the raw body; Set* methods rewrite it
 }
 
+// Limits on the numeric fields that drive budget reservations.
+const (
+	// MaxN is the largest accepted "n" (choices per request), as OpenAI.
+	MaxN = 128
+	// MaxOutputTokens bounds max_tokens and max_completion_tokens.
+	MaxOutputTokens = 1 << 31
+)
+
 // ParseRequest validates body as an OpenAI request of op and extracts the
-// fields the gateway needs.
+// fields the gateway needs. The body must be one JSON object, nested at most
+// MaxDepth deep, with no duplicate key at any depth (ErrDuplicateKey); n must
+// be 1..MaxN and max_tokens / max_completion_tokens 1..MaxOutputTokens.
 func ParseRequest(op Operation, body []byte) (*Request, error) {
 	if len(body) == 0 {
 		return nil, ErrEmptyBody
@@ -104,8 +114,11 @@ func ParseRequest(op Operation, body []byte) (*Request, error) {
 	if !utf8.Valid(body) {
 		return nil, ErrInvalidUTF8
 	}
-	if !gjson.ValidBytes(body) {
-		return nil, ErrInvalidJSON
+	// One linear pass bounds the depth and rejects duplicate keys before
+	// gjson (whose validator recurses) sees the body: the provider must read
+	// exactly the fields Tollgate checked, whichever duplicate it would keep.
+	if err := scanJSON(body); err != nil {
+		return nil, err
 	}
 	// No copy: strings extracted below alias body, which the caller owns
 	// and never mutates (rewrites build new slices).
@@ -147,19 +160,19 @@ func (r *Request) field(key string, v gjson.Result) error {
 			return nil
 		}
 		n, ok := intValue(v)
-		if !ok || n < 0 {
-			return &FieldError{key, "must be a non-negative integer"}
+		if !ok || n < 1 || n > MaxOutputTokens {
+			return &FieldError{key, "must be an integer from 1 to " + strconv.Itoa(MaxOutputTokens)}
 		}
-		if key == "max_completion_tokens" || r.MaxTokens == 0 {
-			r.MaxTokens = n
-		}
+		// Both may be present and providers differ on which one wins:
+		// budget for the larger.
+		r.MaxTokens = max(r.MaxTokens, n)
 	case "n":
 		if v.Type == gjson.Null {
 			return nil
 		}
 		n, ok := intValue(v)
-		if !ok || n < 1 {
-			return &FieldError{"n", "must be a positive integer"}
+		if !ok || n < 1 || n > MaxN {
+			return &FieldError{"n", "must be an integer from 1 to " + strconv.Itoa(MaxN)}
 		}
 		r.N = n
 	case "temperature":
@@ -304,18 +317,31 @@ func (r *Request) EnsureUsageInStream() (added bool, err error) {
 	return true, nil
 }
 
-// CapMaxTokens sets max_tokens (or max_completion_tokens when the client used
-// it) to limit when the request asks for more or names none.
+// CapMaxTokens lowers max_tokens and max_completion_tokens to limit: each one
+// present above it is rewritten, and max_tokens is added when neither is
+// present. A provider then cannot exceed limit whichever field it obeys.
 func (r *Request) CapMaxTokens(limit int64) error {
 	if limit <= 0 || (r.MaxTokens > 0 && r.MaxTokens <= limit) {
 		return nil
 	}
-	field := "max_tokens"
-	if gjson.GetBytes(r.Body, "max_completion_tokens").Exists() {
-		field = "max_completion_tokens"
+	capped := false
+	for _, field := range [...]string{"max_tokens", "max_completion_tokens"} {
+		v := gjson.GetBytes(r.Body, field)
+		if v.Type == gjson.Null || !v.Exists() {
+			continue
+		}
+		capped = true
+		if n, ok := intValue(v); ok && n <= limit {
+			continue
+		}
+		if err := r.Set(field, limit); err != nil {
+			return err
+		}
 	}
-	if err := r.Set(field, limit); err != nil {
-		return err
+	if !capped {
+		if err := r.Set("max_tokens", limit); err != nil {
+			return err
+		}
 	}
 	r.MaxTokens = limit
 	return nil

@@ -140,6 +140,9 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"m","input":[[1,2]]}`))
 	f.Add([]byte("{\"model\":\"\xff\"}"))
 	f.Add([]byte(`{"model":"m","messages":[{"content":"\ud800"}]}`))
+	f.Add([]byte(`{"model":"m","max_tokens":1,"max\u005ftokens":500,"messages":[{"role":"user","content":"x"}]}`))
+	f.Add([]byte(`{"model":"m","n":4611686018427387904,"max_completion_tokens":2,"max_tokens":3}`))
+	f.Add([]byte(`{"model":"m","x":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, op := range []Operation{OpChat, OpCompletion, OpEmbedding} {
 			r, err := ParseRequest(op, body)
@@ -159,6 +162,17 @@ func FuzzParseRequest(f *testing.F) {
 			}
 			if !gjson.ValidBytes(r.Body) {
 				t.Fatalf("rewrites produced invalid JSON: %q", r.Body)
+			}
+			// A capped body reparses, without a duplicate, at or below the cap.
+			if err := r.CapMaxTokens(7); err != nil {
+				t.Fatal(err)
+			}
+			again, err := ParseRequest(op, r.Body)
+			if err != nil {
+				t.Fatalf("capped body does not reparse: %v: %q", err, r.Body)
+			}
+			if again.MaxTokens < 1 || again.MaxTokens > 7 {
+				t.Fatalf("capped body has max tokens %d: %q", again.MaxTokens, r.Body)
 			}
 		}
 	})

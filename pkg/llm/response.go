@@ -27,10 +27,14 @@ type Response struct {
 }
 
 // ParseResponse reads a chat, completion or embedding response body. Invalid
-// JSON is reported as an error; the caller decides what that costs.
+// JSON, nesting deeper than MaxDepth and duplicate keys at any depth are
+// reported as errors (ErrInvalidJSON, ErrTooDeep, ErrDuplicateKey): a body
+// with two "usage" objects or two token counts is malformed, so its sender
+// cannot choose which one is billed; the caller decides what a malformed body
+// costs (Tollgate meters it from an estimate).
 func ParseResponse(body []byte) (*Response, error) {
-	if !gjson.ValidBytes(body) {
-		return nil, ErrInvalidJSON
+	if err := scanJSON(body); err != nil {
+		return nil, err
 	}
 	// No copy: strings extracted below alias body, which the caller owns
 	// and never mutates (rewrites build new slices).
@@ -76,8 +80,8 @@ func usageFrom(u gjson.Result) Usage {
 // usage and whether the body is an error, reading only top-level keys. It
 // is what metering needs when nothing inspects the completion text.
 func ParseUsage(body []byte) (*Response, error) {
-	if !gjson.ValidBytes(body) {
-		return nil, ErrInvalidJSON
+	if err := scanJSON(body); err != nil {
+		return nil, err
 	}
 	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
 	if !root.IsObject() {

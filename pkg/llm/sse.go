@@ -171,10 +171,11 @@ type Delta struct {
 	FinishReason string
 }
 
-// ParseChunk reads one event's data as a streamed chunk.
+// ParseChunk reads one event's data as a streamed chunk. Like ParseResponse
+// it rejects invalid JSON, nesting deeper than MaxDepth and duplicate keys.
 func ParseChunk(data []byte) (Chunk, error) {
-	if !gjson.ValidBytes(data) {
-		return Chunk{}, ErrInvalidJSON
+	if err := scanJSON(data); err != nil {
+		return Chunk{}, err
 	}
 	root := gjson.ParseBytes(data)
 	var c Chunk

@@ -186,7 +186,8 @@ func (b *Budgets) Reserve(ctx context.Context, tenant string, amount Money, id s
 }
 
 // Spent returns tenant's settled spend in the current UTC day and month.
-// Reservations that were open when a file ledger was reopened count as spent.
+// Holds are not spend: reservations left open by a crashed process are
+// released (file ledger, at open) or expire (Redis ledger, after its HoldTTL).
 func (b *Budgets) Spent(ctx context.Context, tenant string) (Spend, error) {
 	s, err := b.store.Spent(ctx, tenant, WindowsAt(b.now()))
 	if err != nil {

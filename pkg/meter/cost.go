@@ -28,7 +28,8 @@ const tokensPerPriceUnit = 1_000_000
 //	cached   = min(CachedInputTokens, InputTokens)
 //	cost     = cached*CachedInput + (InputTokens-cached)*Input + OutputTokens*Output   (per 1M)
 //
-// Negative counts are treated as 0. ReasoningTokens are not added: OpenAI,
+// Negative counts are treated as 0. The arithmetic is 128-bit and saturates
+// at MaxMoney: no count or price makes it wrap or panic. ReasoningTokens are not added: OpenAI,
 // DeepSeek and Groq already include them in OutputTokens.
 //
 // Providers whose usage differs must be normalised by the usage extractor:
@@ -52,6 +53,17 @@ func Cost(p Price, u Usage) Money {
 	total = addSat(total, tokenCost(uint64(cached), p.CachedInput))
 	total = addSat(total, tokenCost(uint64(out), p.Output))
 	return total
+}
+
+// WorstCase is the most a request may cost, for a reservation: promptTokens
+// at the (uncached) input price plus n choices of up to outputTokens each at
+// the output price. The prompt is counted once, as providers bill it once
+// whatever n is. Negative counts count as 0 and n below 1 as 1. Every product
+// and sum saturates at MaxMoney: absurd inputs reserve the maximum (and so
+// exceed any cap) instead of wrapping to a small amount.
+func WorstCase(p Price, promptTokens, outputTokens, n int64) Money {
+	out := mulSat(max(outputTokens, 0), max(n, 1))
+	return Cost(p, Usage{InputTokens: promptTokens, OutputTokens: out})
 }
 
 // tokenCost is tokens*perM/1e6, exact to the picodollar.

@@ -1,6 +1,7 @@
 package meter
 
 import (
+	"math"
 	"math/big"
 	"math/rand/v2"
 	"testing"
@@ -100,4 +101,45 @@ func BenchmarkCost(b *testing.B) {
 		sink += Cost(p, u)
 	}
 	_ = sink
+}
+
+func TestCostNeverWraps(t *testing.T) {
+	gpt := Price{Input: MoneyFromUSD(2.5), Output: MoneyFromUSD(10), CachedInput: MoneyFromUSD(1.25)}
+	huge := Price{Output: 1_190_112_520_884_487_201}
+	tests := []struct {
+		name string
+		p    Price
+		u    Usage
+		want Money
+	}{
+		{"max tokens everywhere", gpt, Usage{InputTokens: math.MaxInt64, OutputTokens: math.MaxInt64, CachedInputTokens: math.MaxInt64}, MaxMoney},
+		{"quotient of all ones used to wrap to $0", huge, Usage{OutputTokens: 15_500_000}, MaxMoney},
+		{"sum saturates", Price{Input: MaxMoney, Output: MaxMoney}, Usage{InputTokens: 1_000_000, OutputTokens: 1_000_000}, MaxMoney},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, Cost(tt.p, tt.u))
+		})
+	}
+}
+
+func TestWorstCase(t *testing.T) {
+	p := Price{Input: MoneyFromUSD(2.5), Output: MoneyFromUSD(10)}
+	tests := []struct {
+		name              string
+		prompt, output, n int64
+		want              Money
+	}{
+		{"one choice", 1000, 500, 1, MoneyFromUSD(0.0025 + 0.005)},
+		{"n choices pay output n times, prompt once", 1000, 500, 4, MoneyFromUSD(0.0025 + 0.02)},
+		{"n below 1 counts as 1", 1000, 500, 0, MoneyFromUSD(0.0025 + 0.005)},
+		{"negative counts are 0", -5, -5, 3, 0},
+		{"n = 2^62 saturates instead of wrapping", 10, 1 << 31, 1 << 62, MaxMoney},
+		{"output * n overflows int64", 0, math.MaxInt64, 2, MaxMoney},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, WorstCase(p, tt.prompt, tt.output, tt.n))
+		})
+	}
 }

@@ -15,16 +15,16 @@
 //   - Budgets: daily and monthly caps per tenant (UTC windows). Reserve holds
 //     a worst-case amount atomically against both caps; Reservation.Settle
 //     replaces it with the actual cost. Spend lives in a Store: FileLedger
-//     (an append-only JSONL file, the default) or RedisLedger (shared by
-//     several replicas).
+//     (an append-only JSONL file with snapshots for fast start-up, the
+//     default) or RedisLedger (shared by several replicas; holds expire
+//     after HoldTTL, socket timeouts from RedisTimeoutsFor).
 //
 // A typical request:
 //
 //	price, ok := catalog.Lookup(provider, model, time.Now())
-//	worst := meter.Cost(price, meter.Usage{
-//		InputTokens:  meter.EstimateTokens(prompt),
-//		OutputTokens: int64(maxTokens), // or catalog.MaxOutputTokens(provider, model)
-//	})
+//	worst := meter.WorstCase(price, meter.EstimateTokens(prompt),
+//		maxTokens, // or catalog.MaxOutputTokens(provider, model)
+//		n)         // choices; every product saturates, never wraps
 //	res, err := budgets.Reserve(ctx, tenant, worst, requestID)
 //	if errors.Is(err, meter.ErrBudgetExceeded) { /* 429 */ }
 //	...

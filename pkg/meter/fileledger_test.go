@@ -65,7 +65,10 @@ func TestFileLedgerSurvivesReopen(t *testing.T) {
 	require.NoError(t, err)
 }
 
-func TestFileLedgerOpenReservationsCountAsSpent(t *testing.T) {
+// TestFileLedgerOpenReservationsAreReleased: a hold left open by a crashed
+// process is not spend after a restart (it is a worst-case bound that would
+// otherwise block the tenant until the window ends).
+func TestFileLedgerOpenReservationsAreReleased(t *testing.T) {
 	ctx := testCtx(t)
 	path := filepath.Join(t.TempDir(), "ledger.jsonl")
 	clock := newFakeClock(t0)
@@ -79,23 +82,26 @@ func TestFileLedgerOpenReservationsCountAsSpent(t *testing.T) {
 	require.NoError(t, l.f.Close())
 
 	l = openLedger(t, path)
-	b = NewBudgets(l, nil, WithClock(clock.Now))
+	b = NewBudgets(l, map[string]Caps{"acme": {Daily: 10 * Dollar}}, WithClock(clock.Now))
 	s, err := b.Spent(ctx, "acme")
 	require.NoError(t, err)
-	assert.Equal(t, Spend{Daily: 5 * Dollar, Monthly: 5 * Dollar}, s)
+	assert.Equal(t, Spend{}, s)
+	_, err = b.Reserve(ctx, "acme", 10*Dollar, "whole-cap")
+	require.NoError(t, err, "the dead hold no longer counts against the cap")
 	require.NoError(t, b.Close())
 
 	recs := readRecords(t, path)
-	require.Len(t, recs, 2)
+	require.Len(t, recs, 3)
 	assert.Equal(t, record{Op: opSettle, Time: t0, Tenant: "acme", ID: "never-settled", Day: "2031-11-27", Month: "2031-11",
-		Amount: 5 * Dollar, Reserved: 5 * Dollar, Recovered: true}, recs[1])
+		Amount: 0, Reserved: 5 * Dollar, Recovered: true}, recs[1])
 
-	// A third open replays the recovery record and does not count it twice.
+	// A third open replays the recovery record; the hold left open by the
+	// second run is released too.
 	l = openLedger(t, path)
 	t.Cleanup(func() { _ = l.Close() })
 	s, err = l.Spent(ctx, "acme", WindowsAt(t0))
 	require.NoError(t, err)
-	assert.Equal(t, Spend{Daily: 5 * Dollar, Monthly: 5 * Dollar}, s)
+	assert.Equal(t, Spend{}, s)
 }
 
 func TestFileLedgerTornLastLine(t *testing.T) {
@@ -295,7 +301,7 @@ func TestFileLedgerCompact(t *testing.T) {
 	spend("acme", "nov-27a", t0, 2*Dollar)
 	spend("acme", "nov-27b", t0, 5)
 	spend("beta", "nov-27", t0, 7*Dollar)
-	_, err := b.Reserve(ctx, "beta", Dollar, "open") // left open: recovered as spent
+	_, err := b.Reserve(ctx, "beta", Dollar, "open") // left open: released at open
 	require.NoError(t, err)
 	require.NoError(t, l.Flush())
 	require.NoError(t, l.f.Close()) // crash
@@ -311,8 +317,8 @@ func TestFileLedgerCompact(t *testing.T) {
 	assert.Equal(t, []record{
 		{Op: opCarry, Time: t0, Tenant: "acme", Day: "2031-11-27", Amount: 2*Dollar + 5},
 		{Op: opCarry, Time: t0, Tenant: "acme", Month: "2031-11", Amount: 5*Dollar + 5},
-		{Op: opCarry, Time: t0, Tenant: "beta", Day: "2031-11-27", Amount: 8 * Dollar},
-		{Op: opCarry, Time: t0, Tenant: "beta", Month: "2031-11", Amount: 8 * Dollar},
+		{Op: opCarry, Time: t0, Tenant: "beta", Day: "2031-11-27", Amount: 7 * Dollar},
+		{Op: opCarry, Time: t0, Tenant: "beta", Month: "2031-11", Amount: 7 * Dollar},
 	}, recs)
 	_, err = os.Stat(path + ".compact")
 	assert.True(t, os.IsNotExist(err), "temp file renamed away")
@@ -332,7 +338,7 @@ func TestFileLedgerCompact(t *testing.T) {
 		want   Spend
 	}{
 		{"acme", t0, Spend{Daily: 3*Dollar + 5, Monthly: 6*Dollar + 5}},
-		{"beta", t0, Spend{Daily: 8 * Dollar, Monthly: 8 * Dollar}},
+		{"beta", t0, Spend{Daily: 7 * Dollar, Monthly: 7 * Dollar}},
 		{"acme", time.Date(2031, 10, 15, 0, 0, 0, 0, time.UTC), Spend{}}, // dropped
 	} {
 		s, err := l.Spent(ctx, tt.tenant, WindowsAt(tt.at))

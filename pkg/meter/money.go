@@ -78,20 +78,34 @@ func (m Money) String() string {
 
 // mulDivRound returns round(a*b/d) for non-negative a, b and positive d,
 // computed with a 128-bit intermediate so the product cannot overflow. Halves
-// round up. The result saturates at MaxMoney.
+// round up. The result saturates at MaxMoney (also for d == 0); it never
+// wraps or panics.
 func mulDivRound(a, b, d uint64) Money {
 	hi, lo := bits.Mul64(a, b)
-	if hi >= d {
+	if d == 0 || hi >= d { // the quotient needs more than 64 bits (Div64 would panic)
 		return MaxMoney
 	}
 	q, r := bits.Div64(hi, lo, d)
-	if r >= d-r { // r*2 >= d without overflow
+	if q > math.MaxInt64 {
+		return MaxMoney
+	}
+	if r >= d-r { // r*2 >= d without overflow; q+1 <= 2^63 cannot wrap
 		q++
 	}
 	if q > math.MaxInt64 {
 		return MaxMoney
 	}
 	return Money(q)
+}
+
+// mulSat multiplies two non-negative int64 counts, saturating at
+// math.MaxInt64.
+func mulSat(a, b int64) int64 {
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	if hi != 0 || lo > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(lo)
 }
 
 // addSat adds two non-negative amounts, saturating at MaxMoney.

@@ -16,10 +16,50 @@ type RedisClient interface {
 	redis.Scripter
 }
 
+// DefaultHoldTTL is how long a RedisLedger keeps a reservation's hold when
+// RedisLedgerOptions.HoldTTL is zero.
+const DefaultHoldTTL = 10 * time.Minute
+
+// RedisTimeouts are the socket timeouts of the Redis client behind a
+// RedisLedger.
+type RedisTimeouts struct {
+	Dial, Read, Write time.Duration
+}
+
+// RedisTimeoutsFor derives the Redis timeouts from the ext_proc message
+// timeout (how long Envoy waits for each answer): 40% of it for each of dial,
+// read and write, so a hung or unreachable Redis fails Reserve or Settle
+// with an error while Envoy still waits for the reply, and the gateway's
+// fail-open or fail-closed policy decides instead of an Envoy timeout. At
+// least 10ms each.
+func RedisTimeoutsFor(messageTimeout time.Duration) RedisTimeouts {
+	d := max(messageTimeout*2/5, 10*time.Millisecond)
+	return RedisTimeouts{Dial: d, Read: d, Write: d}
+}
+
+// Apply sets the timeouts on go-redis options. It also honours context
+// deadlines (ContextTimeoutEnabled) and disables retries (MaxRetries -1):
+// go-redis retries a timed-out command up to 3 times by default, which would
+// multiply the wait.
+func (t RedisTimeouts) Apply(o *redis.Options) {
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = t.Dial, t.Read, t.Write
+	o.ContextTimeoutEnabled = true
+	o.MaxRetries = -1
+}
+
 // RedisLedgerOptions configures NewRedisLedger.
 type RedisLedgerOptions struct {
 	// KeyPrefix defaults to "tollgate:budget:".
 	KeyPrefix string
+	// Timeout bounds each Reserve, Settle and Spent call (a context deadline
+	// on top of the caller's); 0 leaves only the caller's context and the
+	// client's own timeouts (see RedisTimeouts).
+	Timeout time.Duration
+	// HoldTTL is how long a reservation holds its amount (default
+	// DefaultHoldTTL). A hold older than that (its replica crashed or hung
+	// before settling) is released by the next Reserve of the tenant; a late
+	// Settle still records the actual cost.
+	HoldTTL time.Duration
 	// DayGrace and MonthGrace: how long a window's keys outlive the window
 	// (defaults 2h and 24h). A reservation settled after its window's keys
 	// expired is dropped (Settle is then a no-op).
@@ -33,16 +73,20 @@ type RedisLedgerOptions struct {
 //
 //	tollgate:budget:{tenant}:d:2026-11-27   hash spent, held (picodollars)
 //	tollgate:budget:{tenant}:m:2026-11      hash spent, held
-//	tollgate:budget:{tenant}:r:<id>         string: the held amount of an open reservation
+//	tollgate:budget:{tenant}:r:<id>         hash amount, d, m (window keys), expired: an open reservation
+//	tollgate:budget:{tenant}:holds          sorted set: reservation ids scored by hold expiry (unix ms)
 //
 // Reserve and Settle are Lua scripts, so the check-and-hold across both
 // windows is atomic. Amounts stay exact: Redis' HINCRBY does the int64
 // arithmetic and the scripts compare amounts split into two exact base-1e9
 // digits (Lua numbers are doubles). Keys expire a little after their window
-// (EXPIREAT window end + grace). A reservation whose replica died before
-// settling stays held (counted against the cap, never undercounting) until
-// its keys expire. Redis errors are returned; the caller decides whether to
-// fail open or closed. Close does not close the client.
+// (EXPIREAT window end + grace). Every hold expires after HoldTTL: Reserve
+// first releases up to 64 of the tenant's expired holds (their amount leaves
+// "held"; the reservation stays, marked expired, so a late Settle still adds
+// the actual cost to "spent"). A replica that crashed or hung before settling
+// therefore blocks its tenant's budget for at most HoldTTL. Redis errors are
+// returned; the caller decides whether to fail open or closed. Close does
+// not close the client.
 type RedisLedger struct {
 	client RedisClient
 	opts   RedisLedgerOptions
@@ -61,6 +105,9 @@ func NewRedisLedger(client RedisClient, opts RedisLedgerOptions) *RedisLedger {
 	if opts.MonthGrace <= 0 {
 		opts.MonthGrace = 24 * time.Hour
 	}
+	if opts.HoldTTL <= 0 {
+		opts.HoldTTL = DefaultHoldTTL
+	}
 	return &RedisLedger{client: client, opts: opts}
 }
 
@@ -76,10 +123,34 @@ local function split(s)
 end
 `
 
-// KEYS: day, month, reservation. ARGV: amount, day cap, month cap (0 =
-// unlimited), day expire-at, month expire-at (unix seconds).
-// Returns {0} held, {1|2, spent, held} day|month cap exceeded, {3} duplicate.
-var reserveScript = redis.NewScript(luaSplit + `
+// luaSweep releases expired holds of the tenant: KEYS[4] is its holds sorted
+// set, ARGV[6] the current unix time in ms. The reservation keys and the
+// window keys they name share the {tenant} hash tag, hence the cluster slot.
+const luaSweep = `
+local function sweep(holds, now)
+  local ids = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, 64)
+  for _, id in ipairs(ids) do
+    local rk = string.sub(holds, 1, -6) .. 'r:' .. id
+    local v = redis.call('HMGET', rk, 'amount', 'd', 'm', 'expired')
+    if v[1] and not v[4] then
+      if v[1] ~= '0' then
+        redis.call('HINCRBY', v[2], 'held', '-' .. v[1])
+        redis.call('HINCRBY', v[3], 'held', '-' .. v[1])
+      end
+      redis.call('HSET', rk, 'expired', '1')
+    end
+    redis.call('ZREM', holds, id)
+  end
+end
+`
+
+// KEYS: day, month, reservation, holds. ARGV: amount, day cap, month cap (0 =
+// unlimited), day expire-at, month expire-at (unix seconds), now and hold
+// expiry (unix ms), reservation id, reservation key expire-at (unix
+// seconds). Returns {0} held, {1|2, spent, held} day|month cap
+// exceeded, {3} duplicate.
+var reserveScript = redis.NewScript(luaSplit + luaSweep + `
+sweep(KEYS[4], ARGV[6])
 if redis.call('EXISTS', KEYS[3]) == 1 then return {3} end
 local ah, al = split(ARGV[1])
 for i = 1, 2 do
@@ -101,19 +172,34 @@ redis.call('HINCRBY', KEYS[1], 'held', ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'held', ARGV[1])
 redis.call('EXPIREAT', KEYS[1], ARGV[4])
 redis.call('EXPIREAT', KEYS[2], ARGV[5])
-redis.call('SET', KEYS[3], ARGV[1], 'EXAT', ARGV[4])
+redis.call('HSET', KEYS[3], 'amount', ARGV[1], 'd', KEYS[1], 'm', KEYS[2])
+redis.call('EXPIREAT', KEYS[3], ARGV[9])
+redis.call('ZADD', KEYS[4], ARGV[7], ARGV[8])
+redis.call('EXPIREAT', KEYS[4], ARGV[5])
 return {0}
 `)
 
-// KEYS: day, month, reservation. ARGV: actual, day expire-at, month expire-at.
-// Returns 1 when settled, 0 when the reservation was not open.
+// KEYS: day, month, reservation, holds. ARGV: actual, day expire-at, month
+// expire-at, reservation id. Returns 1 when settled, 0 when the reservation
+// was not open. An expired hold was already released: only the actual cost
+// is added. A string reservation key was written by an earlier version (its
+// value is the held amount).
 var settleScript = redis.NewScript(`
-local r = redis.call('GET', KEYS[3])
-if not r then return 0 end
+local v
+local t = redis.call('TYPE', KEYS[3]).ok
+if t == 'string' then
+  v = {redis.call('GET', KEYS[3]), false}
+elseif t == 'hash' then
+  v = redis.call('HMGET', KEYS[3], 'amount', 'expired')
+else
+  return 0
+end
+if not v[1] then return 0 end
 redis.call('DEL', KEYS[3])
-if r ~= '0' then
-  redis.call('HINCRBY', KEYS[1], 'held', '-' .. r)
-  redis.call('HINCRBY', KEYS[2], 'held', '-' .. r)
+redis.call('ZREM', KEYS[4], ARGV[4])
+if v[1] ~= '0' and not v[2] then
+  redis.call('HINCRBY', KEYS[1], 'held', '-' .. v[1])
+  redis.call('HINCRBY', KEYS[2], 'held', '-' .. v[1])
 end
 redis.call('HINCRBY', KEYS[1], 'spent', ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'spent', ARGV[1])
@@ -131,7 +217,7 @@ func (l *RedisLedger) keys(tenant, id string, w Windows) []string {
 	base := l.opts.KeyPrefix + "{" + tenant + "}:"
 	k := []string{base + "d:" + w.Day, base + "m:" + w.Month}
 	if id != "" {
-		k = append(k, base+"r:"+id)
+		k = append(k, base+"r:"+id, base+"holds")
 	}
 	return k
 }
@@ -149,14 +235,32 @@ func (l *RedisLedger) expiry(w Windows) (day, month int64, err error) {
 	return d.AddDate(0, 0, 1).Add(l.opts.DayGrace).Unix(), m.AddDate(0, 1, 0).Add(l.opts.MonthGrace).Unix(), nil
 }
 
+// callContext applies Timeout to one call.
+func (l *RedisLedger) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if l.opts.Timeout > 0 {
+		return context.WithTimeout(ctx, l.opts.Timeout)
+	}
+	return ctx, func() {}
+}
+
 // Reserve implements Store.
 func (l *RedisLedger) Reserve(ctx context.Context, r ReserveRequest) error {
 	dayExp, monthExp, err := l.expiry(r.Windows)
 	if err != nil {
 		return err
 	}
+	ctx, cancel := l.callContext(ctx)
+	defer cancel()
+	now := r.At
+	if now.IsZero() {
+		now = time.Now()
+	}
 	res, err := reserveScript.Run(ctx, l.client, l.keys(r.Tenant, r.ID, r.Windows),
-		int64(r.Amount), int64(max(r.Caps.Daily, 0)), int64(max(r.Caps.Monthly, 0)), dayExp, monthExp).Slice()
+		int64(r.Amount), int64(max(r.Caps.Daily, 0)), int64(max(r.Caps.Monthly, 0)), dayExp, monthExp,
+		now.UnixMilli(), now.Add(l.opts.HoldTTL).UnixMilli(), r.ID,
+		// The reservation key must outlive its hold so the sweep can
+		// release the amount it names.
+		max(dayExp, now.Add(l.opts.HoldTTL+time.Hour).Unix())).Slice()
 	if err != nil {
 		return fmt.Errorf("redis reserve: %w", err)
 	}
@@ -196,7 +300,9 @@ func (l *RedisLedger) Settle(ctx context.Context, r SettleRequest) error {
 	if err != nil {
 		return err
 	}
-	if err := settleScript.Run(ctx, l.client, l.keys(r.Tenant, r.ID, r.Windows), int64(r.Actual), dayExp, monthExp).Err(); err != nil {
+	ctx, cancel := l.callContext(ctx)
+	defer cancel()
+	if err := settleScript.Run(ctx, l.client, l.keys(r.Tenant, r.ID, r.Windows), int64(r.Actual), dayExp, monthExp, r.ID).Err(); err != nil {
 		return fmt.Errorf("redis settle: %w", err)
 	}
 	return nil
@@ -204,6 +310,8 @@ func (l *RedisLedger) Settle(ctx context.Context, r SettleRequest) error {
 
 // Spent implements Store.
 func (l *RedisLedger) Spent(ctx context.Context, tenant string, w Windows) (Spend, error) {
+	ctx, cancel := l.callContext(ctx)
+	defer cancel()
 	res, err := spentScript.Run(ctx, l.client, l.keys(tenant, "", w)).Slice()
 	if err != nil {
 		return Spend{}, fmt.Errorf("redis spent: %w", err)
