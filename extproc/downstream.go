@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -253,7 +252,8 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 	d.stage("parse", t)
 	if err != nil {
 		code := "invalid_request"
-		if errors.Is(err, llm.ErrInvalidJSON) || errors.Is(err, llm.ErrInvalidUTF8) || errors.Is(err, llm.ErrEmptyBody) {
+		if errors.Is(err, llm.ErrInvalidJSON) || errors.Is(err, llm.ErrInvalidUTF8) || errors.Is(err, llm.ErrEmptyBody) ||
+			errors.Is(err, llm.ErrDuplicateKey) || errors.Is(err, llm.ErrTooDeep) {
 			code = llm.CodeInvalidJSON
 		}
 		return d.rejectWith(reject(400, llm.TypeInvalidRequest, code, "bad_request", err.Error()))
@@ -342,14 +342,15 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 		mut.removeHeader("authorization")
 	}
 	mut.removeHeader("x-api-key")
+	mut.removeHeader("proxy-authorization")
+	// The identity the wasm router set travels on as dynamic metadata
+	// (tollgate.tenant), not as headers a provider would receive.
+	mut.removeHeader(HeaderTenant)
+	mut.removeHeader(HeaderTier)
+	mut.removeHeader(HeaderKeyID)
+	// x-tollgate-route stays: platforms that route on headers (Istio,
+	// Envoy Gateway) need it; the upstream role removes it.
 	mut.setHeader(HeaderRoute, d.alias)
-	mut.setHeader(HeaderTenant, d.id.Tenant)
-	if d.id.Tier != "" {
-		mut.setHeader(HeaderTier, d.id.Tier)
-	}
-	if d.id.KeyID != "" {
-		mut.setHeader(HeaderKeyID, d.id.KeyID)
-	}
 	changed := len(req.Body) != len(body) || string(req.Body) != string(body)
 	if changed && d.headers.get("content-length") != "" {
 		mut.setHeader("content-length", strconv.Itoa(len(req.Body)))
@@ -390,7 +391,7 @@ func (d *downstream) reserve(ctx context.Context) *rejection {
 		if d.op == llm.OpEmbedding {
 			o = 0
 		}
-		worst = max(worst, worstCost(price, prompt, o, d.req.N))
+		worst = max(worst, meter.WorstCase(price, prompt, o, d.req.N))
 	}
 	hold, err := d.s.budgets.Reserve(ctx, d.id.Tenant, worst, d.s.reservationID(d.requestID))
 	if err == nil {
@@ -414,20 +415,6 @@ func (d *downstream) reserve(ctx context.Context) *rejection {
 	}
 	return reject(503, llm.TypeServer, "budget_unavailable", "budget_unavailable",
 		"The spend ledger is unavailable; the request was not sent.")
-}
-
-// worstCost is the cost of n choices of prompt input and out output tokens,
-// saturating instead of overflowing: the reservation of an absurd request
-// must exceed every cap, never wrap around to a small amount.
-func worstCost(price meter.Price, prompt, out, n int64) meter.Money {
-	const maxTokens = int64(1) << 40 // far above any model's context
-	clamp := func(v int64) int64 { return min(max(v, 0), maxTokens) }
-	prompt, out, n = clamp(prompt), clamp(out), min(max(n, 1), 1<<16)
-	in, o := prompt*n, out*n // at most 2^56: no overflow
-	if in > maxTokens || o > maxTokens {
-		return meter.Money(math.MaxInt64)
-	}
-	return meter.Cost(price, meter.Usage{InputTokens: in, OutputTokens: o})
 }
 
 // releaseHold gives back a budget hold whose request never reached a

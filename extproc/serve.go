@@ -245,11 +245,24 @@ func openBudgets(cfg *config.Config) (*meter.Budgets, func(context.Context) erro
 	switch cfg.Budgets.Ledger.Backend {
 	case "redis":
 		rc := cfg.Budgets.Ledger.Redis
-		client := redis.NewClient(&redis.Options{Addr: rc.Addr, Password: envOrEmpty(rc.PasswordEnv), DB: rc.DB})
-		store = meter.NewRedisLedger(client, meter.RedisLedgerOptions{KeyPrefix: rc.Prefix + "budget:"})
+		opts := &redis.Options{Addr: rc.Addr, Password: envOrEmpty(rc.PasswordEnv), DB: rc.DB}
+		// Every ledger call must fail while Envoy still waits for the
+		// reply (one message_timeout covers the body phase), so that the
+		// budgets failure mode decides, not an Envoy 504.
+		timeouts := meter.RedisTimeoutsFor(cfg.XDS.MessageTimeout)
+		if rc.Timeout > 0 {
+			timeouts = meter.RedisTimeouts{Dial: rc.Timeout, Read: rc.Timeout, Write: rc.Timeout}
+		}
+		timeouts.Apply(opts)
+		client := redis.NewClient(opts)
+		store = meter.NewRedisLedger(client, meter.RedisLedgerOptions{
+			KeyPrefix: rc.Prefix + "budget:", Timeout: timeouts.Read, HoldTTL: rc.HoldTTL,
+		})
 		ready = func(ctx context.Context) error { return client.Ping(ctx).Err() }
 	default:
-		fl, err := meter.OpenFileLedger(cfg.Budgets.Ledger.Path, meter.FileLedgerOptions{})
+		fl, err := meter.OpenFileLedger(cfg.Budgets.Ledger.Path, meter.FileLedgerOptions{
+			SyncEveryWrite: cfg.Budgets.Ledger.Sync == config.LedgerSyncAlways,
+		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("open ledger %s: %w", cfg.Budgets.Ledger.Path, err)
 		}
@@ -279,8 +292,10 @@ func (s *Server) ReloadConfig(c *config.Config, budgets *meter.Budgets) error {
 		return err
 	}
 	if budgets != nil {
-		caps, _ := budgetCaps(c)
-		budgets.SetCaps(caps)
+		// budgets.tenants and budgets.default both apply from the next
+		// reservation; the ledger backend and path need a restart.
+		caps, def := budgetCaps(c)
+		budgets.SetAllCaps(caps, def)
 	}
 	return nil
 }

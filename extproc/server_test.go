@@ -180,9 +180,10 @@ func TestDownstreamExchange(t *testing.T) {
 	assert.True(t, rb.GetClearRouteCache())
 	route, _ := headerValue(rb.GetHeaderMutation(), HeaderRoute)
 	assert.Equal(t, "small", route)
-	tenant, _ := headerValue(rb.GetHeaderMutation(), HeaderTenant)
-	assert.Equal(t, "demo", tenant)
-	assert.Contains(t, rb.GetHeaderMutation().GetRemoveHeaders(), "authorization", "the client's Tollgate key never reaches a provider")
+	for _, h := range []string{"authorization", "x-api-key", "proxy-authorization", HeaderTenant, HeaderTier, HeaderKeyID} {
+		assert.Contains(t, rb.GetHeaderMutation().GetRemoveHeaders(), h, "%s never reaches a provider", h)
+	}
+	assert.Equal(t, "demo", out[1].GetDynamicMetadata().GetFields()["tollgate"].GetStructValue().GetFields()["tenant"].GetStringValue(), "the tenant travels as dynamic metadata")
 
 	rh := out[2]
 	assert.Nil(t, rh.GetModeOverride(), "JSON stays BUFFERED")

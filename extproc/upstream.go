@@ -80,6 +80,9 @@ func (u *upstream) credentials() *extprocv3.CommonResponse {
 	var m mutation
 	m.removeHeader("x-api-key")
 	m.removeHeader("proxy-authorization")
+	for _, h := range []string{HeaderRoute, HeaderTenant, HeaderTier, HeaderKeyID} {
+		m.removeHeader(h) // Tollgate's own headers are not the provider's business
+	}
 	if !u.resolved {
 		// Without the host metadata the attempt goes out without any
 		// credential; count it so a misconfigured filter is visible.

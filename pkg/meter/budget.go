@@ -107,10 +107,17 @@ type Store interface {
 // Budgets enforces per-tenant caps on top of a Store. It is safe for
 // concurrent use.
 type Budgets struct {
-	store       Store
-	now         func() time.Time
-	caps        atomic.Pointer[map[string]Caps]
+	store Store
+	now   func() time.Time
+	caps  atomic.Pointer[capSet]
+	// defaultCaps is the WithDefaultCaps option, applied by NewBudgets.
 	defaultCaps Caps
+}
+
+// capSet is the caps in force: per tenant, and for every other tenant.
+type capSet struct {
+	tenants map[string]Caps
+	def     Caps
 }
 
 // BudgetsOption configures NewBudgets.
@@ -135,26 +142,35 @@ func NewBudgets(store Store, caps map[string]Caps, opts ...BudgetsOption) *Budge
 	for _, o := range opts {
 		o(b)
 	}
-	b.SetCaps(caps)
+	b.SetAllCaps(caps, b.defaultCaps)
 	return b
 }
 
-// SetCaps replaces the per-tenant caps (on config reload). Open reservations
-// keep their holds; the new caps apply from the next Reserve.
+// SetCaps replaces the per-tenant caps (on config reload), keeping the
+// default caps. Open reservations keep their holds; the new caps apply from
+// the next Reserve.
 func (b *Budgets) SetCaps(caps map[string]Caps) {
+	b.SetAllCaps(caps, b.caps.Load().def)
+}
+
+// SetAllCaps replaces the per-tenant caps and the default caps of every
+// other tenant at once (config reload of budgets.tenants and
+// budgets.default).
+func (b *Budgets) SetAllCaps(caps map[string]Caps, def Caps) {
 	c := make(map[string]Caps, len(caps))
 	for k, v := range caps {
 		c[k] = v
 	}
-	b.caps.Store(&c)
+	b.caps.Store(&capSet{tenants: c, def: def})
 }
 
 // CapsFor returns the caps that apply to tenant.
 func (b *Budgets) CapsFor(tenant string) Caps {
-	if c, ok := (*b.caps.Load())[tenant]; ok {
+	cs := b.caps.Load()
+	if c, ok := cs.tenants[tenant]; ok {
 		return c
 	}
-	return b.defaultCaps
+	return cs.def
 }
 
 // Reserve holds amount against tenant's budget under the reservation id (unique

@@ -230,7 +230,11 @@ func badKey(t *testing.T, g *Gateway) {
 }
 
 func malformedJSON(t *testing.T, g *Gateway) {
-	for _, body := range []string{`{"model":"small","messages":[`, "{\"model\":\"small\xff\"}", `[]`, `{}`} {
+	// Duplicate keys would let Tollgate meter one value while the provider
+	// obeys another; deep nesting would cost memory per level.
+	deep := `{"model":"small","messages":[{"role":"user","content":"x"}],"x":` + strings.Repeat("[", 30000) + strings.Repeat("]", 30000) + `}`
+	for _, body := range []string{`{"model":"small","messages":[`, "{\"model\":\"small\xff\"}", `[]`, `{}`,
+		`{"model":"small","max_tokens":1,"messages":[{"role":"user","content":"x"}],"max_tokens":500}`, deep} {
 		resp, err := g.Post("/v1/chat/completions", KeyA, body)
 		require.NoError(t, err)
 		b, _ := io.ReadAll(resp.Body)

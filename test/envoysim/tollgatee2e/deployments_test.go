@@ -150,6 +150,8 @@ func chat(t *testing.T, base, body string) (*http.Response, []byte) {
 	t.Helper()
 	req := post(t, base+"/v1/chat/completions", body)
 	req.Header.Set("Authorization", "Bearer "+demoKey)
+	req.Header.Set("Proxy-Authorization", "Basic "+demoKey)
+	req.Header.Set("X-Tollgate-Tenant", "someone-else")
 	return do(t, req)
 }
 
@@ -169,6 +171,9 @@ func assertNoCredentialCrossed(t *testing.T, d *deployment, clientSaw ...[]byte)
 				}
 			}
 			assert.Equal(t, "Bearer "+p.key, r.Header.Get("Authorization"), "each provider gets its own key")
+			for _, h := range []string{"Proxy-Authorization", "X-Tollgate-Tenant", "X-Tollgate-Tier", "X-Tollgate-Key-Id"} {
+				assert.Empty(t, r.Header.Get(h), "%s reached a provider", h)
+			}
 			assert.NotContains(t, string(r.Body), demoKey)
 		}
 	}
