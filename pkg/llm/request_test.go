@@ -140,6 +140,9 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"m","input":[[1,2]]}`))
 	f.Add([]byte("{\"model\":\"\xff\"}"))
 	f.Add([]byte(`{"model":"m","messages":[{"content":"\ud800"}]}`))
+	f.Add([]byte(`{"model":"m","max_completion_tokens":7,"max_tokens":5,"n":2,"messages":[{"role":"user","content":[{"type":"image_url"},{"type":"text","text":"b"}]},{"role":"tool","content":null},{"role":"user","content":"c"}]}`))
+	f.Add([]byte(`{"model":"m","prompt":"one","max_tokens":null}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"a"}],"messages":[{"role":"user","content":"b"}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, op := range []Operation{OpChat, OpCompletion, OpEmbedding} {
 			r, err := ParseRequest(op, body)
@@ -149,9 +152,27 @@ func FuzzParseRequest(f *testing.F) {
 			if r.Model == "" {
 				t.Fatal("accepted a request without model")
 			}
+			if r.MaxTokens < 0 || r.N < 1 {
+				t.Fatalf("accepted max tokens %d, n %d", r.MaxTokens, r.N)
+			}
+			// What the gateway inspects, meters and redacts must be what
+			// the provider reads. Bodies with a repeated key are left out:
+			// ParseRequest accepts them, and a provider that keeps the last
+			// duplicate reads values the gateway did not look at.
+			dup := hasDuplicateKeys(body)
+			if !dup {
+				if err := providerView(op, r, body); err != nil {
+					t.Fatalf("%v: %s", err, body)
+				}
+			}
 			for i := range r.Texts {
 				if err := r.SetText(i, "[X]"); err != nil {
 					t.Fatalf("rewrite of extracted path %q failed: %v", r.Texts[i].Path, err)
+				}
+			}
+			if !dup {
+				if err := providerView(op, r, r.Body); err != nil {
+					t.Fatalf("after redaction, %v: %s", err, r.Body)
 				}
 			}
 			if _, err := r.EnsureUsageInStream(); err != nil {
