@@ -1,6 +1,7 @@
 package meter
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -78,5 +79,67 @@ func TestCostOverflowBoundary(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestMoneyFromUSDSaturatesAtTheEdge converts the dollar value of MaxMoney
+// back: as a float it rounds to exactly 2^63 picodollars, one past the
+// range, and must saturate rather than overflow into a negative amount.
+func TestMoneyFromUSDSaturatesAtTheEdge(t *testing.T) {
+	if got := MoneyFromUSD(MaxMoney.USD()); got != MaxMoney {
+		t.Fatalf("MoneyFromUSD(MaxMoney.USD()) = %d, want MaxMoney", got)
+	}
+	// Around the edge the conversion never goes down.
+	f := MaxMoney.USD()
+	for range 64 {
+		f = math.Nextafter(f, 0)
+	}
+	prev := MoneyFromUSD(f)
+	for range 128 {
+		f = math.Nextafter(f, math.Inf(1))
+		got := MoneyFromUSD(f)
+		if got < prev {
+			t.Fatalf("MoneyFromUSD(%v) = %d, below %d for a smaller amount", f, got, prev)
+		}
+		prev = got
+	}
+}
+
+func TestAddSat(t *testing.T) {
+	for _, c := range []struct{ a, b, want Money }{
+		{1, 2, 3},
+		{MaxMoney - 1, 1, MaxMoney},
+		{MaxMoney, 1, MaxMoney},
+		{MaxMoney - 5, 10, MaxMoney},
+		{MaxMoney/2 + 1, MaxMoney/2 + 1, MaxMoney},
+		{MaxMoney, MaxMoney, MaxMoney},
+	} {
+		if got := addSat(c.a, c.b); got != c.want {
+			t.Errorf("addSat(%d, %d) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}
+
+// TestBudgetsHugeReservationCannotWrapPastCap holds a small amount, then
+// asks for one so large that spent + held + requested overflows an int64: the
+// sum must saturate and the cap must reject it, not wrap to a negative total
+// that passes the check.
+func TestBudgetsHugeReservationCannotWrapPastCap(t *testing.T) {
+	for _, sf := range storeFactories() {
+		t.Run(sf.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			store, _ := sf.new(t)
+			b := NewBudgets(store, nil, WithDefaultCaps(Caps{Daily: 10 * Dollar, Monthly: 100 * Dollar}), WithClock(newFakeClock(t0).Now))
+			_, err := b.Reserve(ctx, "t1", 5*Dollar, "small")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, amount := range []Money{MaxMoney, MaxMoney - Dollar, MaxMoney - 5*Dollar + 1} {
+				_, err := b.Reserve(ctx, "t1", amount, fmt.Sprintf("huge-%d", amount))
+				if !errors.Is(err, ErrBudgetExceeded) {
+					t.Fatalf("reserve %d on top of 5 USD held under a 10 USD cap: %v, want ErrBudgetExceeded", amount, err)
+				}
+			}
+		})
 	}
 }
