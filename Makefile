@@ -2,7 +2,7 @@
 GO ?= go
 export TOLLGATE_REQUIRE_REDIS ?= 1
 
-.PHONY: run test deps vet unit fuzz fuzz-short bench bench-load bench-guard bench-cache wasm build test-envoy image clean
+.PHONY: run test deps vet unit fuzz fuzz-short mutate bench bench-load bench-guard bench-cache wasm build test-envoy image clean
 
 ## run: build and start tollgate extproc on the embedded default config, with the fake provider and the Envoy emulator
 run:
@@ -32,6 +32,11 @@ fuzz-short:
 ## fuzz: every fuzz target for a minute
 fuzz:
 	scripts/fuzz.sh 60s
+
+## mutate: plant each bug listed in test/mutate/mutants.yaml and check the tests catch it; fails below
+## 95 % or on a stale mutant (not part of make test: see test/mutate/README.md; MUTATE_FLAGS="-only meter/")
+mutate: deps
+	$(GO) run ./test/mutate $(MUTATE_FLAGS)
 
 ## wasm: build wasm/tollgate-router.wasm with the standard Go toolchain (prints its size)
 wasm:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 
 	"gopkg.in/yaml.v3"
 )
@@ -154,6 +155,7 @@ func detect(d document) (Kind, error) {
 	for k := range d.top {
 		keys = append(keys, k)
 	}
+	sort.Strings(keys)
 	return "", fmt.Errorf("line %d: unrecognised document (top-level keys %v): not an Envoy bootstrap or filter config, a Kubernetes/Istio/Envoy Gateway resource, a Prometheus rule file or rule test, or a tollgate.yaml", d.line, keys)
 }
 

@@ -1,12 +1,17 @@
 package validate_test
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/tollgate-dev/tollgate/envoy/validate"
 )
@@ -87,6 +92,12 @@ func TestValidateEnvoyFile(t *testing.T) {
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }
 
+// FuzzValidate checks the properties `tollgate validate` users rely on:
+// the same file always gets the same verdict and messages; every message
+// names the file; a file that validates has a recognised kind for each of
+// its documents; and a multi-document file is valid exactly when each of
+// its documents is valid on its own (no document's problem is lost or
+// blamed on another).
 func FuzzValidate(f *testing.F) {
 	for _, s := range []string{
 		"node: {id: n}\nstatic_resources: {}\n",
@@ -94,10 +105,83 @@ func FuzzValidate(f *testing.F) {
 		efHead + "        name: f\n",
 		"---\n---\n",
 		"listen: {}\n",
+		"grpc_service: {envoy_grpc: {cluster_name: c}}\n---\nstatic_resources: {}\nnot_a_field: 1\n",
+		"groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up == 0\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
 	} {
 		f.Add([]byte(s))
 	}
+	known := map[validate.Kind]bool{
+		validate.KindTollgateConfig: true, validate.KindEnvoyBootstrap: true, validate.KindEnvoyExtProc: true,
+		validate.KindEnvoyExtensionConfig: true, validate.KindEnvoyHTTPFilter: true, validate.KindEnvoyHTTPFilterList: true,
+		validate.KindKubernetes: true, validate.KindPrometheusRules: true, validate.KindPrometheusRuleTests: true,
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_ = validate.Validate("fuzz", data) // must not panic
+		const name = "fuzz.yaml"
+		err := validate.Validate(name, data)
+		again := validate.Validate(name, data)
+		if (err == nil) != (again == nil) || (err != nil && err.Error() != again.Error()) {
+			t.Fatalf("two validations of the same bytes disagree: %v / %v", err, again)
+		}
+		if err != nil {
+			errs := []error{err}
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				errs = j.Unwrap()
+			}
+			for _, e := range errs {
+				if !strings.HasPrefix(e.Error(), name+": ") {
+					t.Fatalf("message does not name the file: %q", e.Error())
+				}
+			}
+		}
+		docs := splitDocuments(data)
+		if docs == nil {
+			return // not a YAML stream: nothing more to compare
+		}
+		if err == nil {
+			kinds, kerr := validate.Kinds(data)
+			if kerr != nil || len(kinds) != len(docs) {
+				t.Fatalf("valid file: kinds %v, %v; want one per document (%d)", kinds, kerr, len(docs))
+			}
+			for _, k := range kinds {
+				if !known[k] {
+					t.Fatalf("valid file with unknown kind %q", k)
+				}
+			}
+		}
+		if len(docs) < 2 {
+			return
+		}
+		allValid := true
+		for _, d := range docs {
+			allValid = allValid && validate.Validate(name, d) == nil
+		}
+		if allValid != (err == nil) {
+			t.Fatalf("file valid: %v, every document valid on its own: %v (%v)", err == nil, allValid, err)
+		}
 	})
+}
+
+// splitDocuments re-encodes each non-empty document of a YAML stream on its
+// own; nil when data is not a YAML stream.
+func splitDocuments(data []byte) [][]byte {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	docs := [][]byte{}
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return docs
+		}
+		if err != nil {
+			return nil
+		}
+		if len(n.Content) == 0 || (n.Content[0].Kind == yaml.ScalarNode && n.Content[0].Tag == "!!null") {
+			continue
+		}
+		out, err := yaml.Marshal(&n)
+		if err != nil {
+			return nil
+		}
+		docs = append(docs, out)
+	}
 }

@@ -104,6 +104,6 @@ func FuzzInjectionDetector(f *testing.F) {
 	}
 	d := newInjectionDetector(m, 0)
 	f.Fuzz(func(t *testing.T, text string) {
-		checkFindings(t, text, d.Detect(text, nil))
+		checkDetector(t, d, text)
 	})
 }

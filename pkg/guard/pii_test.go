@@ -72,8 +72,37 @@ func FuzzPIIDetector(f *testing.F) {
 	}
 	d := newPIIDetector()
 	f.Fuzz(func(t *testing.T, text string) {
-		checkFindings(t, text, d.Detect(text, nil))
+		checkDetector(t, d, text)
 	})
+}
+
+// checkDetector asserts the invariants of checkFindings, that every finding
+// has a type the detector lists (rules are validated against Types) and
+// that Detect is deterministic and appends to dst without touching what it holds (the
+// stream and the session reuse one slice for every detector).
+func checkDetector(t *testing.T, d Detector, text string) {
+	t.Helper()
+	fs := d.Detect(text, nil)
+	checkFindings(t, text, fs)
+	types := map[string]bool{}
+	for _, typ := range d.Types() {
+		types[typ] = true
+	}
+	for _, f := range fs {
+		if !types[f.Type] || f.Detector != d.Name() {
+			t.Fatalf("finding %v: type not in Types() %v or detector not %q (a rule naming it would never apply)", f, d.Types(), d.Name())
+		}
+	}
+	sentinel := Finding{Detector: "sentinel", Type: "SENTINEL", Start: -1, End: -1}
+	again := d.Detect(text, []Finding{sentinel})
+	if len(again) != len(fs)+1 || again[0] != sentinel {
+		t.Fatalf("Detect with a non-empty dst changed it or found a different number: %v vs %v", again, fs)
+	}
+	for i := range fs {
+		if fs[i] != again[i+1] {
+			t.Fatalf("Detect is not deterministic: %v vs %v", fs, again[1:])
+		}
+	}
 }
 
 // checkFindings asserts invariants every detector must keep.

@@ -71,6 +71,6 @@ func FuzzSecretsDetector(f *testing.F) {
 	}
 	d := newSecretsDetector()
 	f.Fuzz(func(t *testing.T, text string) {
-		checkFindings(t, text, d.Detect(text, nil))
+		checkDetector(t, d, text)
 	})
 }

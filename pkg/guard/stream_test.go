@@ -113,11 +113,23 @@ func FuzzStream(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	rd, err := New(Config{Rules: map[string]Action{DetectorPII: ActionRedact, DetectorSecrets: ActionRedact}})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, text string, chunk uint8) {
 		n := int(chunk)%32 + 1
 		got, blk := runStream(g.NewSession().NewStream(), text, n)
 		if blk != nil || got != text {
 			t.Fatalf("log-only stream changed the text: %q -> %q", text, got)
+		}
+		// Redacting: the stream releases exactly what a whole-text check
+		// returns, however the text is split.
+		s := rd.NewSession()
+		want := s.Check(text).Text
+		got, blk = runStream(rd.NewSession().NewStream(), text, n)
+		if blk != nil || got != want {
+			t.Fatalf("chunks of %d: stream released %q, whole-text check gives %q", n, got, want)
 		}
 		// With redaction and blocking: no panic, block offsets in range.
 		_, blk = runStream(r.NewSession().NewStream(), text, n)

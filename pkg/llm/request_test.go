@@ -143,6 +143,9 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte(`{"model":"m","max_tokens":1,"max\u005ftokens":500,"messages":[{"role":"user","content":"x"}]}`))
 	f.Add([]byte(`{"model":"m","n":4611686018427387904,"max_completion_tokens":2,"max_tokens":3}`))
 	f.Add([]byte(`{"model":"m","x":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}`))
+	f.Add([]byte(`{"model":"m","max_completion_tokens":7,"max_tokens":5,"n":2,"messages":[{"role":"user","content":[{"type":"image_url"},{"type":"text","text":"b"}]},{"role":"tool","content":null},{"role":"user","content":"c"}]}`))
+	f.Add([]byte(`{"model":"m","prompt":"one","max_tokens":null}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"a"}],"messages":[{"role":"user","content":"b"}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, op := range []Operation{OpChat, OpCompletion, OpEmbedding} {
 			r, err := ParseRequest(op, body)
@@ -152,10 +155,27 @@ func FuzzParseRequest(f *testing.F) {
 			if r.Model == "" {
 				t.Fatal("accepted a request without model")
 			}
+			if r.MaxTokens < 0 || r.N < 1 {
+				t.Fatalf("accepted max tokens %d, n %d", r.MaxTokens, r.N)
+			}
+			// What the gateway inspects, meters and redacts must be what
+			// the provider reads: a body with a repeated key (where a
+			// provider keeping the last duplicate would read values the
+			// gateway did not look at) is never accepted.
+			dup := hasDuplicateKeys(body)
+			if dup {
+				t.Fatalf("accepted a body with a repeated key: %s", body)
+			}
+			if err := providerView(op, r, body); err != nil {
+				t.Fatalf("%v: %s", err, body)
+			}
 			for i := range r.Texts {
 				if err := r.SetText(i, "[X]"); err != nil {
 					t.Fatalf("rewrite of extracted path %q failed: %v", r.Texts[i].Path, err)
 				}
+			}
+			if err := providerView(op, r, r.Body); err != nil {
+				t.Fatalf("after redaction, %v: %s", err, r.Body)
 			}
 			if _, err := r.EnsureUsageInStream(); err != nil {
 				t.Fatal(err)

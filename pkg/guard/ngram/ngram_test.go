@@ -1,6 +1,7 @@
 package ngram
 
 import (
+	"bytes"
 	"math"
 	"testing"
 
@@ -106,8 +107,26 @@ func FuzzDecode(f *testing.F) {
 	f.Add(good)
 	f.Add([]byte("TGNG"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if m, err := Decode(b); err == nil && len(m.W) != 1<<m.Bits {
+		m, err := Decode(b)
+		if err != nil {
+			return
+		}
+		if len(m.W) != 1<<m.Bits {
 			t.Fatalf("decoded %d weights for %d bits", len(m.W), m.Bits)
+		}
+		// What was accepted encodes back to bytes that decode and encode
+		// to the same bytes (compared as bytes: a NaN field is its own bits).
+		out, err := m.MarshalBinary()
+		if err != nil {
+			t.Fatalf("re-encode an accepted model: %v", err)
+		}
+		m2, err := Decode(out)
+		if err != nil {
+			t.Fatalf("decode the re-encoded model: %v", err)
+		}
+		out2, err := m2.MarshalBinary()
+		if err != nil || !bytes.Equal(out, out2) {
+			t.Fatalf("round trip changed the model (%v): %+v vs %+v", err, m, m2)
 		}
 	})
 }
