@@ -401,10 +401,7 @@ func (d *downstream) reserve(ctx context.Context) *rejection {
 	var ex *meter.ExceededError
 	if errors.As(err, &ex) {
 		d.s.metrics.BudgetRejections.WithLabelValues(d.rt.tenantLabels.Value(d.id.Tenant), ex.Window).Inc()
-		r := reject(429, llm.TypeRateLimit, llm.CodeBudgetExceeded, "budget_exceeded",
-			fmt.Sprintf("Tenant budget exceeded: the %s cap of %s USD would be crossed by this request.", ex.Window, ex.Cap.String()))
-		r.headers = map[string]string{"retry-after": strconv.Itoa(retryAfter(ex.Window, d.s.now()))}
-		return r
+		return d.budgetRejection(ex)
 	}
 	// The ledger failed: the configured failure mode decides.
 	mode := d.rt.cfg.FailureMode.Budgets
@@ -432,6 +429,43 @@ func (d *downstream) releaseHold() {
 	d.hold = nil
 }
 
+// budgetRejection explains a refused reservation so that a client (and an
+// SDK's retry logic) can act on it: which cap, what was spent and held, what
+// this request reserves and why. Retrying helps only when other requests'
+// holds are what stands in the way (they settle within seconds); then the
+// answer says so with Retry-After: 1. Otherwise it carries
+// x-should-retry: false (the OpenAI SDKs' retry switch) and no Retry-After:
+// a cap that resets tomorrow must not make a client sleep for hours.
+func (d *downstream) budgetRejection(ex *meter.ExceededError) *rejection {
+	why := "the prompt"
+	if d.req.MaxTokens > 0 {
+		why = fmt.Sprintf("the prompt plus max_tokens %d", d.req.MaxTokens)
+	} else if d.op != llm.OpEmbedding {
+		why = "the prompt plus the model's maximum output (set max_tokens to reserve less)"
+	}
+	if d.req.N > 1 {
+		why += fmt.Sprintf(", for n=%d choices", d.req.N)
+	}
+	reset := "resets at " + windowReset(ex.Window, d.s.now()).Format(time.RFC3339)
+	var msg string
+	headers := map[string]string{"x-should-retry": "false"}
+	switch {
+	case ex.Requested > ex.Cap:
+		msg = fmt.Sprintf("This request reserves %s USD (%s at the most expensive target's price), more than the tenant's whole %s cap of %s USD. Lower max_tokens or raise the cap.",
+			ex.Requested, why, ex.Window, ex.Cap)
+	case ex.Spent+ex.Requested > ex.Cap:
+		msg = fmt.Sprintf("Tenant budget exceeded: %s USD of the %s cap of %s USD is spent and this request reserves %s USD (%s). The window %s.",
+			ex.Spent, ex.Window, ex.Cap, ex.Requested, why, reset)
+	default:
+		msg = fmt.Sprintf("Tenant budget busy: %s USD spent and %s USD held by requests in flight against the %s cap of %s USD leave no room for this request's %s USD (%s). Retry when they finish.",
+			ex.Spent, ex.Outstanding, ex.Window, ex.Cap, ex.Requested, why)
+		headers = map[string]string{"x-should-retry": "true", "retry-after": "1"}
+	}
+	r := reject(429, llm.TypeRateLimit, llm.CodeBudgetExceeded, "budget_exceeded", msg)
+	r.headers = headers
+	return r
+}
+
 // defaultOutputReservation is reserved for output when neither the request,
 // the alias nor the catalog names an output cap.
 const defaultOutputReservation = 4096
@@ -443,14 +477,13 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// retryAfter is the number of seconds until the exceeded window resets.
-func retryAfter(window string, now time.Time) int {
+// windowReset is when the exceeded window starts over (UTC).
+func windowReset(window string, now time.Time) time.Time {
 	now = now.UTC()
-	next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
 	if window == meter.WindowMonthly {
-		next = time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+		return time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 	}
-	return int(next.Sub(now).Seconds()) + 1
+	return time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
 }
 
 // isModelsPath reports whether path is the OpenAI model list.

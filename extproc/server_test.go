@@ -22,7 +22,6 @@ import (
 
 	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
-	"github.com/tollgate-dev/tollgate/pkg/meter"
 	"github.com/tollgate-dev/tollgate/pkg/telemetry"
 )
 
@@ -333,21 +332,52 @@ func TestUpstreamRole(t *testing.T) {
 	assert.Equal(t, before+1, testutil.ToFloat64(ts.metrics.Failures.WithLabelValues("upstream_target", "open")))
 }
 
-func TestBudgetRejectsWithRetryAfter(t *testing.T) {
-	store, err := meter.OpenFileLedger(t.TempDir()+"/l.jsonl", meter.FileLedgerOptions{FlushInterval: -1})
-	require.NoError(t, err)
-	b := meter.NewBudgets(store, map[string]meter.Caps{"demo": {Daily: meter.MoneyFromUSD(0.000001)}})
-	t.Cleanup(func() { _ = b.Close() })
-	ts := startServer(t, b)
-	out, err := exchange(t, ts.client, nil, request(`{"model":"small","max_tokens":100,"messages":[{"role":"user","content":"x"}]}`, demoHeaders)...)
-	require.NoError(t, err)
-	ir := out[1].GetImmediateResponse()
-	require.NotNil(t, ir)
-	assert.Equal(t, 429, int(ir.GetStatus().GetCode()))
-	ra, ok := headerValue(ir.GetHeaders(), "retry-after")
-	require.True(t, ok)
-	assert.NotEmpty(t, ra)
-	assert.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.BudgetRejections.WithLabelValues("demo", "daily")))
+// TestBudgetRejections: a refused reservation says which cap and why, and
+// tells SDKs not to retry unless other requests' holds are what blocks it
+// (openai-node honours Retry-After without a cap: a daily cap must never
+// answer "retry in 22 hours").
+func TestBudgetRejections(t *testing.T) {
+	body := `{"model":"small","max_tokens":100,"messages":[{"role":"user","content":"x"}]}`
+	reject := func(t *testing.T, ts *testServer, body string) *extprocv3.ImmediateResponse {
+		t.Helper()
+		out, err := exchange(t, ts.client, nil, request(body, demoHeaders)...)
+		require.NoError(t, err)
+		ir := out[1].GetImmediateResponse()
+		require.NotNil(t, ir)
+		assert.Equal(t, 429, int(ir.GetStatus().GetCode()))
+		return ir
+	}
+	t.Run("the request alone exceeds the cap", func(t *testing.T) {
+		ts := startServer(t, budgetsWithCap(t, 0.000001))
+		ir := reject(t, ts, body)
+		retry, _ := headerValue(ir.GetHeaders(), "x-should-retry")
+		assert.Equal(t, "false", retry)
+		_, hasRA := headerValue(ir.GetHeaders(), "retry-after")
+		assert.False(t, hasRA)
+		assert.Contains(t, string(ir.GetBody()), "max_tokens 100")
+		assert.Contains(t, string(ir.GetBody()), "more than the tenant's whole daily cap")
+		assert.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.BudgetRejections.WithLabelValues("demo", "daily")))
+	})
+	t.Run("holds in flight: retry soon", func(t *testing.T) {
+		b := budgetsWithCap(t, oneHoldCap)
+		ts := startServer(t, b)
+		// One request in flight holds the budget.
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		st, err := ts.client.Process(ctx)
+		require.NoError(t, err)
+		for _, m := range request(body, demoHeaders) {
+			require.NoError(t, st.Send(m))
+			_, err := st.Recv()
+			require.NoError(t, err)
+		}
+		ir := reject(t, ts, body)
+		retry, _ := headerValue(ir.GetHeaders(), "x-should-retry")
+		assert.Equal(t, "true", retry)
+		ra, _ := headerValue(ir.GetHeaders(), "retry-after")
+		assert.Equal(t, "1", ra)
+		assert.Contains(t, string(ir.GetBody()), "held by requests in flight")
+	})
 }
 
 func TestDownstreamCredentialInjection(t *testing.T) {
