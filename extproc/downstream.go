@@ -203,6 +203,10 @@ func (d *downstream) onRequestHeaders(ctx context.Context, endOfStream bool) *ex
 		if isModelsPath(path) {
 			return d.listModels()
 		}
+		if name, ok := unsupportedAPIPath(path); ok {
+			return d.rejectWith(reject(404, llm.TypeInvalidRequest, "unsupported_path", "unsupported_path",
+				"Tollgate does not serve "+name+"; it serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models."))
+		}
 		d.passThrough("path")
 		return &extprocv3.ProcessingResponse{
 			Response:     &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{}},
@@ -492,6 +496,23 @@ func isModelsPath(path string) bool {
 		path = path[:i]
 	}
 	return path == "/v1/models"
+}
+
+// unsupportedAPIPath recognises the OpenAI and Anthropic API paths Tollgate
+// does not serve, so that a client gets an honest 404 instead of Envoy's
+// catch-all "not a configured alias". Other paths pass through untouched.
+func unsupportedAPIPath(path string) (string, bool) {
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	for _, p := range []string{"/v1/responses", "/v1/messages", "/v1/assistants", "/v1/threads", "/v1/files",
+		"/v1/batches", "/v1/uploads", "/v1/audio", "/v1/images", "/v1/moderations", "/v1/fine_tuning",
+		"/v1/vector_stores", "/v1/realtime", "/v1/evals", "/v1/containers"} {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 // listModels answers GET /v1/models with the configured aliases (after

@@ -3,6 +3,7 @@ package extproc
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,4 +173,21 @@ func TestReloadAppliesDefaultCaps(t *testing.T) {
 		require.NoError(t, ts.srv.ReloadConfig(cfg, b))
 		assert.Equal(t, meter.MoneyFromUSD(usd), b.CapsFor("anyone").Daily)
 	}
+}
+
+// TestCutJSONBodyMeteredFromWhatArrived: a JSON answer cut mid-way is
+// metered from the prompt and the completion text that arrived, not from
+// the whole envelope as output.
+func TestCutJSONBodyMeteredFromWhatArrived(t *testing.T) {
+	ts := startServer(t, nil)
+	full := `{"id":"chatcmpl-123456789","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","system_fingerprint":"fp_1234567890","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, friend"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":4}}`
+	cut := full[:strings.Index(full, "friend")] // the body stops inside the content
+	_, err := exchange(t, ts.client, nil, append(request(`{"model":"small","messages":[{"role":"user","content":"hi"}]}`, demoHeaders),
+		responseHeaders(":status", "200", "content-type", "application/json"),
+		responseBody(cut))...)
+	require.NoError(t, err)
+	price := meter.Price{Input: meter.MoneyFromUSD(0.15), Output: meter.MoneyFromUSD(0.60)}
+	want := meter.Cost(price, meter.Usage{InputTokens: meter.EstimateTokens("hi"), OutputTokens: meter.EstimateTokens("Hello there, "), Estimated: true})
+	assert.InDelta(t, want.USD(), testutil.ToFloat64(ts.metrics.CostUSD.WithLabelValues("demo", "fake", "gpt-4o-mini")), 1e-12)
+	assert.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.Requests.WithLabelValues("demo", "small", "provider_malformed")))
 }

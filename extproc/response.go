@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -103,7 +104,10 @@ func (d *downstream) onResponseBody(ctx context.Context, body []byte) *extprocv3
 	case err != nil:
 		d.outcome = "provider_malformed"
 		d.s.log.Warn("provider returned a malformed JSON body", "alias", d.alias, "provider", d.provider, "bytes", len(body))
-		d.usage = d.estimateUsage(string(body))
+		// A body cut mid-way is metered like a cut stream: the prompt
+		// plus the completion text that did arrive, not the whole JSON
+		// envelope (ids, roles, field names) as if it were output.
+		d.usage = d.estimateUsage(partialCompletion(body))
 	case resp.IsError:
 		d.outcome = "provider_error"
 		d.hasUsage = true // an error body costs nothing
@@ -328,6 +332,32 @@ func (d *downstream) flushGuard() {
 		})
 		d.out = llm.AppendEvent(d.out, chunk)
 	}
+}
+
+// partialCompletion collects the "content" and "text" string values of a
+// JSON body that may be cut anywhere, as far as they arrived.
+func partialCompletion(body []byte) string {
+	var out strings.Builder
+	for _, key := range []string{`"content":"`, `"text":"`} {
+		rest := body
+		for {
+			i := bytes.Index(rest, []byte(key))
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(key):]
+			j := 0
+			for j < len(rest) && rest[j] != '"' {
+				if rest[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			out.Write(rest[:min(j, len(rest))])
+			rest = rest[min(j, len(rest)):]
+		}
+	}
+	return out.String()
 }
 
 // maxStreamText bounds the completion text kept for a cut-stream estimate.

@@ -314,7 +314,7 @@ func passThrough(t *testing.T, g *Gateway) {
 	// ext_proc passes other paths through untouched (and counts them), with
 	// one message; the shipped routes only know model aliases, so Envoy's
 	// catch-all answers 404.
-	resp, err := http.Get(g.URL + "/v1/assistants")
+	resp, err := http.Get(g.URL + "/internal/status")
 	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -322,6 +322,15 @@ func passThrough(t *testing.T, g *Gateway) {
 	assert.Contains(t, string(b), `"code":"model_not_found"`)
 	assert.Zero(t, g.Provider.Calls())
 	assert.Equal(t, 1.0, g.Eventually("tollgate_passthrough_requests_total", nil, func(v float64) bool { return v >= 1 }))
+
+	// An OpenAI API path Tollgate does not serve gets an honest 404.
+	resp, err = http.Post(g.URL+"/v1/responses", "application/json", strings.NewReader(`{"model":"small","input":"hi"}`))
+	require.NoError(t, err)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, 404, resp.StatusCode)
+	assert.Contains(t, string(b), `"code":"unsupported_path"`)
+	assert.Contains(t, string(b), "/v1/responses")
 
 	// /v1/models lists the configured aliases (after authentication).
 	resp, err = http.Get(g.URL + "/v1/models")
