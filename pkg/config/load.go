@@ -82,7 +82,9 @@ func Parse(name string, data []byte) (*Config, error) {
 			ps = append(ps, yamlProblem(name, errors.New(e)))
 		}
 	}
+	ps = append(ps, scalarProblems(name, &root)...)
 	cfg.Source = name
+	cfg.lines = lines
 	applyDefaults(&cfg)
 	for _, p := range validate(&cfg) {
 		p.File = name
@@ -94,6 +96,23 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, ps
 	}
 	return &cfg, nil
+}
+
+// Line is the line of the key at the dotted path (e.g.
+// "models.gpt-4o.targets[0].model") in the file the config was read from, or
+// of its nearest ancestor present there; 0 when unknown.
+func (c *Config) Line(path string) int { return lineOf(c.lines, path) }
+
+// Set reports whether the key at the dotted path is written in the file
+// (as opposed to absent and defaulted).
+func (c *Config) Set(path string) bool {
+	_, ok := c.lines[path]
+	return ok
+}
+
+// Problem is a problem at the dotted path, located in the config's file.
+func (c *Config) Problem(path, format string, args ...any) Problem {
+	return Problem{File: c.Source, Line: c.Line(path), Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
 func isEOF(err error) bool { return err != nil && err.Error() == "EOF" }
