@@ -2,11 +2,12 @@ package validate
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -52,10 +53,30 @@ func Validate(name string, data []byte) error {
 	var errs []error
 	for i, d := range docs {
 		if _, err := validateDoc(d); err != nil {
-			errs = append(errs, fmt.Errorf("%s: document %d: %w", name, i+1, err))
+			errs = append(errs, located(name, i+1, d, err))
+		}
+		for _, err := range checkRefs(d) {
+			errs = append(errs, fmt.Errorf("%s:%d: document %d: %w", name, err.line, i+1, err.err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// located prefixes each line of err with the file and, where the message
+// has a JSON position, the YAML line it came from:
+// "envoy.yaml:6: document 1: ... unknown field".
+func located(name string, doc int, d document, err error) error {
+	var out []string
+	for _, msg := range strings.Split(err.Error(), "\n") {
+		line := d.line
+		if m := jsonLineRe.FindStringSubmatch(msg); m != nil {
+			if n, _ := strconv.Atoi(m[1]); n >= 1 && n <= len(d.lines) {
+				line = d.lines[n-1]
+			}
+		}
+		out = append(out, fmt.Sprintf("%s:%d: document %d: %s", name, line, doc, yamlLines(msg, d.lines)))
+	}
+	return errors.New(strings.Join(out, "\n"))
 }
 
 // Kinds reports the kind of each document in data, without validating.
@@ -77,10 +98,12 @@ func Kinds(data []byte) ([]Kind, error) {
 
 // document is one YAML document: its source and its JSON form.
 type document struct {
-	raw  []byte         // the document re-encoded as YAML (for pkg/config)
-	js   []byte         // JSON
-	top  map[string]any // top-level mapping
-	line int            // first line in the file
+	raw   []byte         // the document re-encoded as YAML (for pkg/config)
+	js    []byte         // JSON, one key or scalar a line
+	lines []int          // lines[i]: the YAML line of JSON line i+1
+	top   map[string]any // top-level mapping
+	line  int            // first line in the file
+	node  *yaml.Node     // the document's root mapping
 }
 
 // documents splits a YAML stream, skipping empty documents; duplicate keys
@@ -108,15 +131,15 @@ func documents(data []byte) ([]document, error) {
 		if !ok {
 			return nil, fmt.Errorf("yaml line %d: a document must be a mapping", n.Line)
 		}
-		js, err := json.Marshal(v)
-		if err != nil {
-			return nil, fmt.Errorf("yaml line %d: %w", n.Line, err)
+		var lj lineJSON
+		if err := lj.encode(&n); err != nil {
+			return nil, err
 		}
 		raw, err := yaml.Marshal(&n)
 		if err != nil {
 			return nil, fmt.Errorf("yaml line %d: %w", n.Line, err)
 		}
-		out = append(out, document{raw: raw, js: js, top: top, line: n.Line})
+		out = append(out, document{raw: raw, js: lj.buf.Bytes(), lines: lj.lines, top: top, line: n.Line, node: n.Content[0]})
 	}
 }
 
