@@ -285,11 +285,9 @@ func (ck *checker) paths() {
 	if p, ok := strings.CutPrefix(c.Listen.ExtProc, "unix:"); ok {
 		ck.dirExists("listen.extproc", strings.TrimPrefix(p, "//"), "the socket is created there")
 	}
-	if c.Audit.Dir != "" {
+	if c.Audit.Dir != "" { // created (with its parents) at startup when missing
 		if fi, err := os.Stat(c.Audit.Dir); err == nil && !fi.IsDir() {
 			ck.err("audit.dir", "%s is not a directory", c.Audit.Dir)
-		} else if err != nil {
-			ck.dirExists("audit.dir", filepath.Clean(c.Audit.Dir), "the audit directory is created there")
 		}
 	}
 }
@@ -319,7 +317,14 @@ func (ck *checker) addrs() {
 		{"xds.listener", c.XDS.Listener, false, true},
 		{"xds.extproc_target", c.XDS.ExtProcTarget, true, false},
 	} {
-		if err := config.CheckAddr(a.addr, a.unixOK, a.listen); err != nil {
+		err := config.CheckAddr(a.addr, a.unixOK, a.listen)
+		switch {
+		case err == nil:
+		case a.path == "xds.extproc_target" && !c.Set(a.path):
+			// Derived from listen.extproc (e.g. ":50051"): only `tollgate
+			// xds` needs it, so the server still starts.
+			ck.warn("listen.extproc", "tollgate xds would point Envoy at %q: %v; set xds.extproc_target", a.addr, err)
+		default:
 			ck.err(a.path, "%v", err)
 		}
 	}

@@ -159,3 +159,11 @@ func TestGuardBuilt(t *testing.T) {
 	require.NotNil(t, b.InGuard)
 	assert.Len(t, b.InGuard.Scan("write to bob@example.com"), 1)
 }
+
+func TestDerivedExtProcTargetIsAWarning(t *testing.T) {
+	c := parse(t, "listen:\n  extproc: \":50051\"\n"+base)
+	_, warns, err := preflight.Check(c, preflight.Options{Getenv: noEnv})
+	require.NoError(t, err, "the server listens on all interfaces; only tollgate xds needs a host")
+	require.Len(t, warns, 1)
+	assert.Contains(t, warns[0].String(), "c.yaml:2: listen.extproc: tollgate xds would point Envoy at \":50051\"")
+}
