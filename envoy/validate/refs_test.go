@@ -110,3 +110,19 @@ func TestErrorsNameYAMLLines(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "m.yaml:7: document 2:")
 }
+
+// TestTollgateProblemsAtFileLines: a tollgate.yaml on its own (comments
+// before it) or inside a ConfigMap is reported at the lines of the file.
+func TestTollgateProblemsAtFileLines(t *testing.T) {
+	cm := "apiVersion: v1\nkind: Namespace\nmetadata: {name: t}\n---\n# comment\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  tollgate.yaml: |\n" +
+		"    providers:\n      p: {base_url: \"http://x\"}\n    models:\n      m: {targets: [{provider: q, model: x}]}\n    tenants:\n      allow_anonymous: false\n"
+	err := validate.Validate("cm.yaml", []byte(cm))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `cm.yaml:14: document 2: v1/ConfigMap: tollgate.yaml: models.m.targets[0].provider: unknown provider "q"`)
+	assert.Contains(t, err.Error(), "cm.yaml:16: document 2: tollgate.yaml: tenants.allow_anonymous: got the boolean false")
+
+	tg := "# comment\n\nproviders:\n  p: {base_url: \"ftp://x\"}\nmodels:\n  m: {targets: [{provider: p, model: x}]}\n"
+	err = validate.Validate("tg.yaml", []byte(tg))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "tg.yaml:4: document 1: tollgate.yaml: providers.p.base_url: scheme must be http or https")
+}

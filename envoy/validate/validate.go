@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -69,7 +70,10 @@ func located(name string, doc int, d document, err error) error {
 	var out []string
 	for _, msg := range strings.Split(err.Error(), "\n") {
 		line := d.line
-		if m := jsonLineRe.FindStringSubmatch(msg); m != nil {
+		if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = strings.Replace(msg, m[0], "", 1)
+		} else if m := jsonLineRe.FindStringSubmatch(msg); m != nil {
 			if n, _ := strconv.Atoi(m[1]); n >= 1 && n <= len(d.lines) {
 				line = d.lines[n-1]
 			}
@@ -78,6 +82,9 @@ func located(name string, doc int, d document, err error) error {
 	}
 	return errors.New(strings.Join(out, "\n"))
 }
+
+// yamlLineRe is the marker of a message that already knows its file line.
+var yamlLineRe = regexp.MustCompile(` \(yaml line (\d+)\)`)
 
 // Kinds reports the kind of each document in data, without validating.
 func Kinds(data []byte) ([]Kind, error) {
@@ -104,6 +111,7 @@ type document struct {
 	top   map[string]any // top-level mapping
 	line  int            // first line in the file
 	node  *yaml.Node     // the document's root mapping
+	src   []byte         // the document's text from line on, as written
 }
 
 // documents splits a YAML stream, skipping empty documents; duplicate keys
@@ -139,8 +147,26 @@ func documents(data []byte) ([]document, error) {
 		if err != nil {
 			return nil, fmt.Errorf("yaml line %d: %w", n.Line, err)
 		}
-		out = append(out, document{raw: raw, js: lj.buf.Bytes(), lines: lj.lines, top: top, line: n.Line, node: n.Content[0]})
+		root := n.Content[0]
+		out = append(out, document{raw: raw, js: lj.buf.Bytes(), lines: lj.lines, top: top, line: root.Line, node: root, src: docText(data, root.Line)})
 	}
+}
+
+// docText is the text of the document whose root starts at line (1-based):
+// up to the next document marker or the end of the stream.
+func docText(data []byte, line int) []byte {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return nil
+	}
+	var out []byte
+	for _, l := range lines[line-1:] {
+		if bytes.HasPrefix(l, []byte("---")) || bytes.HasPrefix(l, []byte("...")) {
+			break
+		}
+		out = append(out, l...)
+	}
+	return out
 }
 
 // detect decides a document's kind from its top-level keys.
@@ -189,7 +215,10 @@ func validateDoc(d document) (Kind, error) {
 	case KindKubernetes:
 		return k, validateObject(d)
 	case KindTollgateConfig:
-		return k, validateTollgate(d.raw)
+		if d.src != nil {
+			return k, validateTollgate(d.src, d.line-1)
+		}
+		return k, validateTollgate(d.raw, 0)
 	case KindPrometheusRules:
 		return k, strictInto[promRuleFile](d.js)
 	case KindPrometheusRuleTests:
