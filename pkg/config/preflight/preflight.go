@@ -165,6 +165,9 @@ func (ck *checker) catalog() *meter.Catalog {
 			}
 			path := fmt.Sprintf("models.%s.targets[%d].model", alias, i)
 			where := "catalog " + quoted(catalogOf(c, t.Provider))
+			if c.Providers[t.Provider].Catalog == "" && !known[t.Provider] {
+				where = fmt.Sprintf("pricing.models, and providers.%s names no catalog (%s)", t.Provider, strings.Join(sortedKeys(known), ", "))
+			}
 			msg := "no price for %q in %s: its requests would cost $0 and budgets would never stop them; " +
 				"add it under pricing.models, fix providers.%s.catalog, or set pricing.allow_unpriced: true"
 			if c.Pricing.AllowUnpriced {

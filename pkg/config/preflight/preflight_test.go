@@ -167,3 +167,10 @@ func TestDerivedExtProcTargetIsAWarning(t *testing.T) {
 	require.Len(t, warns, 1)
 	assert.Contains(t, warns[0].String(), "c.yaml:2: listen.extproc: tollgate xds would point Envoy at \":50051\"")
 }
+
+func TestUnpricedWithoutCatalogSaysSo(t *testing.T) {
+	y := strings.Replace(base, "    catalog: openai\n", "", 1)
+	_, _, err := preflight.Check(parse(t, y), preflight.Options{Getenv: noEnv})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `c.yaml:7: models.mini.targets[0].model: no price for "gpt-4o-mini" in pricing.models, and providers.oa names no catalog (anthropic, `)
+}
