@@ -42,7 +42,7 @@ func runExtProc(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	// variable is a warning: the other providers still serve.
 	_, warns, err := preflight.Check(cfg, preflight.Options{Env: preflight.EnvWarn})
 	for _, w := range warns {
-		log.Warn("config", "problem", w.String())
+		log.Warn("config warning", "problem", w.String())
 	}
 	if err != nil {
 		printProblems(stderr, err)
