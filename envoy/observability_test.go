@@ -21,7 +21,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/tollgate-dev/tollgate/envoy/observability"
 	"github.com/tollgate-dev/tollgate/pkg/cache"
+	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/eval"
 	"github.com/tollgate-dev/tollgate/pkg/guard"
 	"github.com/tollgate-dev/tollgate/pkg/telemetry"
@@ -603,30 +605,19 @@ func TestObservabilityAlertRules(t *testing.T) {
 	}
 }
 
-// TestObservabilityBudgetCaps keeps the recorded caps in sync with the
-// budgets of envoy/tollgate.yaml.
+// TestObservabilityBudgetCaps: the caps recorded in alerts.yaml are the
+// ones the server enforces for envoy/tollgate.yaml (its own entry, else
+// budgets.default, per tenant).
 func TestObservabilityBudgetCaps(t *testing.T) {
-	var cfg struct {
-		Budgets struct {
-			Tenants map[string]struct {
-				DailyUSD   float64 `yaml:"daily_usd"`
-				MonthlyUSD float64 `yaml:"monthly_usd"`
-			} `yaml:"tenants"`
-		} `yaml:"budgets"`
-	}
-	data, err := os.ReadFile("tollgate.yaml")
+	cfg, err := config.Default()
 	require.NoError(t, err)
-	require.NoError(t, yaml.Unmarshal(data, &cfg))
-	require.NotEmpty(t, cfg.Budgets.Tenants)
 	want := map[string]float64{}
-	for tenant, b := range cfg.Budgets.Tenants {
-		if b.DailyUSD > 0 {
-			want[tenant+"/daily"] = b.DailyUSD
-		}
-		if b.MonthlyUSD > 0 {
-			want[tenant+"/monthly"] = b.MonthlyUSD
-		}
+	for _, c := range observability.BudgetCaps(cfg) {
+		v, err := strconv.ParseFloat(c.USD, 64)
+		require.NoError(t, err)
+		want[c.Tenant+"/"+c.Window] = v
 	}
+	require.NotEmpty(t, want)
 	got := map[string]float64{}
 	vecRe := regexp.MustCompile(`^vector\(([0-9.]+)\)$`)
 	for _, g := range obsLoadRules(t).Groups {
