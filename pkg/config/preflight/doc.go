@@ -8,4 +8,16 @@
 // share it, so a config that validates is a config that starts.
 //
 // Every problem is a config.Problem with the file and line of the key.
+//
+// Use:
+//
+//	cfg, err := config.Load(path)
+//	built, warnings, err := preflight.Check(cfg, preflight.Options{Env: preflight.EnvWarn})
+//	// err: config.Problems, one line each; refuse to start (or, on a
+//	// reload, keep the running config). warnings: log them.
+//	// built.Catalog, built.InGuard, built.OutGuard, built.Prompts,
+//	// built.Router and built.Cache are what the server runs with.
+//
+// The builders (BuildCatalog, BuildGuard, BuildRouter, RouteConfig,
+// CacheConfig) are exported for callers that build one part.
 package preflight
