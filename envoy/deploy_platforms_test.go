@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -322,4 +323,17 @@ func TestDeployKubernetes(t *testing.T) {
 	}
 	// The xds config points Envoy at the extproc Service.
 	assert.Equal(t, "tollgate-extproc.tollgate.svc.cluster.local:50051", cfg.XDS.ExtProcTarget)
+
+	// The ledger's Redis is shipped: its Service is what the config names,
+	// and it selects the Redis pods on their port.
+	docs := deployDocs(t, "k8s/redis.yaml")
+	var svc corev1.Service
+	require.NoError(t, json.Unmarshal(deployOne(t, docs, "Service", "redis"), &svc))
+	var d appsv1.Deployment
+	require.NoError(t, json.Unmarshal(deployOne(t, docs, "Deployment", "redis"), &d))
+	assert.Equal(t, fmt.Sprintf("%s.%s.svc.cluster.local:%d", svc.Name, svc.Namespace, svc.Spec.Ports[0].Port), cfg.Budgets.Ledger.Redis.Addr)
+	assert.Equal(t, d.Spec.Selector.MatchLabels, svc.Spec.Selector)
+	require.Len(t, d.Spec.Template.Spec.Containers, 1)
+	assert.Equal(t, svc.Spec.Ports[0].Port, d.Spec.Template.Spec.Containers[0].Ports[0].ContainerPort)
+	require.NotNil(t, d.Spec.Template.Spec.Containers[0].ReadinessProbe)
 }

@@ -161,6 +161,7 @@ var deployClaimed = map[string]string{
 	"k8s/configmap.yaml":             "TestDeployKubernetes",
 	"k8s/extproc.yaml":               "TestDeployKubernetes",
 	"k8s/xds.yaml":                   "TestDeployKubernetes",
+	"k8s/redis.yaml":                 "TestDeployKubernetes",
 }
 
 // deployClaimedDirs are directories whose YAML files are claimed by another

@@ -1,13 +1,34 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond Go itself: redis-server (Debian package).
+# Installs what the tests need beyond Go itself, from Debian packages:
+#   redis-server  the real Redis the ledger and cache tests start
+#   prometheus    for promtool: the alert rule checks and unit tests
+#                 (envoy/observability_test.go; they fail under CI=true
+#                 without it)
 # Idempotent; safe to run on every `make test`.
 set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+updated=""
+install() { # install PACKAGE: apt-get install, running apt-get update once
+  if [ -z "$updated" ]; then
+    $SUDO apt-get update -qq
+    updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$1" >/dev/null
+}
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "deps: installing redis-server (Debian package)" >&2
-  SUDO=""
-  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  install redis-server
   # Debian starts a system redis on 6379; tests start their own on free ports.
 fi
 redis-server --version >&2
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "deps: installing promtool (Debian package prometheus)" >&2
+  install prometheus
+  # The package also enables a Prometheus server on :9090 (Tollgate's
+  # default admin port) where systemd runs; only promtool is wanted.
+  if command -v systemctl >/dev/null 2>&1; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+fi
+promtool --version 2>&1 | head -1 >&2

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/tollgate-dev/tollgate/extproc"
+	"github.com/tollgate-dev/tollgate/pkg/config/preflight"
 )
 
 func runExtProc(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -28,7 +29,7 @@ func runExtProc(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 	cfg, err := loadConfig(*path)
 	if err != nil {
-		fmt.Fprintf(stderr, "tollgate: %v\n", err)
+		printProblems(stderr, err)
 		return 1
 	}
 	if *extAddr != "" {
@@ -36,6 +37,16 @@ func runExtProc(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	if *adminAddr != "" {
 		cfg.Listen.Admin = *adminAddr
+	}
+	// The checks of `tollgate validate`, except that an unset credential
+	// variable is a warning: the other providers still serve.
+	_, warns, err := preflight.Check(cfg, preflight.Options{Env: preflight.EnvWarn})
+	for _, w := range warns {
+		log.Warn("config warning", "problem", w.String())
+	}
+	if err != nil {
+		printProblems(stderr, err)
+		return 1
 	}
 	if err := extproc.Run(ctx, cfg, extproc.RunOptions{Logger: log, Stdout: stdout, ConfigPath: *path, Pprof: *pprof}); err != nil {
 		log.Error("extproc stopped", "err", err)

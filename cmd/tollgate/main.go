@@ -3,12 +3,14 @@
 //	tollgate extproc   [--config FILE] [--extproc-addr ADDR] [--admin-addr ADDR]
 //	tollgate xds       --config FILE [--listen ADDR] [--admin-addr ADDR]
 //	tollgate bootstrap [--node ID] [--xds ADDR]
-//	tollgate validate  [--config FILE | --envoy FILE]
+//	tollgate validate  [--config FILE [--skip-env] | --envoy FILE]
+//	tollgate render    alerts [--config FILE]
 //	tollgate prompts   diff [--dir DIR] NAME@V1 NAME@V2
 //	tollgate audit     verify --dir DIR
 //	tollgate eval      --set FILE --base-url URL --model ALIAS [--baseline FILE] ...
 //
 // With no --config, the embedded default (envoy/tollgate.yaml) is used.
+// With no command, the command list is printed (exit 2).
 package main
 
 import (
@@ -17,25 +19,28 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
+	"strings"
 	"syscall"
 )
 
 // command is one subcommand: it parses its own flags from args.
 type command struct {
+	name    string
 	summary string
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
-func commands() map[string]command {
-	return map[string]command{
-		"extproc":   {"run the Envoy ext_proc server (and its admin HTTP server)", runExtProc},
-		"xds":       {"run the xDS control plane: tollgate.yaml -> Envoy resources over ADS, hot reloaded", runXDS},
-		"bootstrap": {"print a minimal Envoy bootstrap that points Envoy at tollgate xds", runBootstrap},
-		"validate":  {"check a tollgate.yaml and print every problem with file:line", runValidate},
-		"prompts":   {"prompts diff NAME@V1 NAME@V2: what changed between two prompt versions", runPrompts},
-		"audit":     {"audit verify --dir DIR: check the audit trail's hash chain (exit 1 on tampering)", runAudit},
-		"eval":      {"run a golden set through an alias, score it, compare with a baseline (exit 1 on regression)", runEval},
+// commands in the order `tollgate --help` lists them.
+func commands() []command {
+	return []command{
+		{"extproc", "run the Envoy ext_proc server (and its admin HTTP server)", runExtProc},
+		{"xds", "run the xDS control plane: tollgate.yaml -> Envoy resources over ADS, hot reloaded", runXDS},
+		{"bootstrap", "print a minimal Envoy bootstrap that points Envoy at tollgate xds", runBootstrap},
+		{"validate", "check a tollgate.yaml (or --envoy FILE) and print every problem with file:line", runValidate},
+		{"render", "render alerts --config FILE: Prometheus alert rules with each tenant's budget caps", runRender},
+		{"prompts", "prompts diff NAME@V1 NAME@V2: what changed between two prompt versions", runPrompts},
+		{"audit", "audit verify --dir DIR: check the audit trail's hash chain (exit 1 on tampering)", runAudit},
+		{"eval", "run a golden set through an alias, score it, compare with a baseline (exit 1 on regression)", runEval},
 	}
 }
 
@@ -45,34 +50,41 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run dispatches to a subcommand. With none, it prints the command list
+// and exits 2; -h, --help and help print it and exit 0.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
-	name := "extproc"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		name, args = args[0], args[1:]
-	}
-	if name == "help" || name == "-h" || name == "--help" {
-		usage(stdout, cmds)
-		return 0
-	}
-	c, ok := cmds[name]
-	if !ok {
-		fmt.Fprintf(stderr, "tollgate: unknown command %q\n\n", name)
+	if len(args) == 0 {
 		usage(stderr, cmds)
 		return 2
 	}
-	return c.run(ctx, args, stdout, stderr)
+	name, args := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		usage(stdout, cmds)
+		return 0
+	}
+	for _, c := range cmds {
+		if c.name == name {
+			return c.run(ctx, args, stdout, stderr)
+		}
+	}
+	if strings.HasPrefix(name, "-") {
+		fmt.Fprintf(stderr, "tollgate: a command comes first (flag %s given without one)\n\n", name)
+	} else {
+		fmt.Fprintf(stderr, "tollgate: unknown command %q\n\n", name)
+	}
+	usage(stderr, cmds)
+	return 2
 }
 
-func usage(w io.Writer, cmds map[string]command) {
-	fmt.Fprintln(w, "usage: tollgate <command> [flags]   (default command: extproc)")
+func usage(w io.Writer, cmds []command) {
+	fmt.Fprintln(w, "usage: tollgate <command> [flags]")
 	fmt.Fprintln(w)
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
+	fmt.Fprintln(w, "commands:")
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
-	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'tollgate <command> --help' for a command's flags.")
 }

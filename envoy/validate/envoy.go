@@ -149,9 +149,28 @@ var istioPatchTargets = map[string]func() proto.Message{
 	"LISTENER_FILTER":     func() proto.Message { return &listenerv3.ListenerFilter{} },
 }
 
-func validateTollgate(raw []byte) error {
-	if _, err := config.Parse("tollgate.yaml", raw); err != nil {
-		return fmt.Errorf("tollgate.yaml: %w", err)
+// validateTollgate checks a tollgate.yaml whose first line is line
+// offset+1 of the file: each problem is reported at its file line.
+func validateTollgate(raw []byte, offset int) error {
+	_, err := config.Parse("tollgate.yaml", raw)
+	var ps config.Problems
+	if !errors.As(err, &ps) {
+		if err != nil {
+			return fmt.Errorf("tollgate.yaml: %w", err)
+		}
+		return nil
 	}
-	return nil
+	errs := make([]error, 0, len(ps))
+	for _, p := range ps {
+		msg := p.Msg
+		if p.Path != "" {
+			msg = p.Path + ": " + msg
+		}
+		if p.Line > 0 {
+			errs = append(errs, fmt.Errorf("tollgate.yaml: %s (yaml line %d)", msg, p.Line+offset))
+		} else {
+			errs = append(errs, fmt.Errorf("tollgate.yaml: %s", msg))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"gopkg.in/yaml.v3"
 	istioext "istio.io/api/extensions/v1alpha1"
 	istionet "istio.io/api/networking/v1alpha3"
 	appsv1 "k8s.io/api/apps/v1"
@@ -50,6 +51,12 @@ func validateObject(d document) error {
 		return fmt.Errorf("apiVersion/kind: %w", err)
 	}
 	key := tm.APIVersion + "/" + tm.Kind
+	if key == "v1/ConfigMap" {
+		if err := validateConfigMapDoc(d); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		return nil
+	}
 	v, ok := objectValidators[key]
 	if !ok {
 		return fmt.Errorf("line %d: unsupported object %s (apiVersion %q, kind %q)", d.line, key, tm.APIVersion, tm.Kind)
@@ -83,13 +90,37 @@ func strictInto[T any](js []byte) error {
 }
 
 func validateConfigMap(js []byte) error {
+	return validateConfigMapDoc(document{js: js})
+}
+
+// validateConfigMapDoc checks a ConfigMap; one carrying tollgate.yaml must
+// carry a valid one, reported at the lines of the file when the value is a
+// block scalar (data: {tollgate.yaml: |...}).
+func validateConfigMapDoc(d document) error {
 	var cm corev1.ConfigMap
-	if err := strictJSON(js, &cm); err != nil {
+	if err := strictJSON(d.js, &cm); err != nil {
 		return err
 	}
-	// A ConfigMap carrying tollgate.yaml must carry a valid one.
-	if raw, ok := cm.Data["tollgate.yaml"]; ok {
-		return validateTollgate([]byte(raw))
+	raw, ok := cm.Data["tollgate.yaml"]
+	if !ok {
+		return nil
+	}
+	offset := 0
+	if v := mappingValue(mappingValue(d.node, "data"), "tollgate.yaml"); v != nil && v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+		offset = v.Line // the block's text starts on the line after its indicator
+	}
+	return validateTollgate([]byte(raw), offset)
+}
+
+// mappingValue is the value of key in mapping n, or nil.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
 	}
 	return nil
 }

@@ -2,12 +2,14 @@ package validate
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
+	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -53,11 +55,37 @@ func Validate(name string, data []byte) error {
 	var errs []error
 	for i, d := range docs {
 		if _, err := validateDoc(d); err != nil {
-			errs = append(errs, fmt.Errorf("%s: document %d: %w", name, i+1, err))
+			errs = append(errs, located(name, i+1, d, err))
+		}
+		for _, err := range checkRefs(d) {
+			errs = append(errs, fmt.Errorf("%s:%d: document %d: %w", name, err.line, i+1, err.err))
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// located prefixes each line of err with the file and, where the message
+// has a JSON position, the YAML line it came from:
+// "envoy.yaml:6: document 1: ... unknown field".
+func located(name string, doc int, d document, err error) error {
+	var out []string
+	for _, msg := range strings.Split(err.Error(), "\n") {
+		line := d.line
+		if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			msg = strings.Replace(msg, m[0], "", 1)
+		} else if m := jsonLineRe.FindStringSubmatch(msg); m != nil {
+			if n, _ := strconv.Atoi(m[1]); n >= 1 && n <= len(d.lines) {
+				line = d.lines[n-1]
+			}
+		}
+		out = append(out, fmt.Sprintf("%s:%d: document %d: %s", name, line, doc, yamlLines(msg, d.lines)))
+	}
+	return errors.New(strings.Join(out, "\n"))
+}
+
+// yamlLineRe is the marker of a message that already knows its file line.
+var yamlLineRe = regexp.MustCompile(` \(yaml line (\d+)\)`)
 
 // Kinds reports the kind of each document in data, without validating.
 func Kinds(data []byte) ([]Kind, error) {
@@ -78,10 +106,13 @@ func Kinds(data []byte) ([]Kind, error) {
 
 // document is one YAML document: its source and its JSON form.
 type document struct {
-	raw  []byte         // the document re-encoded as YAML (for pkg/config)
-	js   []byte         // JSON
-	top  map[string]any // top-level mapping
-	line int            // first line in the file
+	raw   []byte         // the document re-encoded as YAML (for pkg/config)
+	js    []byte         // JSON, one key or scalar a line
+	lines []int          // lines[i]: the YAML line of JSON line i+1
+	top   map[string]any // top-level mapping
+	line  int            // first line in the file
+	node  *yaml.Node     // the document's root mapping
+	src   []byte         // the document's text from line on, as written
 }
 
 // documents splits a YAML stream, skipping empty documents; duplicate keys
@@ -109,16 +140,34 @@ func documents(data []byte) ([]document, error) {
 		if !ok {
 			return nil, fmt.Errorf("yaml line %d: a document must be a mapping", n.Line)
 		}
-		js, err := json.Marshal(v)
-		if err != nil {
-			return nil, fmt.Errorf("yaml line %d: %w", n.Line, err)
+		var lj lineJSON
+		if err := lj.encode(&n); err != nil {
+			return nil, err
 		}
 		raw, err := yaml.Marshal(&n)
 		if err != nil {
 			return nil, fmt.Errorf("yaml line %d: %w", n.Line, err)
 		}
-		out = append(out, document{raw: raw, js: js, top: top, line: n.Line})
+		root := n.Content[0]
+		out = append(out, document{raw: raw, js: lj.buf.Bytes(), lines: lj.lines, top: top, line: root.Line, node: root, src: docText(data, root.Line)})
 	}
+}
+
+// docText is the text of the document whose root starts at line (1-based):
+// up to the next document marker or the end of the stream.
+func docText(data []byte, line int) []byte {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return nil
+	}
+	var out []byte
+	for _, l := range lines[line-1:] {
+		if bytes.HasPrefix(l, []byte("---")) || bytes.HasPrefix(l, []byte("...")) {
+			break
+		}
+		out = append(out, l...)
+	}
+	return out
 }
 
 // detect decides a document's kind from its top-level keys.
@@ -168,7 +217,10 @@ func validateDoc(d document) (Kind, error) {
 	case KindKubernetes:
 		return k, validateObject(d)
 	case KindTollgateConfig:
-		return k, validateTollgate(d.raw)
+		if d.src != nil {
+			return k, validateTollgate(d.src, d.line-1)
+		}
+		return k, validateTollgate(d.raw, 0)
 	case KindPrometheusRules:
 		return k, strictInto[promRuleFile](d.js)
 	case KindPrometheusRuleTests:

@@ -128,7 +128,7 @@ func FuzzValidate(f *testing.F) {
 				errs = j.Unwrap()
 			}
 			for _, e := range errs {
-				if !strings.HasPrefix(e.Error(), name+": ") {
+				if !strings.HasPrefix(e.Error(), name+":") {
 					t.Fatalf("message does not name the file: %q", e.Error())
 				}
 			}

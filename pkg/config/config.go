@@ -24,6 +24,8 @@ type Config struct {
 
 	// Source is the file the config was read from ("<embedded>" for the default).
 	Source string `yaml:"-"`
+	// lines maps the dotted path of every key in the file to its line.
+	lines map[string]int
 }
 
 // Listen holds the addresses and request limits of `tollgate extproc`.
@@ -74,6 +76,10 @@ type Pricing struct {
 	Builtin *bool `yaml:"builtin"`
 	// Models add to or override catalog entries.
 	Models []Price `yaml:"models"`
+	// AllowUnpriced lets targets without a catalog price pass validation.
+	// Their requests cost $0, so budgets never stop them; each one counts
+	// in tollgate_unpriced_requests_total.
+	AllowUnpriced bool `yaml:"allow_unpriced"`
 }
 
 // Price is one catalog entry in USD per million tokens.
@@ -92,6 +98,12 @@ type Tenants struct {
 	// TrustHeader makes the server accept x-tollgate-tenant set by an earlier
 	// filter (the wasm router) instead of resolving the key itself.
 	TrustHeader bool `yaml:"trust_header"`
+	// TrustHeaderFrom says which filter in front of the server sets
+	// x-tollgate-tenant from the API key and drops a client's own:
+	// "wasm-router" (Tollgate's router in an Envoy config you manage) or
+	// "other-filter". trust_header without xds.wasm.enabled requires it:
+	// otherwise any client picks its tenant by sending the header.
+	TrustHeaderFrom string `yaml:"trust_header_from"`
 	// AllowAnonymous names the tenant for requests without a key; empty = 401.
 	AllowAnonymous string `yaml:"allow_anonymous"`
 	// AnonymousTier is the tier of anonymous requests.
@@ -201,8 +213,11 @@ type GuardDirection struct {
 
 // Cache configures the response cache.
 type Cache struct {
-	Enabled        bool          `yaml:"enabled"`
-	Backend        string        `yaml:"backend"`
+	Enabled bool   `yaml:"enabled"`
+	Backend string `yaml:"backend"`
+	// MaxTemperature is the highest request temperature that is cached
+	// (default 1.0 when the key is absent); 0 caches only requests with
+	// temperature 0.
 	MaxTemperature float64       `yaml:"max_temperature"`
 	Exact          ExactCache    `yaml:"exact"`
 	Semantic       SemanticCache `yaml:"semantic"`

@@ -26,6 +26,10 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("listen:\n  max_body_bytes: lots\n" + minimal))
 	f.Add([]byte("a: [1, 2\n"))
 	f.Add([]byte(minimal + "listen: {shutdown_grace: 5s}\nfailure_mode: {cache: open}\n"))
+	f.Add([]byte(minimal + "tenants:\n  allow_anonymous: false\n  keys: [{id: a, tenant: true}]\n"))
+	f.Add([]byte("listen: {extproc: 'unix:', admin: ':99999'}\n" + minimal))
+	f.Add([]byte("a: &a {b: *a}\n"))
+	f.Add([]byte("cache: {max_temperature: 0, exact: {ttl: -1s}}\n" + minimal))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const name = "fuzz.yaml"
 		c, err := Parse(name, data)

@@ -79,10 +79,16 @@ func Parse(name string, data []byte) (*Config, error) {
 		// Unknown keys and wrong types: the rest was still decoded, so
 		// validate it too and report everything at once.
 		for _, e := range te.Errors {
-			ps = append(ps, yamlProblem(name, errors.New(e)))
+			p := yamlProblem(name, errors.New(e))
+			if p.Path == "" && p.Line > 0 && !strings.HasPrefix(p.Msg, "unknown key") {
+				p.Path = pathAt(lines, p.Line)
+			}
+			ps = append(ps, p)
 		}
 	}
+	ps = append(ps, scalarProblems(name, &root)...)
 	cfg.Source = name
+	cfg.lines = lines
 	applyDefaults(&cfg)
 	for _, p := range validate(&cfg) {
 		p.File = name
@@ -94,6 +100,23 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, ps
 	}
 	return &cfg, nil
+}
+
+// Line is the line of the key at the dotted path (e.g.
+// "models.gpt-4o.targets[0].model") in the file the config was read from, or
+// of its nearest ancestor present there; 0 when unknown.
+func (c *Config) Line(path string) int { return lineOf(c.lines, path) }
+
+// Set reports whether the key at the dotted path is written in the file
+// (as opposed to absent and defaulted).
+func (c *Config) Set(path string) bool {
+	_, ok := c.lines[path]
+	return ok
+}
+
+// Problem is a problem at the dotted path, located in the config's file.
+func (c *Config) Problem(path, format string, args ...any) Problem {
+	return Problem{File: c.Source, Line: c.Line(path), Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
 func isEOF(err error) bool { return err != nil && err.Error() == "EOF" }
@@ -110,6 +133,14 @@ func yamlProblem(name string, err error) Problem {
 		p.Msg = msg[:m[0]] + msg[m[1]:]
 	}
 	p.Msg = strings.TrimPrefix(p.Msg, "unmarshal errors:\n  ")
+	if m := typeMismatch.FindStringSubmatch(p.Msg); m != nil {
+		// "cannot unmarshal !!str `true` into bool"
+		val := m[2]
+		if m[1] == "!!str" {
+			val = strconv.Quote(val)
+		}
+		p.Msg = fmt.Sprintf("got %s %s where %s is expected", yamlKinds[m[1]], val, goKind(m[3]))
+	}
 	if strings.Contains(p.Msg, "not found in type") {
 		// "field foo not found in type config.Listen" -> "unknown key \"foo\""
 		if f := strings.Fields(p.Msg); len(f) > 1 && f[0] == "field" {
@@ -117,6 +148,50 @@ func yamlProblem(name string, err error) Problem {
 		}
 	}
 	return p
+}
+
+var typeMismatch = regexp.MustCompile("^cannot unmarshal (!![a-z]+) `(.*)` into (.+)$")
+
+var yamlKinds = map[string]string{
+	"!!str": "the string", "!!int": "the number", "!!float": "the number", "!!bool": "the boolean",
+	"!!map": "a mapping", "!!seq": "a list", "!!null": "null", "!!timestamp": "the date",
+}
+
+// goKind names a Go type for a config author.
+func goKind(t string) string {
+	switch {
+	case t == "bool":
+		return "true or false"
+	case t == "time.Duration":
+		return "a duration (e.g. 30s, 5m)"
+	case t == "time.Time":
+		return "a date (e.g. 2025-01-01)"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "a whole number"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "string" || strings.HasPrefix(t, "config."):
+		if strings.HasPrefix(t, "config.") && t != "config.Mode" {
+			return "a mapping (" + strings.TrimPrefix(t, "config.") + ")"
+		}
+		return "a string"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["):
+		return "a mapping"
+	}
+	return t
+}
+
+// pathAt is the deepest key written on line, or "".
+func pathAt(lines map[string]int, line int) string {
+	best := ""
+	for p, l := range lines {
+		if l == line && (len(p) > len(best) || (len(p) == len(best) && p < best)) {
+			best = p
+		}
+	}
+	return best
 }
 
 // indexLines records the line of every mapping key and sequence item by dotted path.

@@ -3,9 +3,11 @@ package config
 import (
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -21,6 +23,14 @@ const (
 	DefaultMessageTimeout = 200 * time.Millisecond
 	DefaultLedgerPath     = "tollgate-ledger.jsonl"
 	DefaultProviderTimout = 60 * time.Second
+	// DefaultMaxTemperature is cache.max_temperature when the key is absent.
+	DefaultMaxTemperature = 1.0
+)
+
+// Values of tenants.trust_header_from.
+const (
+	TrustWasmRouter  = "wasm-router"
+	TrustOtherFilter = "other-filter"
 )
 
 func applyDefaults(c *Config) {
@@ -65,6 +75,9 @@ func applyDefaults(c *Config) {
 		if len(d.Roles) == 0 {
 			d.Roles = []string{"user", "tool"}
 		}
+	}
+	if !c.Set("cache.max_temperature") {
+		c.Cache.MaxTemperature = DefaultMaxTemperature
 	}
 	if c.Cache.Backend == "" {
 		c.Cache.Backend = "memory"
@@ -134,6 +147,7 @@ func validate(c *Config) Problems {
 	if r := c.Tracing.SampleRatio; r < 0 || r > 1 {
 		v.add("tracing.sample_ratio", "must be within [0,1]")
 	}
+	v.addrs(c)
 	if c.XDS.MessageTimeout < 0 {
 		v.add("xds.message_timeout", "must be positive")
 	}
@@ -141,6 +155,55 @@ func validate(c *Config) Problems {
 		v.add("xds.wasm.path", "required when xds.wasm.enabled is true")
 	}
 	return v.ps
+}
+
+// addrs checks the addresses `tollgate extproc` listens on (the xds.*
+// addresses are checked where the Envoy resources are built, and by
+// `tollgate validate`).
+func (v *validator) addrs(c *Config) {
+	if err := CheckAddr(c.Listen.ExtProc, true, true); err != nil {
+		v.add("listen.extproc", "%v", err)
+	}
+	if err := CheckAddr(c.Listen.Admin, false, true); err != nil {
+		v.add("listen.admin", "%v", err)
+	}
+}
+
+// CheckAddr checks a host:port address, or, when unixOK, unix:/path too.
+// listen is as in CheckHostPort.
+func CheckAddr(addr string, unixOK, listen bool) error {
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if !unixOK {
+			return fmt.Errorf("must be host:port, got %q", addr)
+		}
+		if strings.TrimPrefix(p, "//") == "" {
+			return fmt.Errorf("unix: needs a socket path, e.g. unix:/run/tollgate/extproc.sock")
+		}
+		return nil
+	}
+	return CheckHostPort(addr, listen)
+}
+
+// CheckHostPort reports whether addr is host:port with a numeric port in
+// 1-65535 (0 too when listen is true: any free port). A listen address may
+// leave the host empty (all interfaces); an address to connect to may not.
+func CheckHostPort(addr string, listen bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be host:port, got %q", addr)
+	}
+	if host == "" && !listen {
+		return fmt.Errorf("needs a host, got %q", addr)
+	}
+	n, err := strconv.Atoi(port)
+	lo := 1
+	if listen {
+		lo = 0
+	}
+	if err != nil || n < lo || n > 65535 {
+		return fmt.Errorf("port must be a number from %d to 65535, got %q", lo, port)
+	}
+	return nil
 }
 
 func (v *validator) listen(c *Config) {
@@ -222,6 +285,15 @@ func (v *validator) pricing(c *Config) {
 }
 
 func (v *validator) tenants(c *Config) {
+	switch from := c.Tenants.TrustHeaderFrom; {
+	case from != "" && from != TrustWasmRouter && from != TrustOtherFilter:
+		v.add("tenants.trust_header_from", "must be %s or %s, got %q", TrustWasmRouter, TrustOtherFilter, from)
+	case from != "" && !c.Tenants.TrustHeader:
+		v.add("tenants.trust_header_from", "has no effect unless tenants.trust_header is true")
+	case c.Tenants.TrustHeader && from == "" && !c.XDS.Wasm.Enabled:
+		v.add("tenants.trust_header", "true without the wasm router (xds.wasm.enabled is false) lets any client pick its tenant by sending x-tollgate-tenant; "+
+			"enable xds.wasm, or, if a filter in your own Envoy config sets the header from the key and drops the client's, say so with tenants.trust_header_from: %s or %s", TrustWasmRouter, TrustOtherFilter)
+	}
 	if a := c.Tenants.AllowAnonymous; a != "" && !validID(a) {
 		v.add("tenants.allow_anonymous", "must match [A-Za-z0-9][A-Za-z0-9._:-]*, got %q", a)
 	}
@@ -361,6 +433,15 @@ func (v *validator) cache(c *Config) {
 	}
 	if c.Cache.Exact.MaxBytes < 0 {
 		v.add("cache.exact.max_bytes", "must be positive")
+	}
+	if c.Cache.Exact.TTL < 0 {
+		v.add("cache.exact.ttl", "must be positive (leave it out for the default)")
+	}
+	if t := c.Cache.MaxTemperature; t < 0 || t > 2 {
+		v.add("cache.max_temperature", "must be within [0,2] (0 caches only temperature-0 requests), got %g", t)
+	}
+	if c.Cache.Semantic.Embedder.Timeout < 0 {
+		v.add("cache.semantic.embedder.timeout", "must be positive")
 	}
 }
 

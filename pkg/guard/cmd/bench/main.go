@@ -12,7 +12,8 @@
 //     and any finding on a negative example, are false positives);
 //   - noise: PII and secrets findings on the benign prompts.
 //
-// Run from the repository root:
+// Run from anywhere in the repository (-corpora DIR when the corpora are
+// not in ../shared/corpora next to it):
 //
 //	go run ./pkg/guard/cmd/bench
 package main
@@ -21,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -40,10 +42,16 @@ var piiTypes = map[string]string{
 }
 
 func main() {
-	root := flag.String("corpora", "../shared/corpora", "folder holding the corpora")
+	corpora := flag.String("corpora", "", "folder holding the corpora (default: "+corpus.DefaultRoot+" relative to the repository root)")
 	verbose := flag.Bool("v", false, "list misses and false positives")
 	threshold := flag.Float64("threshold", 0, "injection threshold (0 = shipped)")
 	flag.Parse()
+	dir, err := corpus.Root(*corpora)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	root := &dir
 	g, err := guard.New(guard.Config{
 		Rules:              map[string]guard.Action{guard.DetectorPII: guard.ActionLog, guard.DetectorSecrets: guard.ActionLog, guard.DetectorInjection: guard.ActionLog},
 		InjectionThreshold: *threshold,
