@@ -44,6 +44,27 @@ func TestSecretsDetector(t *testing.T) {
 		{"not a key name", "timeout = 30s, region: eu-west-1", nil},
 		{"basic auth", "Authorization: Basic dXNlcjpwYXNzd29yZA==", []span{{"BASIC_AUTH", "Basic dXNlcjpwYXNzd29yZA=="}}},
 		{"basic prose", "Basic understanding of networking", nil},
+		// Context rules: no provider prefix needed.
+		{"bearer header", `curl -H "Authorization: Bearer q8Xz2LmN4pR7tV1wK9yB3cD6"`, []span{{"GENERIC_SECRET", "q8Xz2LmN4pR7tV1wK9yB3cD6"}}},
+		{"padded assignment", "  password        => 'thisismypassword',", []span{{"PASSWORD", "thisismypassword"}}},
+		{"quoted value with parentheses", `SECRET_KEY = 'k9(x)Zq!2mW#pL7vR'`, []span{{"GENERIC_SECRET", "k9(x)Zq!2mW#pL7vR"}}},
+		{"flag with token", "vault login -method=token --vault-token s.Xq82LmZp0Rt7Ky4W", []span{{"GENERIC_SECRET", "s.Xq82LmZp0Rt7Ky4W"}}},
+		{"curl user and password", "curl -u deploy:Zx81-qpLm https://example.net", []span{{"BASIC_AUTH", "deploy:Zx81-qpLm"}}},
+		{"connection string", `conn = "Server=db1;Port=5432;User Id=alice;Password=Tr0ub4dor;Database=app;"`,
+			[]span{{"CONNECTION_STRING", "Server=db1;Port=5432;User Id=alice;Password=Tr0ub4dor;Database=app"}}},
+		{"credential pair", "user = 'alice'\npassword = 'open sesame'\n", []span{{"USERNAME", "alice"}, {"PASSWORD", "open sesame"}}},
+		{"user alone", "user = 'alice'\n", nil},
+		{"personal access token name", `ado_pat = "iy7mob6xjrfm2t67anxbot64umf"`, []span{{"GENERIC_SECRET", "iy7mob6xjrfm2t67anxbot64umf"}}},
+		{"random token after key word", "Unseal Key 2: 0tZn+7QQCxphpHwTm7/dC3LpP5JGIbYl3PK8Sy81R+P2", []span{{"GENERIC_SECRET", "0tZn+7QQCxphpHwTm7/dC3LpP5JGIbYl3PK8Sy81R+P2"}}},
+		{"hex after key word", "the api key for staging is 9c4f1e07b2d85a3e6f10c9d2", []span{{"GENERIC_SECRET", "9c4f1e07b2d85a3e6f10c9d2"}}},
+		{"bare high entropy", "use Qm7xK2pLr9Tz4WvB8nC1dF6hJ3sY0aE5 for it", []span{{"HIGH_ENTROPY_STRING", "Qm7xK2pLr9Tz4WvB8nC1dF6hJ3sY0aE5"}}},
+		{"identifier after key word", "key := ssa.OpAMD64VCVTPD2PSX128", nil},
+		{"camel case after key word", "the token OpSelect128FromPairInt64x4 is an op", nil},
+		{"selector is code", "password = cfg.DatabasePassword", nil},
+		{"version after key word", "api version 2024-03-18.v1.2.3", nil},
+		{"google client id", "id 244082345999-o6m8f1pmb1e76tjfj9v7b96j31e53ps5.apps.googleusercontent.com",
+			[]span{{"GOOGLE_CLIENT_ID", "244082345999-o6m8f1pmb1e76tjfj9v7b96j31e53ps5.apps.googleusercontent.com"}}},
+		{"mkdir -p is not a password", "mkdir -p build/output && cp -u a b", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

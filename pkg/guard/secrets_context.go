@@ -1,0 +1,317 @@
+package guard
+
+import (
+	"math"
+	"strings"
+)
+
+// Context rules of the secrets detector: they need no provider prefix.
+// A credential is recognised by where it stands (a command-line flag, an
+// Authorization header, a key-like word just before it) and by how random
+// it looks (Shannon entropy, character classes, class changes).
+
+// scanFlags finds credentials passed as command-line flags separated by a
+// space: `--token VALUE`, `-password VALUE`, `-u user:pass` (curl) and
+// `-u user ... -p pass` pairs.
+func scanFlags(text string, dst []Finding) []Finding {
+	n := len(text)
+	userS, userE := -1, -1
+	for off := 0; off < n; {
+		i := strings.IndexByte(text[off:], '-')
+		if i < 0 {
+			break
+		}
+		p := off + i
+		off = p + 1
+		if p > 0 && text[p-1] != ' ' && text[p-1] != '\t' {
+			continue
+		}
+		s := p + 1
+		if s < n && text[s] == '-' {
+			s++
+		}
+		e := s
+		for e < n && e-s < 40 && (isAlnum(text[e]) || text[e] == '_' || text[e] == '-') {
+			e++
+		}
+		if e == s || e >= n || text[e] != ' ' || !isAlpha(text[s]) {
+			continue
+		}
+		name := text[s:e]
+		v := e
+		for v < n && text[v] == ' ' {
+			v++
+		}
+		var quote byte
+		if v < n && (text[v] == '"' || text[v] == '\'') {
+			quote = text[v]
+			v++
+		}
+		ve := valueEnd(text, v, quote)
+		if quote != 0 && (ve >= n || text[ve] != quote) {
+			continue
+		}
+		val := text[v:ve]
+		if val == "" || val[0] == '-' {
+			continue
+		}
+		sameLine := userS >= 0 && strings.IndexByte(text[userE:p], '\n') < 0
+		switch strings.ToLower(name) {
+		case "u", "user", "username":
+			if c := strings.IndexByte(val, ':'); c > 0 && c < len(val)-1 && !strings.Contains(val, "://") && plausibleUser(val[:min(c, 64)]) && !strings.ContainsAny(val, "${}") {
+				dst = append(dst, secret("BASIC_AUTH", v, ve, 0.8))
+				off = ve
+				continue
+			}
+			if plausibleUser(val) {
+				userS, userE = v, ve
+			}
+			continue
+		case "p":
+			if sameLine && plausibleSecret(val, kwPassword, quote != 0) {
+				dst = append(dst, secret("USERNAME", userS, userE, 0.6), secret("PASSWORD", v, ve, 0.75))
+				userS = -1
+				off = ve
+			}
+			continue
+		}
+		if len(name) < 3 {
+			continue
+		}
+		kind := keyKind(name)
+		if kind != kwPassword && kind != kwSecret || !plausibleSecret(val, kind, quote != 0) {
+			continue
+		}
+		typ, score := "GENERIC_SECRET", 0.7
+		if kind == kwPassword {
+			typ, score = "PASSWORD", 0.75
+			if sameLine {
+				dst = append(dst, secret("USERNAME", userS, userE, 0.6))
+				userS = -1
+			}
+		}
+		dst = append(dst, secret(typ, v, ve, score))
+		off = ve
+	}
+	return dst
+}
+
+// scanGoogleClientIDs finds OAuth client ids
+// `<digits>-<32 lower-case alphanumerics>.apps.googleusercontent.com`.
+func scanGoogleClientIDs(text string, dst []Finding) []Finding {
+	const suffix = ".apps.googleusercontent.com"
+	for off := 0; off < len(text); {
+		i := strings.Index(text[off:], suffix)
+		if i < 0 {
+			break
+		}
+		e := off + i
+		off = e + len(suffix)
+		s := e
+		for s > 0 && e-s < 32 && (isDigit(text[s-1]) || 'a' <= text[s-1] && text[s-1] <= 'z') {
+			s--
+		}
+		if e-s != 32 || s == 0 || text[s-1] != '-' {
+			continue
+		}
+		d := s - 1
+		for d > 0 && isDigit(text[d-1]) {
+			d--
+		}
+		if s-1-d < 6 {
+			continue
+		}
+		dst = append(dst, secret("GOOGLE_CLIENT_ID", d, off, 0.8))
+	}
+	return dst
+}
+
+// Thresholds of scanEntropy.
+const (
+	entropyMinContext = 16  // shortest token next to a key-like word
+	entropyMinBare    = 24  // shortest token without context
+	entropyMaxLen     = 200 // longer runs are blobs (images, payloads), not keys
+	entropyContext    = 80  // bytes before a token searched for a key-like word
+)
+
+func isEntropyByte(c byte) bool {
+	return isAlnum(c) || c == '+' || c == '/' || c == '_' || c == '-' || c == '.' || c == '~'
+}
+
+// scanEntropy reports random-looking tokens: next to a key-like word
+// (key, token, secret, password, auth, bearer, credential, login, api,
+// private, wallet) a token of 16+ bytes with letters and digits, entropy
+// of at least 3.3 bits per byte and frequent class changes is a
+// GENERIC_SECRET; without such a word a token needs 24+ bytes, lower and
+// upper case and digits, 4 bits per byte and more class changes
+// (HIGH_ENTROPY_STRING). Tokens inside findings of the other secrets rules
+// (dst[base:]) are skipped.
+func scanEntropy(text string, dst []Finding, base int) []Finding {
+	n := len(text)
+	for i := 0; i < n; {
+		if !isEntropyByte(text[i]) {
+			i++
+			continue
+		}
+		s := i
+		for i < n && isEntropyByte(text[i]) {
+			i++
+		}
+		e := i
+		for e < n && e-i < 2 && text[e] == '=' {
+			e++ // base64 padding
+		}
+		for s < e && (text[s] == '.' || text[s] == '-' || text[s] == '/' || text[s] == '_') {
+			s++
+		}
+		for e > s && (text[e-1] == '.' || text[e-1] == '-' || text[e-1] == '/' || text[e-1] == '_') {
+			e--
+		}
+		if s+2 < e && text[s] == '0' && (text[s+1] == 'x' || text[s+1] == 'X') {
+			s += 2
+		}
+		if e-s < entropyMinContext || e-s > entropyMaxLen || (s > 0 && (text[s-1] == '@' || text[s-1] == ':' && s > 1 && text[s-2] == '/')) {
+			continue
+		}
+		if strings.IndexByte(text[s:e], '/') >= 0 && strings.Count(text[s:e], "/") > 1 {
+			// A path or URL: judge each segment on its own.
+			for a := s; a < e; {
+				b := strings.IndexByte(text[a:e], '/')
+				if b < 0 {
+					b = e - a
+				}
+				dst = entropyToken(text, a, a+b, dst, base)
+				a += b + 1
+			}
+			continue
+		}
+		dst = entropyToken(text, s, e, dst, base)
+	}
+	return dst
+}
+
+// entropyToken judges text[s:e] for scanEntropy.
+func entropyToken(text string, s, e int, dst []Finding, base int) []Finding {
+	l := e - s
+	if l < entropyMinContext || l > entropyMaxLen {
+		return dst
+	}
+	st := tokenStats(text[s:e])
+	if !st.digit || !st.letter {
+		return dst
+	}
+	for _, f := range dst[base:] {
+		if f.Start < e && s < f.End {
+			return dst
+		}
+	}
+	if s >= 7 && text[s-7:s] == "base64," {
+		return dst
+	}
+	// Hex strings have no words to find: letters a-f only, 3+ digits.
+	random := st.changes*4 >= l && (st.wordy*3 <= st.letters || st.hex && st.digits >= 3)
+	switch {
+	case random && st.entropy >= 3.3 && keyContext(text, s):
+		dst = append(dst, secret("GENERIC_SECRET", s, e, 0.6))
+	case l >= entropyMinBare && st.lower && st.upper && st.entropy >= 4.2 && st.changes*3 >= l && st.wordy*10 <= st.letters*3 && st.slashes == 0 && st.dots == 0:
+		dst = append(dst, secret("HIGH_ENTROPY_STRING", s, e, 0.5))
+	}
+	return dst
+}
+
+type tokStats struct {
+	lower, upper, digit, letter bool
+	slashes, dots               int
+	digits                      int
+	hex                         bool // every letter is a-f or A-F
+	letters                     int  // letters in the token
+	wordy                       int  // letters in runs of 4+ of one case ("Valid", "alidate", "RISCV")
+	changes                     int  // adjacent pairs whose class differs (lower, upper, digit)
+	entropy                     float64
+}
+
+func tokenStats(tok string) tokStats {
+	st := tokStats{hex: true}
+	var counts [128]uint8
+	prev, run := 0, 0
+	for i := 0; i <= len(tok); i++ {
+		if i == len(tok) {
+			if run >= 4 {
+				st.wordy += run
+			}
+			break
+		}
+		c := tok[i]
+		counts[c&127]++
+		cls := 0
+		switch {
+		case 'a' <= c && c <= 'z':
+			st.lower, cls = true, 1
+			st.hex = st.hex && c <= 'f'
+		case 'A' <= c && c <= 'Z':
+			st.upper, cls = true, 2
+			st.hex = st.hex && c <= 'F'
+		case isDigit(c):
+			st.digit, cls = true, 3
+			st.digits++
+		case c == '/':
+			st.slashes++
+		case c == '.':
+			st.dots++
+		}
+		if cls == 1 || cls == 2 {
+			st.letters++
+		}
+		if cls != prev || cls == 3 || cls == 0 {
+			carry := 0
+			if prev == 2 && cls == 1 && run > 0 {
+				carry, run = 1, run-1 // the capital starts a camel-case word
+			}
+			if run >= 4 {
+				st.wordy += run
+			}
+			run = carry
+		}
+		if cls == 1 || cls == 2 {
+			run++
+		}
+		if cls != 0 {
+			if prev != 0 && cls != prev {
+				st.changes++
+			}
+			prev = cls
+		}
+	}
+	st.letter = st.lower || st.upper
+	l := float64(len(tok))
+	for _, k := range counts {
+		if k != 0 {
+			p := float64(k) / l
+			st.entropy -= p * math.Log2(p)
+		}
+	}
+	return st
+}
+
+// keyContext reports whether a key-like word occurs in the entropyContext
+// bytes before s, within the current and two previous lines.
+func keyContext(text string, s int) bool {
+	from := max(0, s-entropyContext)
+	nl := 0
+	for j := s - 1; j >= from; j-- {
+		if text[j] == '\n' {
+			nl++
+			if nl == 3 {
+				from = j + 1
+				break
+			}
+		}
+	}
+	w := text[from:s]
+	for _, k := range [...]string{"key", "token", "secret", "passw", "pwd", "auth", "bearer", "credential", "login", "api", "private", "wallet"} {
+		if containsFold(w, k) {
+			return true
+		}
+	}
+	return false
+}
