@@ -230,7 +230,7 @@ func newSecretsDetector() *secretsDetector {
 			}
 		}
 	}
-	for _, t := range []string{"PRIVATE_KEY", "URL_CREDENTIALS", "PASSWORD", "GENERIC_SECRET", "BASIC_AUTH", "CONNECTION_STRING", "USERNAME", "GOOGLE_CLIENT_ID", "HIGH_ENTROPY_STRING"} {
+	for _, t := range []string{"PRIVATE_KEY", "URL_CREDENTIALS", "PASSWORD", "GENERIC_SECRET", "BASIC_AUTH", "CONNECTION_STRING", "USERNAME", "GOOGLE_CLIENT_ID", "HIGH_ENTROPY_STRING", "CLOUD_RESOURCE_ID"} {
 		if !seen[t] {
 			d.types = append(d.types, t)
 		}
@@ -255,6 +255,7 @@ func (d *secretsDetector) Detect(text string, dst []Finding) []Finding {
 	dst = scanPasswordIs(text, dst)
 	dst = scanFlags(text, dst)
 	dst = scanGoogleClientIDs(text, dst)
+	dst = scanCloudResources(text, dst)
 	dst = scanEntropy(text, dst, base)
 	return dst
 }

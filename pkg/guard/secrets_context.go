@@ -315,3 +315,61 @@ func keyContext(text string, s int) bool {
 	}
 	return false
 }
+
+func isHostByte(c byte) bool { return isAlnum(c) || c == '.' || c == '-' || c == '_' }
+
+// scanCloudResources finds identifiers of cloud resources that reveal an
+// account's layout: AWS ARNs, S3 and Google Cloud Storage bucket hosts,
+// Shopify store domains (CLOUD_RESOURCE_ID; not credentials, but what a
+// secret scanner is expected to keep out of third-party logs).
+func scanCloudResources(text string, dst []Finding) []Finding {
+	for off := 0; off < len(text); {
+		i := strings.Index(text[off:], "arn:aws")
+		if i < 0 {
+			break
+		}
+		s := off + i
+		e := s
+		for e < len(text) && text[e] > ' ' && text[e] != '"' && text[e] != '\'' && text[e] != ']' && text[e] != ',' && text[e] != '`' {
+			e++
+		}
+		off = e
+		if (s == 0 || !isAlnum(text[s-1])) && strings.Count(text[s:e], ":") >= 5 {
+			dst = append(dst, secret("CLOUD_RESOURCE_ID", s, e, 0.5))
+		}
+	}
+	for _, host := range [...]string{".s3.amazonaws.com", ".storage.googleapis.com", ".myshopify.com"} {
+		for off := 0; off < len(text); {
+			i := strings.Index(text[off:], host)
+			if i < 0 {
+				break
+			}
+			e := off + i
+			off = e + len(host)
+			s := e
+			for s > 0 && e-s < 128 && isHostByte(text[s-1]) {
+				s--
+			}
+			if s < e && isAlnum(text[s]) {
+				dst = append(dst, secret("CLOUD_RESOURCE_ID", s, off, 0.5))
+			}
+		}
+	}
+	const s3path = "s3.amazonaws.com/"
+	for off := 0; off < len(text); {
+		i := strings.Index(text[off:], s3path)
+		if i < 0 {
+			break
+		}
+		s := off + i
+		e := s + len(s3path)
+		for e < len(text) && e-s < 128 && isHostByte(text[e]) {
+			e++
+		}
+		off = e
+		if (s == 0 || text[s-1] != '.') && e > s+len(s3path) {
+			dst = append(dst, secret("CLOUD_RESOURCE_ID", s, e, 0.5))
+		}
+	}
+	return dst
+}

@@ -64,6 +64,9 @@ func TestSecretsDetector(t *testing.T) {
 		{"version after key word", "api version 2024-03-18.v1.2.3", nil},
 		{"google client id", "id 244082345999-o6m8f1pmb1e76tjfj9v7b96j31e53ps5.apps.googleusercontent.com",
 			[]span{{"GOOGLE_CLIENT_ID", "244082345999-o6m8f1pmb1e76tjfj9v7b96j31e53ps5.apps.googleusercontent.com"}}},
+		{"arn", `alerts: "arn:aws:sns:us-west-2:123456789023:Alarm"`, []span{{"CLOUD_RESOURCE_ID", "arn:aws:sns:us-west-2:123456789023:Alarm"}}},
+		{"s3 bucket host", "see my-data.s3.amazonaws.com/x", []span{{"CLOUD_RESOURCE_ID", "my-data.s3.amazonaws.com"}}},
+		{"s3 bucket path", "at s3.amazonaws.com/my-data now", []span{{"CLOUD_RESOURCE_ID", "s3.amazonaws.com/my-data"}}},
 		{"mkdir -p is not a password", "mkdir -p build/output && cp -u a b", nil},
 	}
 	for _, tt := range tests {
