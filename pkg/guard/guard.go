@@ -53,7 +53,11 @@ func New(cfg Config) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	all := []Detector{newPIIDetector(), newSecretsDetector(), newInjectionDetector(model, cfg.InjectionThreshold)}
+	ents, err := newEntitiesDetector()
+	if err != nil {
+		return nil, err
+	}
+	all := []Detector{newPIIDetector(), newSecretsDetector(), ents, newInjectionDetector(model, cfg.InjectionThreshold)}
 	known := map[string]bool{DetectorExternal: true}
 	for _, d := range all {
 		known[d.Name()] = true
@@ -169,14 +173,18 @@ func DetectorTypes() map[string][]string {
 		DetectorPII:       newPIIDetector().Types(),
 		DetectorSecrets:   newSecretsDetector().Types(),
 		DetectorInjection: (*injectionDetector)(nil).Types(),
+		DetectorEntities:  (*entitiesDetector)(nil).Types(),
 	}
 }
 
 // priority orders detectors when spans overlap: a secret wins over PII
 // (a token before '@' is not an e-mail local part).
 func priority(f Finding) int {
-	if f.Detector == DetectorSecrets {
-		return 1
+	switch f.Detector {
+	case DetectorSecrets:
+		return 2
+	case DetectorPII:
+		return 1 // a phone or e-mail inside an address keeps its own type
 	}
 	return 0
 }

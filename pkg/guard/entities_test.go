@@ -1,0 +1,68 @@
+package guard
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestEntitiesDetector(t *testing.T) {
+	d, err := newEntitiesDetector()
+	require.NoError(t, err)
+	tests := []struct {
+		name string
+		text string
+		want []span
+	}{
+		{"first and last name", "Please ask Maria Schneider about it.", []span{{TypePerson, "Maria Schneider"}}},
+		{"title and surname", "Yesterday Dr. Kowalski called.", []span{{TypePerson, "Kowalski"}}},
+		{"name cue", "My name is Torres", []span{{TypePerson, "Torres"}}},
+		{"common word is not a name", "Will you mark the page? Can I go?", nil},
+		{"us street address", "Send it to 224 Bond Street, Springfield, IL 62704 please",
+			[]span{{TypeAddress, "224 Bond Street, Springfield, IL 62704"}}},
+		{"german compound street", "Wir wohnen in der Ditscheinergasse 12, 1030 Wien",
+			[]span{{TypeAddress, "Ditscheinergasse 12, 1030 Wien"}}},
+		{"french street type first", "rendez-vous au 40 rue Victor Hugo ce soir", []span{{TypeAddress, "40 rue Victor Hugo"}}},
+		{"number name number with unit", "57 Askelund 1\n Suite 322\n Boeslunde", []span{{TypeAddress, "57 Askelund 1\n Suite 322\n Boeslunde"}}},
+		{"country after preposition", "I'm originally from Somalia", []span{{TypeLocation, "Somalia"}}},
+		{"multi-word place", "We flew to New York yesterday", []span{{TypeLocation, "New York"}}},
+		{"quantities are not addresses", "Add 3 cups of flour and 2 eggs to 250 ml milk.", nil},
+		{"lower-case text", "the princess royal arrived at bauru this morning from bahrain.", []span{{TypeLocation, "bahrain"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := spans(tt.text, d.Detect(tt.text, nil))
+			assert.Equal(t, tt.want, got)
+			checkFindings(t, tt.text, d.Detect(tt.text, nil))
+		})
+	}
+}
+
+func TestEntitiesConfigurable(t *testing.T) {
+	g, err := New(Config{Rules: map[string]Action{TypePerson: ActionRedact, TypeAddress: ActionRedact}})
+	require.NoError(t, err)
+	res := g.NewSession().Check("Ship to 224 Bond Street, Springfield for Maria Schneider.")
+	assert.Equal(t, "Ship to [ADDRESS_1] for [PERSON_1].", res.Text)
+	assert.Contains(t, DetectorTypes()[DetectorEntities], TypeLocation)
+}
+
+func TestEntitiesAllocs(t *testing.T) {
+	d, err := newEntitiesDetector()
+	require.NoError(t, err)
+	text := benchPrompt(2 << 10)
+	dst := make([]Finding, 0, 64)
+	allocs := testing.AllocsPerRun(20, func() { dst = d.Detect(text, dst[:0]) })
+	assert.Zero(t, allocs)
+}
+
+func FuzzEntitiesDetector(f *testing.F) {
+	for _, s := range []string{"57 Askelund 1\n Suite 322", "Dr. X", "rue", "Mr. Ö", "12B Via", "name is "} {
+		f.Add(s)
+	}
+	d, err := newEntitiesDetector()
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, text string) {
+		checkFindings(t, text, d.Detect(text, nil))
+	})
+}
