@@ -19,6 +19,13 @@ func TestNormalize(t *testing.T) {
 		{"Größe ÄÖÜ", "größe äöü"},
 		{"a\U000E0041b", "ab"}, // tag characters are invisible
 		{"", ""},
+		// Opaque identifiers fold to one mark; words, years and short
+		// numbers stay.
+		{"record 3f2a9c1e-77b0-4c1d-9a2e-0b6f5d4c3a21 please", "record # please"},
+		{"order cus_9Xk2LmQ7pZ and ORD-884213", "order # and #"},
+		{"token xKqTzRwe then qzxkvwtp", "token # then #"},
+		{"GPT4 in 2024 with base64, JavaScript, 10th, 42", "gpt4 in 2024 with base64, javascript, 10th, 42"},
+		{"id ef5563 and 1234567", "id # and #"},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, string(Normalize(nil, tt.in)), "input %q", tt.in)

@@ -16,6 +16,14 @@ func Normalize(dst []byte, text string) []byte {
 	for i := 0; i < len(text); {
 		c := text[i]
 		if c < utf8.RuneSelf {
+			if isASCIIAlnum(c) && (i == 0 || !isASCIIIDByte(text[i-1])) {
+				if j, ok := mixedCaseRun(text, i); ok {
+					dst = append(dst, OpaqueMark)
+					space = false
+					i = j
+					continue
+				}
+			}
 			i++
 			switch {
 			case 'A' <= c && c <= 'Z':
@@ -59,7 +67,106 @@ func Normalize(dst []byte, text string) []byte {
 	if len(dst) > 0 && dst[len(dst)-1] == ' ' {
 		dst = dst[:len(dst)-1]
 	}
-	return dst
+	return FoldOpaque(dst)
+}
+
+func isASCIILetter(c byte) bool { return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') }
+func isASCIIAlnum(c byte) bool  { return isASCIILetter(c) || ('0' <= c && c <= '9') }
+func isASCIIIDByte(c byte) bool { return isASCIIAlnum(c) || c == '_' || c == '-' }
+
+// mixedCaseRun reports whether the run of ASCII letters, digits, '_' and
+// '-' starting at i is
+// 6+ bytes with case flipping from lower to upper at least twice inside
+// it ("xKqTzR", "aB3dEf9"), which words and camel-case names
+// ("JavaScript", "ChatGPT") do not, and returns its end.
+func mixedCaseRun(text string, i int) (int, bool) {
+	j, flips := i, 0
+	for j < len(text) && isASCIIIDByte(text[j]) {
+		if j > i && 'A' <= text[j] && text[j] <= 'Z' && 'a' <= text[j-1] && text[j-1] <= 'z' {
+			flips++
+		}
+		j++
+	}
+	return j, j-i >= 6 && flips >= 2
+}
+
+// OpaqueMark replaces opaque identifiers in normalised text.
+const OpaqueMark = '#'
+
+func isIDByte(c byte) bool {
+	return ('a' <= c && c <= 'z') || ('0' <= c && c <= '9') || c == '_' || c == '-'
+}
+
+// FoldOpaque replaces, in place, every token of normalised (lower-case)
+// text that reads as an opaque identifier rather than a word — record ids,
+// UUIDs, hashes, nonces, order numbers — by OpaqueMark, so that a score
+// does not depend on which id a prompt carries. A token is a run of
+// [a-z0-9_-]; it is opaque when it mixes letters and digits with at least
+// two changes between them ("a1b2", UUID groups) or is 8+ bytes long
+// ("cus_9f8e7d6c5b", "dfd31144") or 6+ bytes of hex ("ef5563"), when it is 5+ digits, or when it is 6+ letters with
+// a run of 5 consonants or fewer than one vowel in five (lower-cased
+// random letters). Words such as "gpt4", "10th", "base64" and years stay.
+func FoldOpaque(b []byte) []byte {
+	out := b[:0]
+	for i := 0; i < len(b); {
+		if !isIDByte(b[i]) {
+			out = append(out, b[i])
+			i++
+			continue
+		}
+		j := i
+		for j < len(b) && isIDByte(b[j]) {
+			j++
+		}
+		if opaque(b[i:j]) {
+			out = append(out, OpaqueMark)
+		} else {
+			out = append(out, b[i:j]...) // copy within b: out never overtakes i
+		}
+		i = j
+	}
+	return out
+}
+
+func opaque(tok []byte) bool {
+	var letters, digits, changes, vowels, cons, maxCons int
+	hexOnly := true
+	prev := 0
+	for _, c := range tok {
+		cls := 0
+		switch {
+		case '0' <= c && c <= '9':
+			digits++
+			cls = 2
+		case 'a' <= c && c <= 'z':
+			letters++
+			cls = 1
+			hexOnly = hexOnly && c <= 'f'
+			switch c {
+			case 'a', 'e', 'i', 'o', 'u', 'y':
+				vowels++
+				cons = 0
+			default:
+				cons++
+				maxCons = max(maxCons, cons)
+			}
+		}
+		if cls != 0 {
+			if prev != 0 && cls != prev {
+				changes++
+			}
+			prev = cls
+		}
+	}
+	switch {
+	case letters > 0 && digits > 0:
+		return changes >= 2 || len(tok) >= 8 || len(tok) >= 6 && hexOnly
+	case digits >= 5 && letters == 0:
+		return true
+	case letters >= 6 && digits == 0:
+		return maxCons >= 5 || vowels*5 < letters
+	}
+	return false
 }
 
 // IsInvisible reports whether r renders as nothing and is commonly used to

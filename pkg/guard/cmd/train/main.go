@@ -46,13 +46,14 @@ func main() {
 	maxFPR := flag.Float64("max-fpr", 0.02, "highest validation false-positive rate allowed when picking the threshold")
 	seed := flag.Uint64("seed", 1, "shuffle seed")
 	feat := flag.String("features", "word1,word2,char4", "feature families: word1, word2, char3, char4")
+	synthetic := flag.Bool("synthetic", true, "add the synthetic examples of synthetic.go to the train split")
 	windowLog2 := flag.Uint("window-log2", 8, "log2 of the scoring window in bytes (0 = whole text only)")
 	flag.Parse()
 	set, err := parseFeatures(*feat)
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := run(*root, *out, uint8(*bits), set, uint8(*windowLog2), *epochs, *lr, *l2, *benignWeight, *maxFPR, *seed); err != nil {
+	if err := run(*root, *out, uint8(*bits), set, uint8(*windowLog2), *epochs, *lr, *l2, *benignWeight, *maxFPR, *seed, *synthetic); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -76,7 +77,7 @@ func parseFeatures(s string) (ngram.FeatureSet, error) {
 	return set, nil
 }
 
-func run(root, out string, bits uint8, set ngram.FeatureSet, windowLog2 uint8, epochs int, lr, l2, benignWeight, maxFPR float64, seed uint64) error {
+func run(root, out string, bits uint8, set ngram.FeatureSet, windowLog2 uint8, epochs int, lr, l2, benignWeight, maxFPR float64, seed uint64, synthetic bool) error {
 	dirs, err := corpus.Dirs(root, "injection-")
 	if err != nil {
 		return err
@@ -93,6 +94,16 @@ func run(root, out string, bits uint8, set ngram.FeatureSet, windowLog2 uint8, e
 			norm = ngram.Normalize(norm, r.Text)
 			feats = ngram.Features(feats, norm, bits, set)
 			e := sparse(feats, r.Attack(), corpus.SplitOf(r.Text), d)
+			e.norm = append([]byte(nil), norm...)
+			all = append(all, e)
+		}
+	}
+	if synthetic {
+		texts, attack := synthExamples()
+		for i, t := range texts {
+			norm = ngram.Normalize(norm, t)
+			feats = ngram.Features(feats, norm, bits, set)
+			e := sparse(feats, attack[i], corpus.Train, "synthetic")
 			e.norm = append([]byte(nil), norm...)
 			all = append(all, e)
 		}
