@@ -121,7 +121,13 @@ var (
 		"veg", "gata", "katu", "tie", "kuja", "polku", "utca", "út", "ulica", "ulice", "street", "road", "avenue", "lane"}
 	unitWords  = words("apt", "apartment", "suite", "ste", "unit", "flat", "floor", "fl", "room", "rm", "building", "bldg", "box", "po", "p.o", "#")
 	placePreps = words("in", "from", "at", "to", "near", "of", "visit", "visiting", "around", "outside", "across")
-	nameCues   = []string{"name is ", "named ", "name's ", "called ", "i am ", "i'm ", "this is ", "dear ", "hi ", "hello ", "thanks ", "thank you ", "contact ", "ask ", "with ", "by ", "from ", "and "}
+	// locCues admit a capitalised word that is in no place list.
+	locCues = []string{"grew up in ", "born in ", "based in ", "lives in ", "live in ", "living in ", "moved to ", "moved from ",
+		"moved here from ", "arrived at ", "arrived in ", "i'm in ", "i am in ", "originally from ", "coming to ", "trip to ",
+		"travel to ", "travelling to ", "traveling to ", "flew to ", "flying to ", "located in ", "visiting ", "stay in ", "staying in "}
+	// strongCues admit a capitalised word that is in no name list.
+	strongCues = []string{"name is ", "named ", "name's ", "called ", "dear ", "hello ", "hi ", "this is "}
+	nameCues   = []string{"name is ", "named ", "name's ", "called ", "i am ", "i'm ", "this is ", "dear ", "hi ", "hello ", "thanks ", "thank you ", "contact ", "ask ", "with ", "by ", "and "}
 )
 
 func words(w ...string) []string { return w }
@@ -346,53 +352,52 @@ func endsSentence(between string) bool {
 // nameWord reports a capitalised token that may continue a name: a known
 // first or last name, an initial, or an unknown capitalised word that is
 // not a common English word, a place or a street word.
-func (d *entitiesDetector) nameWord(text string, t token, lowerText bool) bool {
+func (d *entitiesDetector) nameWord(text string, t token, lowerText, unknown bool) bool {
 	if t.num || !(t.upper || lowerText && t.lowers) {
 		return false
 	}
 	w := text[t.s:t.e]
 	if utf8.RuneCountInString(strings.TrimSuffix(w, ".")) == 1 {
-		return t.upper
+		return t.upper && w != "I" // an initial, not the pronoun
 	}
-	if b := d.bits(w); b&(lexLast|lexFirst) != 0 {
-		return b&lexWord == 0 || !t.lowers
+	b := d.bits(possessive(w))
+	if b&(lexLast|lexFirst) != 0 {
+		return b&lexWord == 0
 	}
-	return false
+	if !unknown || !t.upper || t.caps || b != 0 {
+		return false
+	}
+	after, before, compound := d.streetWord(w)
+	return !after && !before && !compound
 }
 
 // person matches [title] first-name [middle/initial] [last-name...].
 func (d *entitiesDetector) person(text string, t token, prev token, sentenceStart, lowerText bool) (start, end int, ok bool) {
 	w := text[t.s:t.e]
-	if t.caps && len(w) > 3 {
-		return 0, 0, false // headings, acronyms
+	if t.caps && len(w) > 3 || !t.upper && len(w) < 3 {
+		return 0, 0, false // headings, acronyms, split contractions
 	}
-	cue := false
-	for _, c := range nameCues {
-		if t.s >= len(c) && strings.EqualFold(text[t.s-len(c):t.s], c) {
-			cue = true
-			break
-		}
-	}
-	wb := d.bits(w)
-	title := wb&lexTitle != 0 && t.upper
+	cue := hasCue(text, t.s, nameCues)
+	wb := d.bits(possessive(w))
 	isFirst := wb&lexFirst != 0
 	isLast := wb&lexLast != 0
 	common := wb&lexWord != 0
-	if title {
-		// Title: the name is the capitalised words after it.
+	if wb&lexTitle != 0 && (t.upper || lowerText) {
+		// Title: the name is the title and the capitalised words after it.
 		n, _, ok := nextToken(text, t.e)
-		if !ok || !n.upper || n.num {
+		if !ok || n.num || !(n.upper || lowerText && n.lowers) || d.bits(text[n.s:n.e])&lexWord != 0 {
 			return 0, 0, false
 		}
-		return n.s, d.extendName(text, n, lowerText), true
+		return t.s, d.extendName(text, n, lowerText, true), true
+	}
+	if t.upper && !common && wb&(lexPlace|lexTitle) == 0 && hasCue(text, t.s, strongCues) {
+		// "My name is Kenjirou": a cue admits an unknown name.
+		return t.s, d.extendName(text, t, lowerText, true), true
 	}
 	if !isFirst && !(isLast && (cue || prev.s != prev.e && d.bits(text[prev.s:prev.e])&lexTitle != 0)) {
 		return 0, 0, false
 	}
-	if common && !cue {
-		return 0, 0, false // "Will", "Can", "Mark": too often ordinary words
-	}
-	e := d.extendName(text, t, lowerText)
+	e := d.extendName(text, t, lowerText, !common)
 	if e > t.e {
 		return t.s, e, true
 	}
@@ -407,13 +412,33 @@ func (d *entitiesDetector) person(text string, t token, prev token, sentenceStar
 	return t.s, t.e, true
 }
 
+// hasCue reports whether one of cues (lower-case) ends at s.
+func hasCue(text string, s int, cues []string) bool {
+	for _, c := range cues {
+		if s >= len(c) && strings.EqualFold(text[s-len(c):s], c) {
+			return true
+		}
+	}
+	return false
+}
+
+// possessive strips a trailing "'s" ("Liam's").
+func possessive(w string) string {
+	if strings.HasSuffix(w, "'s") || strings.HasSuffix(w, "’s") {
+		return w[:strings.LastIndexAny(w, "'’")]
+	}
+	return w
+}
+
 // extendName extends a name from token t over following name words
-// separated by single spaces (up to 4 words in all).
-func (d *entitiesDetector) extendName(text string, t token, lowerText bool) int {
+// separated by single spaces (up to 4 words in all). With unknown, a
+// capitalised word that is in no list (not a common word, place or street
+// word) also counts as a surname ("Peter Pham").
+func (d *entitiesDetector) extendName(text string, t token, lowerText, unknown bool) int {
 	e := t.e
 	for k := 0; k < 3; k++ {
 		n, gap, ok := nextToken(text, e)
-		if !ok || gap != 0 || n.s-e > 2 || !d.nameWord(text, n, lowerText) {
+		if !ok || gap != 0 || n.s-e > 2 || !d.nameWord(text, n, lowerText, unknown) {
 			break
 		}
 		e = n.e
@@ -438,7 +463,19 @@ func (d *entitiesDetector) location(text string, t token, prev token, sentenceSt
 		e = n.e
 	}
 	if best < 0 {
-		return 0, false
+		if !(t.upper || lowerText) || d.bits(text[t.s:t.e])&(lexWord|lexTitle) != 0 || !hasCue(text, t.s, locCues) {
+			return 0, false
+		}
+		// "grew up in Kalatsova": a cue admits an unknown place name.
+		e := t.e
+		for k := 0; k < 3; k++ {
+			n, gap, ok := nextToken(text, e)
+			if !ok || gap != 0 || n.s-e != 1 || n.num || !(n.upper || isConnector(text[n.s:n.e]) || lowerText && n.lowers && d.bits(text[n.s:n.e])&lexWord == 0) {
+				break
+			}
+			e = n.e
+		}
+		return e, true
 	}
 	if best == t.e {
 		w := text[t.s:t.e]

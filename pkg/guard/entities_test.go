@@ -16,7 +16,7 @@ func TestEntitiesDetector(t *testing.T) {
 		want []span
 	}{
 		{"first and last name", "Please ask Maria Schneider about it.", []span{{TypePerson, "Maria Schneider"}}},
-		{"title and surname", "Yesterday Dr. Kowalski called.", []span{{TypePerson, "Kowalski"}}},
+		{"title and surname", "Yesterday Dr. Kowalski called.", []span{{TypePerson, "Dr. Kowalski"}}},
 		{"name cue", "My name is Torres", []span{{TypePerson, "Torres"}}},
 		{"common word is not a name", "Will you mark the page? Can I go?", nil},
 		{"us street address", "Send it to 224 Bond Street, Springfield, IL 62704 please",

@@ -154,7 +154,7 @@ func injection(g *guard.Guard, root string, verbose bool) error {
 
 func overlaps(s1, e1, s2, e2 int) bool { return s1 < e2 && s2 < e1 }
 
-type counts struct{ labelled, found, exact, findings, tp int }
+type counts struct{ labelled, found, exact, covered, findings, tp int }
 
 func spans(g *guard.Guard, root string, verbose bool) error {
 	dirs, err := corpus.Dirs(root, "pii-")
@@ -188,15 +188,21 @@ func spans(g *guard.Guard, root string, verbose bool) error {
 				if !ok {
 					continue
 				}
-				found, exact := false, false
+				found, exact, covered := false, false, false
 				for _, f := range fs {
 					if f.Type == t && overlaps(f.Start, f.End, e.ByteStart, e.ByteEnd) {
 						found = true
 						exact = exact || (f.Start == e.ByteStart && f.End == e.ByteEnd)
 					}
+					if f.Detector != guard.DetectorInjection && f.Start <= e.ByteStart && e.ByteEnd <= f.End {
+						covered = true
+					}
 				}
 				for _, c := range []*counts{get(key{d, h, t}), get(key{"all", h, t})} {
 					c.labelled++
+					if covered || exact {
+						c.covered++
+					}
 					if found {
 						c.found++
 					}
@@ -232,10 +238,11 @@ func spans(g *guard.Guard, root string, verbose bool) error {
 	}
 	fmt.Printf("## PII and entities (span overlap with a labelled span of the same type)\n\n")
 	fmt.Println("`dev` = train + validation splits (rules may be tuned on it), `test` = held-out split (corpus.SplitOf).")
-	fmt.Println("Types the guard cannot report are marked `n/a`.")
+	fmt.Println("Types the guard cannot report are marked `n/a`. `redacted` counts labelled values that lie wholly inside")
+	fmt.Println("some finding of any type (a city inside an ADDRESS finding is redacted with it), i.e. that would not reach the provider.")
 	fmt.Println()
-	fmt.Println("| corpus | type | half | labelled | recall | exact-span recall | findings | precision |")
-	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|")
+	fmt.Println("| corpus | type | half | labelled | recall | exact-span recall | redacted | findings | precision |")
+	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|---:|")
 	keys := make([]key, 0, len(byKey))
 	for k := range byKey {
 		keys = append(keys, k)
@@ -259,7 +266,7 @@ func spans(g *guard.Guard, root string, verbose bool) error {
 		if !known[typ] {
 			typ += " (n/a)"
 		}
-		fmt.Printf("| %s | %s | %s | %d | %s | %s | %d | %s |\n", k.corpus, typ, k.half, c.labelled, pct(c.found, c.labelled), pct(c.exact, c.labelled), c.findings, pct(c.tp, c.findings))
+		fmt.Printf("| %s | %s | %s | %d | %s | %s | %s | %d | %s |\n", k.corpus, typ, k.half, c.labelled, pct(c.found, c.labelled), pct(c.exact, c.labelled), pct(c.covered, c.labelled), c.findings, pct(c.tp, c.findings))
 	}
 	fmt.Println()
 	return nil
