@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	_ "embed"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -200,6 +201,12 @@ func nextToken(text string, i int) (t token, gap int, ok bool) {
 			case '\n', '\r':
 				gap = max(gap, 2)
 			case ' ', '\t', '>', '-', '"', '(', ')':
+			case '.':
+				// An abbreviation's dot ("ul. Posejdona", "St. John")
+				// does not separate; a sentence's dot does.
+				if i == 0 || !isAlpha(text[i-1]) || i+1 >= len(text) || text[i+1] != ' ' {
+					gap = 3
+				}
 			default:
 				gap = 3
 			}
@@ -307,6 +314,22 @@ func (d *entitiesDetector) Detect(text string, dst []Finding) []Finding {
 			break
 		}
 		i = t.e
+		if t.num && hasCue(text, t.s, zipCues) && t.e-t.s >= 4 {
+			e := t.e
+			if e+1 < len(text) && text[e] == '-' && isDigit(text[e+1]) {
+				_, _, e = nextNumber(text, e+1)
+			}
+			dst = append(dst, entity(TypeAddress, t.s, e, 0.6))
+			i, prev = e, token{}
+			continue
+		}
+		if !t.num && t.upper {
+			if e, ok := militaryAddress(text, t); ok {
+				dst = append(dst, entity(TypeAddress, t.s, e, 0.7))
+				i, prev = e, token{}
+				continue
+			}
+		}
 		if t.num {
 			if e, ok := d.address(text, t); ok {
 				dst = append(dst, entity(TypeAddress, t.s, e, 0.7))
@@ -566,6 +589,39 @@ func (d *entitiesDetector) address(text string, num token) (int, bool) {
 	return 0, false
 }
 
+// zipCues announce a postcode.
+var zipCues = []string{"zip code is ", "zip code ", "zip: ", "zip ", "zipcode ", "postcode ", "postal code ", "postcode: ", "plz "}
+
+func nextNumber(text string, i int) (int, int, int) {
+	s := i
+	for i < len(text) && isDigit(text[i]) {
+		i++
+	}
+	return s, i - s, i
+}
+
+// militaryAddress matches US military mail addresses: "PSC 9236, Box 1684,
+// APO AP 02137", "USS Dam, FPO AE 94560", "Unit 1783 Box 3210 DPO AP 99855".
+func militaryAddress(text string, t token) (int, bool) {
+	if !slices.ContainsFunc([]string{"psc", "uss", "usns", "usnv", "uscgc", "unit", "cmr"}, func(w string) bool { return strings.EqualFold(w, text[t.s:t.e]) }) {
+		return 0, false
+	}
+	lim := min(len(text), t.e+64)
+	for _, m := range [...]string{"APO ", "FPO ", "DPO ", "apo ", "fpo ", "dpo "} {
+		k := strings.Index(text[t.e:lim], m)
+		if k < 0 {
+			continue
+		}
+		p := t.e + k + 4
+		if p+8 <= len(text) && isAlpha(text[p]) && isAlpha(text[p+1]) && text[p+2] == ' ' {
+			if _, n, e := nextNumber(text, p+3); n == 5 {
+				return e, true
+			}
+		}
+	}
+	return 0, false
+}
+
 // addressCue reports a word announcing an address in the 48 bytes before s.
 func addressCue(text string, s int) bool {
 	w := text[max(0, s-48):s]
@@ -625,6 +681,9 @@ func (d *entitiesDetector) tail(text string, e int) (end, parts int, unit bool) 
 		w := text[n.s:n.e]
 		switch {
 		case n.num:
+			if n.s > 0 && text[n.s-1] == '(' || n.e+1 < len(text) && (text[n.e] == '-' || text[n.e] == '.') && isDigit(text[n.e+1]) {
+				return e, parts, unit // a phone number on the next line
+			}
 			e = n.e
 		case d.bits(w)&lexUnit != 0:
 			m, _, ok := nextToken(text, n.e)

@@ -28,7 +28,7 @@ func TestEntitiesDetector(t *testing.T) {
 		{"country after preposition", "I'm originally from Somalia", []span{{TypeLocation, "Somalia"}}},
 		{"multi-word place", "We flew to New York yesterday", []span{{TypeLocation, "New York"}}},
 		{"quantities are not addresses", "Add 3 cups of flour and 2 eggs to 250 ml milk.", nil},
-		{"lower-case text", "the princess royal arrived at bauru this morning from bahrain.", []span{{TypeLocation, "bahrain"}}},
+		{"lower-case text", "the princess royal arrived at bauru this morning from bahrain.", []span{{TypeLocation, "bauru"}, {TypeLocation, "bahrain"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
