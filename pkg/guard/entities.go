@@ -237,6 +237,19 @@ func nextToken(text string, i int) (t token, gap int, ok bool) {
 	t.caps, t.lowers = true, true
 	first := true
 	for i < len(text) {
+		if c := text[i]; isAlpha(c) { // ASCII fast path
+			up := c <= 'Z'
+			if first {
+				t.upper, first = up, false
+			}
+			if up {
+				t.lowers = false
+			} else {
+				t.caps = false
+			}
+			i++
+			continue
+		}
 		r, n := rune(text[i]), 1
 		if r >= utf8.RuneSelf {
 			r, n = utf8.DecodeRuneInString(text[i:])
@@ -437,8 +450,12 @@ func (d *entitiesDetector) person(text string, t token, prev token, sentenceStar
 
 // hasCue reports whether one of cues (lower-case) ends at s.
 func hasCue(text string, s int, cues []string) bool {
+	if s < 2 || text[s-1] != ' ' {
+		return false // every cue ends with a space
+	}
+	last := text[s-2] | 0x20 // lower-cases ASCII letters
 	for _, c := range cues {
-		if s >= len(c) && strings.EqualFold(text[s-len(c):s], c) {
+		if s >= len(c) && c[len(c)-2] == last && strings.EqualFold(text[s-len(c):s], c) {
 			return true
 		}
 	}
@@ -603,6 +620,9 @@ func nextNumber(text string, i int) (int, int, int) {
 // militaryAddress matches US military mail addresses: "PSC 9236, Box 1684,
 // APO AP 02137", "USS Dam, FPO AE 94560", "Unit 1783 Box 3210 DPO AP 99855".
 func militaryAddress(text string, t token) (int, bool) {
+	if c := text[t.s] | 0x20; c != 'p' && c != 'u' && c != 'c' {
+		return 0, false
+	}
 	if !slices.ContainsFunc([]string{"psc", "uss", "usns", "usnv", "uscgc", "unit", "cmr"}, func(w string) bool { return strings.EqualFold(w, text[t.s:t.e]) }) {
 		return 0, false
 	}

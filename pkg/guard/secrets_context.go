@@ -134,9 +134,9 @@ const (
 	entropyContext    = 80  // bytes before a token searched for a key-like word
 )
 
-func isEntropyByte(c byte) bool {
-	return isAlnum(c) || c == '+' || c == '/' || c == '_' || c == '-' || c == '.' || c == '~'
-}
+var entropyBytes = makeSet(alnums, "+/_-.~")
+
+func isEntropyByte(c byte) bool { return entropyBytes.has(c) }
 
 // scanEntropy reports random-looking tokens: next to a key-like word
 // (key, token, secret, password, auth, bearer, credential, login, api,
@@ -196,10 +196,10 @@ func entropyToken(text string, s, e int, dst []Finding, base int) []Finding {
 	if l < entropyMinContext || l > entropyMaxLen {
 		return dst
 	}
-	st := tokenStats(text[s:e])
-	if !st.digit || !st.letter {
+	if !hasDigitAndLetter(text[s:e]) {
 		return dst
 	}
+	st := tokenStats(text[s:e])
 	for _, f := range dst[base:] {
 		if f.Start < e && s < f.End {
 			return dst
@@ -217,6 +217,15 @@ func entropyToken(text string, s, e int, dst []Finding, base int) []Finding {
 		dst = append(dst, secret("HIGH_ENTROPY_STRING", s, e, 0.5))
 	}
 	return dst
+}
+
+func hasDigitAndLetter(tok string) bool {
+	d, l := false, false
+	for i := 0; i < len(tok) && !(d && l); i++ {
+		d = d || isDigit(tok[i])
+		l = l || isAlpha(tok[i])
+	}
+	return d && l
 }
 
 type tokStats struct {

@@ -118,9 +118,12 @@ func FoldOpaque(b []byte) []byte {
 		for j < len(b) && isIDByte(b[j]) {
 			j++
 		}
-		if opaque(b[i:j]) {
+		switch {
+		case j-i >= 4 && opaque(b[i:j]):
 			out = append(out, OpaqueMark)
-		} else {
+		case len(out) == i:
+			out = b[:j] // nothing folded yet: the bytes are already in place
+		default:
 			out = append(out, b[i:j]...) // copy within b: out never overtakes i
 		}
 		i = j
@@ -128,35 +131,48 @@ func FoldOpaque(b []byte) []byte {
 	return out
 }
 
+// idClass classifies the bytes opaque looks at: 1 vowel (y counts), 2
+// consonant, 3 digit, 0 anything else.
+var idClass = func() (t [256]uint8) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = 2
+	}
+	for _, c := range "aeiouy" {
+		t[c] = 1
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = 3
+	}
+	return t
+}()
+
 func opaque(tok []byte) bool {
 	var letters, digits, changes, vowels, cons, maxCons int
 	hexOnly := true
-	prev := 0
+	prev := uint8(0)
 	for _, c := range tok {
-		cls := 0
-		switch {
-		case '0' <= c && c <= '9':
-			digits++
-			cls = 2
-		case 'a' <= c && c <= 'z':
+		cls := idClass[c]
+		switch cls {
+		case 0:
+			continue
+		case 1:
 			letters++
-			cls = 1
+			vowels++
+			cons = 0
 			hexOnly = hexOnly && c <= 'f'
-			switch c {
-			case 'a', 'e', 'i', 'o', 'u', 'y':
-				vowels++
-				cons = 0
-			default:
-				cons++
-				maxCons = max(maxCons, cons)
-			}
+		case 2:
+			letters++
+			cons++
+			maxCons = max(maxCons, cons)
+			hexOnly = hexOnly && c <= 'f'
+		case 3:
+			digits++
 		}
-		if cls != 0 {
-			if prev != 0 && cls != prev {
-				changes++
-			}
-			prev = cls
+		isDigit := cls == 3
+		if prev != 0 && isDigit != (prev == 3) {
+			changes++
 		}
+		prev = cls
 	}
 	switch {
 	case letters > 0 && digits > 0:
