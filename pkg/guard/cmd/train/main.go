@@ -43,7 +43,7 @@ func main() {
 	lr := flag.Float64("lr", 0.3, "AdaGrad learning rate")
 	l2 := flag.Float64("l2", 1e-5, "L2 penalty per update")
 	benignWeight := flag.Float64("benign-weight", 2, "loss weight of benign examples")
-	maxFPR := flag.Float64("max-fpr", 0.02, "highest validation false-positive rate allowed when picking the threshold")
+	maxFPR := flag.Float64("max-fpr", 0.01, "highest validation false-positive rate allowed when picking the threshold")
 	seed := flag.Uint64("seed", 1, "shuffle seed")
 	feat := flag.String("features", "word1,word2,char4", "feature families: word1, word2, char3, char4")
 	synthetic := flag.Bool("synthetic", true, "add the synthetic examples of synthetic.go to the train split")
