@@ -127,7 +127,8 @@ var (
 		"moved here from ", "arrived at ", "arrived in ", "i'm in ", "i am in ", "originally from ", "coming to ", "trip to ",
 		"travel to ", "travelling to ", "traveling to ", "flew to ", "flying to ", "located in ", "visiting ", "stay in ", "staying in "}
 	// strongCues admit a capitalised word that is in no name list.
-	strongCues = []string{"name is ", "named ", "name's ", "called ", "dear ", "hello ", "hi ", "this is "}
+	strongCues = []string{"name is ", "named ", "name's ", "called ", "dear ", "hello ", "hi ", "this is ", "says ", "said ",
+		"asked ", "replied ", "calls me ", "call me ", "named him ", "named her ", "founders: ", "founder ", "ceo "}
 	nameCues   = []string{"name is ", "named ", "name's ", "called ", "i am ", "i'm ", "this is ", "dear ", "hi ", "hello ", "thanks ", "thank you ", "contact ", "ask ", "with ", "by ", "and "}
 )
 
@@ -410,8 +411,8 @@ func (d *entitiesDetector) nameWord(text string, t token, lowerText, unknown boo
 // person matches [title] first-name [middle/initial] [last-name...].
 func (d *entitiesDetector) person(text string, t token, prev token, sentenceStart, lowerText bool) (start, end int, ok bool) {
 	w := text[t.s:t.e]
-	if t.caps && len(w) > 3 || !t.upper && len(w) < 3 {
-		return 0, 0, false // headings, acronyms, split contractions
+	if t.caps && len(w) > 3 {
+		return 0, 0, false // headings, acronyms
 	}
 	cue := hasCue(text, t.s, nameCues)
 	wb := d.bits(possessive(w))
@@ -420,11 +421,14 @@ func (d *entitiesDetector) person(text string, t token, prev token, sentenceStar
 	common := wb&lexWord != 0
 	if wb&lexTitle != 0 && (t.upper || lowerText) {
 		// Title: the name is the title and the capitalised words after it.
-		n, _, ok := nextToken(text, t.e)
-		if !ok || n.num || !(n.upper || lowerText && n.lowers) || d.bits(text[n.s:n.e])&lexWord != 0 {
+		n, gap, ok := nextToken(text, t.e)
+		if !ok || n.num || gap != 0 || !(n.upper || lowerText && n.lowers && d.bits(text[n.s:n.e])&lexWord == 0) {
 			return 0, 0, false
 		}
 		return t.s, d.extendName(text, n, lowerText, true), true
+	}
+	if !t.upper && len(w) < 3 {
+		return 0, 0, false // split contractions ("i'm" written "i\'m")
 	}
 	if t.upper && !common && wb&(lexPlace|lexTitle) == 0 && hasCue(text, t.s, strongCues) {
 		// "My name is Kenjirou": a cue admits an unknown name.
@@ -442,10 +446,26 @@ func (d *entitiesDetector) person(text string, t token, prev token, sentenceStar
 	if (common || wb&lexPlace != 0) && !cue {
 		return 0, 0, false
 	}
-	if sentenceStart && !cue && isLast && !isFirst {
+	if sentenceStart && !cue && isLast && !isFirst && !d.listOfNames(text, t.e, lowerText) {
 		return 0, 0, false
 	}
 	return t.s, t.e, true
+}
+
+// listOfNames reports a known name right after e, joined by ", " or
+// " and " ("Warren and Bailey", "Smith, Stanton"): surnames in a list.
+func (d *entitiesDetector) listOfNames(text string, e int, lowerText bool) bool {
+	rest := text[e:]
+	switch {
+	case strings.HasPrefix(rest, ", "):
+		e += 2
+	case strings.HasPrefix(rest, " and "):
+		e += 5
+	default:
+		return false
+	}
+	n, _, ok := nextToken(text, e)
+	return ok && n.s == e && d.nameWord(text, n, lowerText, false)
 }
 
 // hasCue reports whether one of cues (lower-case) ends at s.
