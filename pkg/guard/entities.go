@@ -129,7 +129,7 @@ var (
 	// strongCues admit a capitalised word that is in no name list.
 	strongCues = []string{"name is ", "named ", "name's ", "called ", "dear ", "hello ", "hi ", "this is ", "says ", "said ",
 		"asked ", "replied ", "calls me ", "call me ", "named him ", "named her ", "founders: ", "founder ", "ceo "}
-	nameCues   = []string{"name is ", "named ", "name's ", "called ", "i am ", "i'm ", "this is ", "dear ", "hi ", "hello ", "thanks ", "thank you ", "contact ", "ask ", "with ", "by ", "and "}
+	nameCues = []string{"name is ", "named ", "name's ", "called ", "i am ", "i'm ", "this is ", "dear ", "hi ", "hello ", "thanks ", "thank you ", "contact ", "ask ", "with ", "by ", "and "}
 )
 
 func words(w ...string) []string { return w }
