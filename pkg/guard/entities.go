@@ -345,7 +345,7 @@ func (d *entitiesDetector) Detect(text string, dst []Finding) []Finding {
 			}
 		}
 		if t.num {
-			if e, ok := d.address(text, t); ok {
+			if e, ok := d.address(text, t, lowerText); ok {
 				dst = append(dst, entity(TypeAddress, t.s, e, 0.7))
 				i, prev = e, token{}
 				continue
@@ -583,7 +583,7 @@ func (d *entitiesDetector) streetWord(w string) (after, before, compound bool) {
 // address matches from a house number: number [number] (street-before
 // words | words street-after | compound) [number], then the trailing
 // parts (address tail).
-func (d *entitiesDetector) address(text string, num token) (int, bool) {
+func (d *entitiesDetector) address(text string, num token, lowerText bool) (int, bool) {
 	e := num.e
 	n, gap, ok := nextToken(text, e)
 	if ok && n.num && gap == 0 {
@@ -593,29 +593,35 @@ func (d *entitiesDetector) address(text string, num token) (int, bool) {
 	if !ok || gap > 0 || n.num {
 		return 0, false
 	}
-	words, street := 0, false
+	words, street, named := 0, false, false
 	for ok && words < 6 && gap == 0 && !n.num {
 		w := text[n.s:n.e]
 		after, before, compound := d.streetWord(w)
-		if !(n.upper || n.lowers && (isConnector(w) || after || before || compound)) {
+		compound = compound && n.upper // "Ditscheinergasse", not "measuring"
+		// In lower-case text, after "rue", "via", "ul." a lower-case name
+		// is part of the street.
+		lowerName := lowerText && street && n.lowers && !isConnector(w) && d.bits(w)&lexWord == 0
+		if !(n.upper || lowerName || n.lowers && (isConnector(w) || after || before)) {
 			break
 		}
+		named = named || (n.upper || lowerName) && n.e-n.s > 1 && !before
 		words++
 		e = n.e
-		if compound || (after && words > 1) || (before && words == 1) {
+		if compound || after && words > 1 {
 			street = true
-			if after || compound {
-				break
-			}
+			break
+		}
+		if before && words == 1 {
+			street = true
 		}
 		n, gap, ok = nextToken(text, e)
 	}
-	if street {
+	if street && named {
 		return d.addressTail(text, e), true
 	}
 	// "57 Askelund 1\n Suite 322\n Boeslunde": number, name, number is an
 	// address when a unit or two more parts follow, or a cue precedes it.
-	if words == 0 || words > 4 || !ok || !n.num || gap != 0 || n.s-e > 1 {
+	if words == 0 || words > 4 || !named || !ok || !n.num || gap != 0 || n.s != e+1 || text[e] != ' ' {
 		return 0, false
 	}
 	e = n.e
