@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -65,4 +66,20 @@ func FuzzEntitiesDetector(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text string) {
 		checkFindings(t, text, d.Detect(text, nil))
 	})
+}
+
+func TestEntitiesInStream(t *testing.T) {
+	g, err := New(Config{Rules: map[string]Action{DetectorEntities: ActionRedact}})
+	require.NoError(t, err)
+	st := g.NewSession().NewStream()
+	var out strings.Builder
+	for _, chunk := range []string{"Please ask Ma", "ria Schnei", "der about it; she lives at 224 Bond ", "Street, Springfield, IL 62704 now."} {
+		rel, blocked := st.Write(chunk)
+		require.Nil(t, blocked)
+		out.WriteString(rel)
+	}
+	rel, blocked := st.Close()
+	require.Nil(t, blocked)
+	out.WriteString(rel)
+	assert.Equal(t, "Please ask [PERSON_1] about it; she lives at [ADDRESS_1] now.", out.String())
 }
