@@ -38,7 +38,7 @@ func TestShippedAccuracy(t *testing.T) {
 	t.Run("injection held-out", func(t *testing.T) {
 		dirs, err := corpus.Dirs(corporaDir, "injection-")
 		require.NoError(t, err)
-		var attacks, detected, benignMix, benignMixFP int
+		var attacks, detected, benignMix, benignMixFP, benign, benignFP int
 		for _, d := range dirs {
 			recs, err := corpus.Load(filepath.Join(corporaDir, d))
 			require.NoError(t, err)
@@ -49,6 +49,12 @@ func TestShippedAccuracy(t *testing.T) {
 				hit := false
 				for _, f := range g.Scan(r.Text) {
 					hit = hit || f.Detector == guard.DetectorInjection
+				}
+				if !r.Attack() {
+					benign++
+					if hit {
+						benignFP++
+					}
 				}
 				switch {
 				case r.Attack():
@@ -64,7 +70,8 @@ func TestShippedAccuracy(t *testing.T) {
 				}
 			}
 		}
-		assert.GreaterOrEqual(t, float64(detected)/float64(attacks), 0.90, "detection on held-out attacks")
+		assert.GreaterOrEqual(t, float64(detected)/float64(attacks), 0.87, "detection on held-out attacks")
+		assert.LessOrEqual(t, float64(benignFP)/float64(benign), 0.01, "FPR on all held-out benign texts")
 		assert.LessOrEqual(t, float64(benignMixFP)/float64(benignMix), 0.03, "FPR on injection-benign-mix")
 	})
 
