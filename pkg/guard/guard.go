@@ -53,10 +53,9 @@ func New(cfg Config) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	ents, err := newEntitiesDetector()
-	if err != nil {
-		return nil, err
-	}
+	// The entities detector's lexicon (4 MiB of heap, loaded once per
+	// process) is only loaded when a rule enables the detector.
+	ents := &entitiesDetector{}
 	all := []Detector{newPIIDetector(), newSecretsDetector(), ents, newInjectionDetector(model, cfg.InjectionThreshold)}
 	known := map[string]bool{DetectorExternal: true}
 	for _, d := range all {
@@ -77,6 +76,11 @@ func New(cfg Config) (*Guard, error) {
 		rules[k] = v
 	}
 	g.cfg.Rules = rules
+	if g.enabled(ents) {
+		if ents.g, err = loadGazetteer(); err != nil {
+			return nil, err
+		}
+	}
 	for _, d := range all {
 		if g.enabled(d) {
 			g.detectors = append(g.detectors, d)
