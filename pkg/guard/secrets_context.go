@@ -16,6 +16,7 @@ import (
 func scanFlags(text string, dst []Finding) []Finding {
 	n := len(text)
 	userS, userE := -1, -1
+	lastNL, nlScan := -1, 0 // last line break before the current flag, found incrementally
 	for off := 0; off < n; {
 		i := strings.IndexByte(text[off:], '-')
 		if i < 0 {
@@ -55,7 +56,12 @@ func scanFlags(text string, dst []Finding) []Finding {
 		if val == "" || val[0] == '-' {
 			continue
 		}
-		sameLine := userS >= 0 && strings.IndexByte(text[userE:p], '\n') < 0
+		for ; nlScan < p; nlScan++ {
+			if text[nlScan] == '\n' {
+				lastNL = nlScan
+			}
+		}
+		sameLine := userS >= 0 && lastNL < userE
 		switch strings.ToLower(name) {
 		case "u", "user", "username":
 			if c := strings.IndexByte(val, ':'); c > 0 && c < len(val)-1 && !strings.Contains(val, "://") && plausibleUser(val[:min(c, 64)]) && !strings.ContainsAny(val, "${}") {
