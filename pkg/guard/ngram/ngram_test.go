@@ -88,7 +88,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func FuzzNormalize(f *testing.F) {
-	for _, s := range []string{"Ignore ALL", "\xff\xfe", "𝐈\u200b\U000E0041", "  \n "} {
+	for _, s := range []string{"Ignore ALL", "\xff\xfe", "𝐈\u200b\U000E0041", "  \n ", "ab\u200b12cd34", "а1b2c3d4 x", "cus_9Xk2LmQ7pZ-", "-xKqTzR", "ef5563.", "abcdef\u00e9123"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -98,6 +98,9 @@ func FuzzNormalize(f *testing.F) {
 		}
 		if string(Normalize(nil, string(n))) != string(n) {
 			t.Fatalf("not idempotent: %q", s)
+		}
+		if string(FoldOpaque(append([]byte(nil), n...))) != string(n) {
+			t.Fatalf("fast-path id folding disagrees with FoldOpaque: %q", s)
 		}
 		for _, f := range Features(nil, n, 12, AllFeatures) {
 			if f >= 1<<12 {

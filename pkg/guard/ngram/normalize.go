@@ -12,17 +12,47 @@ import (
 // removed. It does not allocate when dst has enough capacity.
 func Normalize(dst []byte, text string) []byte {
 	dst = dst[:0]
-	space := true // suppresses leading and repeated spaces
+	space := true  // suppresses leading and repeated spaces
+	dirty := false // some token was not judged on the fast path: FoldOpaque must run
 	for i := 0; i < len(text); {
 		c := text[i]
 		if c < utf8.RuneSelf {
-			if isASCIIAlnum(c) && (i == 0 || !isASCIIIDByte(text[i-1])) {
-				if j, ok := mixedCaseRun(text, i); ok {
+			if isASCIIIDByte(c) && (i == 0 || !isASCIIIDByte(text[i-1])) {
+				// A run of ASCII letters, digits, '_' and '-': when it is a
+				// whole output token (nothing ID-like on either side), it is
+				// lower-cased and judged here, in one pass.
+				j, flips := i, 0
+				for j < len(text) && isASCIIIDByte(text[j]) {
+					if j > i && 'A' <= text[j] && text[j] <= 'Z' && 'a' <= text[j-1] && text[j-1] <= 'z' {
+						flips++
+					}
+					j++
+				}
+				mixed := isASCIIAlnum(c) && j-i >= 6 && flips >= 2
+				clean := (len(dst) == 0 || !isIDByte(dst[len(dst)-1])) && (j == len(text) || text[j] < utf8.RuneSelf && !isASCIIIDByte(text[j]))
+				switch {
+				case mixed:
 					dst = append(dst, OpaqueMark)
+				case clean:
+					start := len(dst)
+					for k := i; k < j; k++ {
+						b := text[k]
+						if 'A' <= b && b <= 'Z' {
+							b += 'a' - 'A'
+						}
+						dst = append(dst, b)
+					}
+					if j-i >= 4 && opaque(dst[start:]) {
+						dst = append(dst[:start], OpaqueMark)
+					}
+				}
+				if mixed || clean {
+					dirty = dirty || !clean
 					space = false
 					i = j
 					continue
 				}
+				dirty = true
 			}
 			i++
 			switch {
@@ -46,6 +76,7 @@ func Normalize(dst []byte, text string) []byte {
 		}
 		if f := Fold(r); f != 0 {
 			dst = append(dst, f)
+			dirty = true
 			space = false
 			continue
 		}
@@ -59,6 +90,7 @@ func Normalize(dst []byte, text string) []byte {
 		r = unicode.ToLower(r)
 		if f := Fold(r); f != 0 { // a capital whose lower case is a look-alike
 			dst = append(dst, f)
+			dirty = true
 		} else {
 			dst = utf8.AppendRune(dst, r)
 		}
@@ -67,28 +99,15 @@ func Normalize(dst []byte, text string) []byte {
 	if len(dst) > 0 && dst[len(dst)-1] == ' ' {
 		dst = dst[:len(dst)-1]
 	}
+	if !dirty {
+		return dst // every token was judged on the fast path
+	}
 	return FoldOpaque(dst)
 }
 
 func isASCIILetter(c byte) bool { return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') }
 func isASCIIAlnum(c byte) bool  { return isASCIILetter(c) || ('0' <= c && c <= '9') }
 func isASCIIIDByte(c byte) bool { return isASCIIAlnum(c) || c == '_' || c == '-' }
-
-// mixedCaseRun reports whether the run of ASCII letters, digits, '_' and
-// '-' starting at i is
-// 6+ bytes with case flipping from lower to upper at least twice inside
-// it ("xKqTzR", "aB3dEf9"), which words and camel-case names
-// ("JavaScript", "ChatGPT") do not, and returns its end.
-func mixedCaseRun(text string, i int) (int, bool) {
-	j, flips := i, 0
-	for j < len(text) && isASCIIIDByte(text[j]) {
-		if j > i && 'A' <= text[j] && text[j] <= 'Z' && 'a' <= text[j-1] && text[j-1] <= 'z' {
-			flips++
-		}
-		j++
-	}
-	return j, j-i >= 6 && flips >= 2
-}
 
 // OpaqueMark replaces opaque identifiers in normalised text.
 const OpaqueMark = '#'
