@@ -102,36 +102,6 @@ func scanFlags(text string, dst []Finding) []Finding {
 	return dst
 }
 
-// scanGoogleClientIDs finds OAuth client ids
-// `<digits>-<32 lower-case alphanumerics>.apps.googleusercontent.com`.
-func scanGoogleClientIDs(text string, dst []Finding) []Finding {
-	const suffix = ".apps.googleusercontent.com"
-	for off := 0; off < len(text); {
-		i := strings.Index(text[off:], suffix)
-		if i < 0 {
-			break
-		}
-		e := off + i
-		off = e + len(suffix)
-		s := e
-		for s > 0 && e-s < 32 && (isDigit(text[s-1]) || 'a' <= text[s-1] && text[s-1] <= 'z') {
-			s--
-		}
-		if e-s != 32 || s == 0 || text[s-1] != '-' {
-			continue
-		}
-		d := s - 1
-		for d > 0 && isDigit(text[d-1]) {
-			d--
-		}
-		if s-1-d < 6 {
-			continue
-		}
-		dst = append(dst, secret("GOOGLE_CLIENT_ID", d, off, 0.8))
-	}
-	return dst
-}
-
 // Thresholds of scanEntropy.
 const (
 	entropyMinContext = 16  // shortest token next to a key-like word
@@ -333,58 +303,92 @@ func keyContext(text string, s int) bool {
 
 func isHostByte(c byte) bool { return isAlnum(c) || c == '.' || c == '-' || c == '_' }
 
-// scanCloudResources finds identifiers of cloud resources that reveal an
-// account's layout: AWS ARNs, S3 and Google Cloud Storage bucket hosts,
-// Shopify store domains (CLOUD_RESOURCE_ID; not credentials, but what a
-// secret scanner is expected to keep out of third-party logs).
-func scanCloudResources(text string, dst []Finding) []Finding {
+// scanDotCom finds, in one pass over the ".com" occurrences, Google OAuth
+// client ids `<digits>-<32 lower-case alphanumerics>.apps.googleusercontent.com`
+// (GOOGLE_CLIENT_ID) and identifiers of cloud resources that reveal an
+// account's layout (CLOUD_RESOURCE_ID; not credentials, but what a secret
+// scanner is expected to keep out of third-party logs): S3 and Google
+// Cloud Storage bucket hosts, `s3.amazonaws.com/<bucket>`, Shopify store
+// domains; and AWS ARNs (`arn:aws…` with 5+ colons).
+func scanDotCom(text string, dst []Finding) []Finding {
 	for off := 0; off < len(text); {
-		i := strings.Index(text[off:], "arn:aws")
+		i := strings.Index(text[off:], ".com")
 		if i < 0 {
 			break
 		}
-		s := off + i
+		p := off + i // the '.' of ".com"
+		off = p + 4
+		head := text[:p]
+		switch {
+		case strings.HasSuffix(head, ".apps.googleusercontent"):
+			e := p - len(".apps.googleusercontent")
+			s := e
+			for s > 0 && e-s < 32 && (isDigit(text[s-1]) || 'a' <= text[s-1] && text[s-1] <= 'z') {
+				s--
+			}
+			if e-s != 32 || s == 0 || text[s-1] != '-' {
+				continue
+			}
+			d := s - 1
+			for d > 0 && isDigit(text[d-1]) {
+				d--
+			}
+			if s-1-d >= 6 {
+				dst = append(dst, secret("GOOGLE_CLIENT_ID", d, off, 0.8))
+			}
+		case strings.HasSuffix(head, "s3.amazonaws"):
+			s := p - len("s3.amazonaws")
+			if s > 0 && text[s-1] == '.' {
+				dst = hostFinding(text, s-1, off, dst) // <bucket>.s3.amazonaws.com
+				continue
+			}
+			e := off
+			if e < len(text) && text[e] == '/' {
+				e++
+				for e < len(text) && e-s < 128 && isHostByte(text[e]) {
+					e++
+				}
+				if e > off+1 {
+					dst = append(dst, secret("CLOUD_RESOURCE_ID", s, e, 0.5)) // s3.amazonaws.com/<bucket>
+				}
+			}
+		case strings.HasSuffix(head, ".storage.googleapis"):
+			dst = hostFinding(text, p-len(".storage.googleapis"), off, dst)
+		case strings.HasSuffix(head, ".myshopify"):
+			dst = hostFinding(text, p-len(".myshopify"), off, dst)
+		}
+	}
+	for off := 0; off < len(text); {
+		i := strings.Index(text[off:], ":aws")
+		if i < 0 {
+			break
+		}
+		s := off + i - 3
+		off += i + 4
+		if s < 0 || text[s:s+3] != "arn" || s > 0 && isAlnum(text[s-1]) {
+			continue
+		}
 		e := s
 		for e < len(text) && text[e] > ' ' && text[e] != '"' && text[e] != '\'' && text[e] != ']' && text[e] != ',' && text[e] != '`' {
 			e++
 		}
-		off = e
-		if (s == 0 || !isAlnum(text[s-1])) && strings.Count(text[s:e], ":") >= 5 {
+		off = max(off, e)
+		if strings.Count(text[s:e], ":") >= 5 {
 			dst = append(dst, secret("CLOUD_RESOURCE_ID", s, e, 0.5))
 		}
 	}
-	for _, host := range [...]string{".s3.amazonaws.com", ".storage.googleapis.com", ".myshopify.com"} {
-		for off := 0; off < len(text); {
-			i := strings.Index(text[off:], host)
-			if i < 0 {
-				break
-			}
-			e := off + i
-			off = e + len(host)
-			s := e
-			for s > 0 && e-s < 128 && isHostByte(text[s-1]) {
-				s--
-			}
-			if s < e && isAlnum(text[s]) {
-				dst = append(dst, secret("CLOUD_RESOURCE_ID", s, off, 0.5))
-			}
-		}
+	return dst
+}
+
+// hostFinding reports the host name ending with the suffix at dot..end,
+// extended left over host bytes (the bucket or store name).
+func hostFinding(text string, dot, end int, dst []Finding) []Finding {
+	s := dot
+	for s > 0 && dot-s < 128 && isHostByte(text[s-1]) {
+		s--
 	}
-	const s3path = "s3.amazonaws.com/"
-	for off := 0; off < len(text); {
-		i := strings.Index(text[off:], s3path)
-		if i < 0 {
-			break
-		}
-		s := off + i
-		e := s + len(s3path)
-		for e < len(text) && e-s < 128 && isHostByte(text[e]) {
-			e++
-		}
-		off = e
-		if (s == 0 || text[s-1] != '.') && e > s+len(s3path) {
-			dst = append(dst, secret("CLOUD_RESOURCE_ID", s, e, 0.5))
-		}
+	if s < dot && isAlnum(text[s]) {
+		dst = append(dst, secret("CLOUD_RESOURCE_ID", s, end, 0.5))
 	}
 	return dst
 }
