@@ -254,6 +254,7 @@ func (d *secretsDetector) Detect(text string, dst []Finding) []Finding {
 	dst = d.scanAssignments(text, dst)
 	dst = scanPasswordIs(text, dst)
 	dst = scanFlags(text, dst)
+	dst = scanKeyValueLines(text, dst)
 	dst = scanDotCom(text, dst)
 	dst = scanEntropy(text, dst, base)
 	return dst

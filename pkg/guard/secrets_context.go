@@ -392,3 +392,163 @@ func hostFinding(text string, dot, end int, dst []Finding) []Finding {
 	}
 	return dst
 }
+
+// scanKeyValueLines finds credentials written as `key value` lines without
+// an operator: Groovy/Gradle DSL (`password "s3cret"`, quoted), netrc
+// (`machine host login alice password s3cret`, unquoted, after a
+// "machine" word), and XML settings (`<add key="SmtpPassword"
+// value="s3cret"/>`). User names found this way are reported next to a
+// password only.
+func scanKeyValueLines(text string, dst []Finding) []Finding {
+	netrc := hasNetrcMachine(text)
+	userS, userE := -1, -1
+	for ls := 0; ls < len(text); {
+		le := strings.IndexByte(text[ls:], '\n')
+		if le < 0 {
+			le = len(text)
+		} else {
+			le += ls
+		}
+		line := text[ls:le]
+		base := ls
+		ls = le + 1
+		netrcLine := netrc && isNetrcLine(line)
+		if !netrcLine && strings.IndexByte(line, '"') < 0 && strings.IndexByte(line, '\'') < 0 {
+			continue
+		}
+		// Words of the line: key value pairs.
+		for i := 0; i < len(line); {
+			for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+				i++
+			}
+			ks := i
+			for i < len(line) && isNameByte(line[i]) {
+				i++
+			}
+			key := line[ks:i]
+			if key == "" {
+				i++
+				continue
+			}
+			if i >= len(line) || line[i] != ' ' {
+				continue
+			}
+			v := i + 1
+			var quote byte
+			if v < len(line) && (line[v] == '"' || line[v] == '\'') && ks == len(line)-len(strings.TrimLeft(line, " \t")) && isDSLKey(key) {
+				quote = line[v] // DSL: the statement starts the line
+				v++
+			} else if !netrcLine || !isNetrcKey(key) {
+				continue
+			}
+			ve := valueEnd(line, v, quote)
+			if quote != 0 && (ve >= len(line) || line[ve] != quote) {
+				continue
+			}
+			kind := keyKind(key)
+			if strings.EqualFold(key, "login") {
+				kind = kwUser
+			}
+			val := line[v:ve]
+			switch {
+			case kind == kwUser && plausibleUser(val):
+				userS, userE = base+v, base+ve
+			case (kind == kwPassword || kind == kwSecret) && plausibleSecret(val, kind, quote != 0) && !looksLikeCode(val):
+				if userS >= 0 && base+v-userE < userPairDistance {
+					dst = append(dst, secret("USERNAME", userS, userE, 0.6))
+					userS = -1
+				}
+				typ := "PASSWORD"
+				if kind == kwSecret {
+					typ = "GENERIC_SECRET"
+				}
+				dst = append(dst, secret(typ, base+v, base+ve, 0.7))
+			}
+			i = ve + 1
+		}
+	}
+	return scanXMLSettings(text, dst)
+}
+
+// hasNetrcMachine reports a line that starts with "machine <host>".
+func hasNetrcMachine(text string) bool {
+	for off := 0; off < len(text); {
+		i := strings.Index(text[off:], "machine ")
+		if i < 0 {
+			return false
+		}
+		p := off + i
+		off = p + 8
+		s := p
+		for s > 0 && (text[s-1] == ' ' || text[s-1] == '\t') {
+			s--
+		}
+		if s == 0 || text[s-1] == '\n' {
+			return true
+		}
+	}
+	return false
+}
+
+// isNetrcLine reports a line whose first word is a netrc keyword.
+func isNetrcLine(line string) bool {
+	line = strings.TrimLeft(line, " \t")
+	for _, k := range [...]string{"machine ", "login ", "password ", "account ", "default "} {
+		if strings.HasPrefix(line, k) {
+			return true
+		}
+	}
+	return false
+}
+
+func isNetrcKey(k string) bool { return k == "login" || k == "password" || k == "account" }
+
+// isDSLKey reports the credential words a `key "value"` statement may use.
+func isDSLKey(k string) bool {
+	switch strings.ToLower(k) {
+	case "password", "passwd", "pwd", "secret", "token", "apikey", "api_key", "username", "user", "login":
+		return true
+	}
+	return false
+}
+
+// scanXMLSettings finds `key="<credential name>" value="<literal>"` in one
+// tag (.NET appSettings and similar).
+func scanXMLSettings(text string, dst []Finding) []Finding {
+	for off := 0; off < len(text); {
+		i := strings.Index(text[off:], "key=\"")
+		if i < 0 {
+			break
+		}
+		ks := off + i + 5
+		off = ks
+		ke := strings.IndexByte(text[ks:], '"')
+		if ke < 0 || ke > 64 {
+			continue
+		}
+		kind := keyKind(text[ks : ks+ke])
+		if kind != kwPassword && kind != kwSecret {
+			continue
+		}
+		rest := text[ks+ke+1 : min(len(text), ks+ke+1+64)]
+		if t := strings.IndexByte(rest, '>'); t >= 0 {
+			rest = rest[:t]
+		}
+		j := strings.Index(rest, "value=\"")
+		if j < 0 {
+			continue
+		}
+		v := ks + ke + 1 + j + 7
+		e := strings.IndexByte(text[v:], '"')
+		if e < 0 || !plausibleSecret(text[v:v+e], kind, true) {
+			continue
+		}
+		typ := "PASSWORD"
+		if kind == kwSecret {
+			typ = "GENERIC_SECRET"
+		}
+		dst = append(dst, secret(typ, v, v+e, 0.7))
+		off = v + e
+	}
+	return dst
+}

@@ -67,6 +67,10 @@ func TestSecretsDetector(t *testing.T) {
 		{"arn", `alerts: "arn:aws:sns:us-west-2:123456789023:Alarm"`, []span{{"CLOUD_RESOURCE_ID", "arn:aws:sns:us-west-2:123456789023:Alarm"}}},
 		{"s3 bucket host", "see my-data.s3.amazonaws.com/x", []span{{"CLOUD_RESOURCE_ID", "my-data.s3.amazonaws.com"}}},
 		{"s3 bucket path", "at s3.amazonaws.com/my-data now", []span{{"CLOUD_RESOURCE_ID", "s3.amazonaws.com/my-data"}}},
+		{"gradle dsl", "credentials {\n  username \"deploy\"\n  password \"Xq82-lmZp0\"\n}", []span{{"USERNAME", "deploy"}, {"PASSWORD", "Xq82-lmZp0"}}},
+		{"netrc", "machine api.example.net\n  login alice\n  password pass123\n", []span{{"USERNAME", "alice"}, {"PASSWORD", "pass123"}}},
+		{"xml setting", `<add key="SmtpPassword" value="Prestigitariu$"/>`, []span{{"PASSWORD", "Prestigitariu$"}}},
+		{"prose is not netrc", "Password reset\nlogin page", nil},
 		{"mkdir -p is not a password", "mkdir -p build/output && cp -u a b", nil},
 	}
 	for _, tt := range tests {
