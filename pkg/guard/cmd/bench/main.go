@@ -366,6 +366,10 @@ func noise(g *guard.Guard, root, code string, verbose bool) error {
 	if code == "" {
 		return nil
 	}
+	if _, err := os.Stat(code); err != nil {
+		fmt.Printf("Benign Go source not scanned: %v (set -code to a source tree)\n\n", err)
+		return nil
+	}
 	sg, err := guard.New(guard.Config{Rules: map[string]guard.Action{guard.DetectorSecrets: guard.ActionLog}})
 	if err != nil {
 		return err
