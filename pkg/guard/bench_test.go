@@ -66,6 +66,29 @@ func BenchmarkCheck(b *testing.B) {
 	}
 }
 
+// BenchmarkCheckFull runs every built-in detector (DefaultConfig plus the
+// opt-in entities detector) on the 2 KiB prompt.
+func BenchmarkCheckFull(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Rules[DetectorEntities] = ActionRedact
+	g, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	text := benchPrompt(2 << 10)
+	s := g.NewSession()
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	cpu, ops := processCPU(), 0
+	for b.Loop() {
+		if r := s.Check(text); r.Blocked {
+			b.Fatalf("clean text blocked: %v", r.Findings)
+		}
+		ops++
+	}
+	reportCPU(b, cpu, ops)
+}
+
 // BenchmarkDetectors splits the 2 KiB clean cost by detector.
 func BenchmarkDetectors(b *testing.B) {
 	text := benchPrompt(2 << 10)
@@ -73,7 +96,11 @@ func BenchmarkDetectors(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, d := range []Detector{newPIIDetector(), newSecretsDetector(), newInjectionDetector(m, 0)} {
+	ents, err := newEntitiesDetector()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, d := range []Detector{newPIIDetector(), newSecretsDetector(), ents, newInjectionDetector(m, 0)} {
 		b.Run(d.Name(), func(b *testing.B) {
 			b.SetBytes(int64(len(text)))
 			b.ReportAllocs()

@@ -1,5 +1,6 @@
 // Package guard implements Tollgate's guardrails: detectors for personal
-// data (PII), secrets and prompt injection, the actions applied to what they
+// data (structured PII; person names, street addresses and places), secrets
+// and prompt injection, the actions applied to what they
 // find (log, redact with typed placeholders, block), and a streaming scanner
 // that holds back a window of text so that entities split across deltas are
 // still caught.
@@ -19,7 +20,9 @@
 //
 // Detectors are hand-written scanners keyed on cheap triggers ('@' for
 // e-mail, digit runs for cards, SSNs, phones and IPv4, known prefixes for
-// secrets) rather than regular expressions. Prompt injection is scored by a
+// secrets, key words and entropy for unprefixed credentials, embedded
+// gazetteers and an address grammar for names and addresses) rather than
+// regular expressions. Prompt injection is scored by a
 // logistic-regression model over hashed n-grams (package ngram), trained by
 // pkg/guard/cmd/train and embedded in the binary.
 package guard

@@ -28,6 +28,28 @@ func Example() {
 	// true AWS_ACCESS_KEY true
 }
 
+// The entities detector is opt-in: enable it by name or per type.
+func Example_entities() {
+	g, err := guard.New(guard.Config{Rules: map[string]guard.Action{
+		guard.TypePerson:   guard.ActionRedact,
+		guard.TypeAddress:  guard.ActionRedact,
+		guard.TypeLocation: guard.ActionLog,
+	}})
+	if err != nil {
+		panic(err)
+	}
+	r := g.NewSession().Check("Ship it to Maria Schneider, 224 Bond Street, Springfield, IL 62704, before she flies to New York.")
+	fmt.Println(r.Text)
+	for _, f := range r.Findings {
+		fmt.Println(f.Type)
+	}
+	// Output:
+	// Ship it to [PERSON_1], [ADDRESS_1], before she flies to New York.
+	// PERSON
+	// ADDRESS
+	// LOCATION
+}
+
 func ExampleStream() {
 	g, err := guard.New(guard.Config{Rules: map[string]guard.Action{guard.DetectorPII: guard.ActionRedact}})
 	if err != nil {

@@ -53,7 +53,10 @@ func New(cfg Config) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	all := []Detector{newPIIDetector(), newSecretsDetector(), newInjectionDetector(model, cfg.InjectionThreshold)}
+	// The entities detector's lexicon (4 MiB of heap, loaded once per
+	// process) is only loaded when a rule enables the detector.
+	ents := &entitiesDetector{}
+	all := []Detector{newPIIDetector(), newSecretsDetector(), ents, newInjectionDetector(model, cfg.InjectionThreshold)}
 	known := map[string]bool{DetectorExternal: true}
 	for _, d := range all {
 		known[d.Name()] = true
@@ -73,6 +76,11 @@ func New(cfg Config) (*Guard, error) {
 		rules[k] = v
 	}
 	g.cfg.Rules = rules
+	if g.enabled(ents) {
+		if ents.g, err = loadGazetteer(); err != nil {
+			return nil, err
+		}
+	}
 	for _, d := range all {
 		if g.enabled(d) {
 			g.detectors = append(g.detectors, d)
@@ -169,14 +177,18 @@ func DetectorTypes() map[string][]string {
 		DetectorPII:       newPIIDetector().Types(),
 		DetectorSecrets:   newSecretsDetector().Types(),
 		DetectorInjection: (*injectionDetector)(nil).Types(),
+		DetectorEntities:  (*entitiesDetector)(nil).Types(),
 	}
 }
 
 // priority orders detectors when spans overlap: a secret wins over PII
 // (a token before '@' is not an e-mail local part).
 func priority(f Finding) int {
-	if f.Detector == DetectorSecrets {
-		return 1
+	switch f.Detector {
+	case DetectorSecrets:
+		return 2
+	case DetectorPII:
+		return 1 // a phone or e-mail inside an address keeps its own type
 	}
 	return 0
 }

@@ -205,7 +205,7 @@ func (d *piiDetector) classifyNumber(text string, start, end, ext int) (Finding,
 			return pii(TypeCreditCard, start, end, 0.95), true
 		}
 	}
-	if nd >= 7 && nd <= 15 && !looksLikeDate(s) && d.validPhone(text[start:ext], nd, seps[0]+seps[1]+seps[2]+seps[3] > 0) {
+	if nd >= 6 && nd <= 15 && !looksLikeDate(s) && d.phone(text, start, ext, nd, seps) {
 		return pii(TypePhone, start, ext, 0.8), true
 	}
 	return Finding{}, false
@@ -302,6 +302,114 @@ func luhn(d []byte) bool {
 		double = !double
 	}
 	return sum%10 == 0
+}
+
+// phone decides whether the digit run text[start:ext] is a phone number.
+// A leading '+' (or 00) is trusted when the number is possible for its
+// country code (an optional "(0)" trunk prefix is ignored). A word such as
+// "phone", "call", "fax" or "office" on the same line (phoneContext) admits
+// any separated run of 6+ digits; a run directly followed by another word
+// (a street name: "224 4966 Bond Street") or preceded by "Apt."/"Suite"/
+// "zip" is not a phone without such a word, and neither is a run of only
+// two space-separated groups. Everything else goes to validPhone.
+func (d *piiDetector) phone(text string, start, ext, nd int, seps [4]int) bool {
+	s := text[start:ext]
+	separated := seps[0]+seps[1]+seps[2]+seps[3] > 0
+	if nanpShape(s) {
+		return true
+	}
+	if s[0] == '+' || strings.HasPrefix(s, "00") {
+		return possibleInternational(s)
+	}
+	ctx, neg := phoneContext(text, start, ext)
+	if neg && !ctx {
+		return false
+	}
+	if ctx {
+		return separated || nd >= 7 && nd <= 12
+	}
+	if nd < 7 || wordFollows(text, ext) {
+		return false
+	}
+	if seps[0] == 1 && seps[1]+seps[2]+seps[3] == 0 {
+		return false // "224 4966": two groups are too ambiguous without context
+	}
+	return d.validPhone(s, nd, separated)
+}
+
+// possibleInternational parses an international number (+CC or 00CC),
+// dropping a "(0)" trunk prefix, and checks its length for the country.
+func possibleInternational(s string) bool {
+	var buf [40]byte
+	b := buf[:0]
+	if strings.HasPrefix(s, "00") {
+		b = append(b, '+')
+		s = s[2:]
+	}
+	for k := 0; k < len(s) && len(b) < len(buf); k++ {
+		if strings.HasPrefix(s[k:], "(0)") {
+			k += 2
+			continue
+		}
+		b = append(b, s[k])
+	}
+	num, err := phonenumbers.Parse(string(b), "ZZ")
+	return err == nil && phonenumbers.IsPossibleNumber(num) && (phonenumbers.IsValidNumber(num) || len(phonenumbers.GetNationalSignificantNumber(num)) >= 8)
+}
+
+// phoneContext looks for phone words on the same line, up to 40 bytes
+// before and 24 bytes after the number (ctx), and for address or postcode
+// words just before it (neg).
+func phoneContext(text string, start, end int) (ctx, neg bool) {
+	a := start
+	for a > 0 && start-a < 40 && text[a-1] != '\n' {
+		a--
+	}
+	b := end
+	for b < len(text) && b-end < 24 && text[b] != '\n' {
+		b++
+	}
+	// A trailing '.' asks for a word end after the match ("office" but not
+	// "offices"); every word must start at a word boundary.
+	for _, w := range [...]string{"phone", "tel.", "call", "fax", "mobile", "cell.", "office.", "dial", "contact", "reach", "sms.", "whatsapp", "answer", "ring.", "landline", "hotline"} {
+		if hasWord(text[a:start], w) || hasWord(text[end:b], w) {
+			ctx = true
+			break
+		}
+	}
+	near := text[max(a, start-24):start]
+	for _, w := range [...]string{"apt", "suite", "unit", "box", "zip", "postal", "postcode", "floor", "license", "licence", "passport", "account", "order", "invoice"} {
+		if containsFold(near, w) {
+			neg = true
+			break
+		}
+	}
+	return ctx, neg
+}
+
+// hasWord reports whether s contains w (ASCII case-insensitive) starting
+// at a word boundary; a trailing '.' in w also asks for a boundary after.
+func hasWord(s, w string) bool {
+	end := strings.HasSuffix(w, ".")
+	w = strings.TrimSuffix(w, ".")
+	for i := 0; i+len(w) <= len(s); i++ {
+		if i > 0 && isAlpha(s[i-1]) || !containsFold(s[i:i+len(w)], w) {
+			continue
+		}
+		if !end || i+len(w) == len(s) || !isAlpha(s[i+len(w)]) {
+			return true
+		}
+	}
+	return false
+}
+
+// wordFollows reports a letter word right after the number (one space or
+// none between), as in a street address.
+func wordFollows(text string, end int) bool {
+	if end < len(text) && text[end] == ' ' {
+		end++
+	}
+	return end < len(text) && (isAlpha(text[end]) || text[end] >= 0x80)
 }
 
 // validPhone checks a candidate with libphonenumber metadata: numbers with

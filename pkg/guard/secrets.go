@@ -230,7 +230,7 @@ func newSecretsDetector() *secretsDetector {
 			}
 		}
 	}
-	for _, t := range []string{"PRIVATE_KEY", "URL_CREDENTIALS", "PASSWORD", "GENERIC_SECRET", "BASIC_AUTH"} {
+	for _, t := range []string{"PRIVATE_KEY", "URL_CREDENTIALS", "PASSWORD", "GENERIC_SECRET", "BASIC_AUTH", "CONNECTION_STRING", "USERNAME", "GOOGLE_CLIENT_ID", "HIGH_ENTROPY_STRING", "CLOUD_RESOURCE_ID"} {
 		if !seen[t] {
 			d.types = append(d.types, t)
 		}
@@ -247,11 +247,16 @@ func secret(typ string, start, end int, score float64) Finding {
 }
 
 func (d *secretsDetector) Detect(text string, dst []Finding) []Finding {
+	base := len(dst)
 	dst = d.scanPrefixes(text, dst)
 	dst = scanPrivateKeys(text, dst)
 	dst = scanURLCredentials(text, dst)
 	dst = d.scanAssignments(text, dst)
 	dst = scanPasswordIs(text, dst)
+	dst = scanFlags(text, dst)
+	dst = scanKeyValueLines(text, dst)
+	dst = scanDotCom(text, dst)
+	dst = scanEntropy(text, dst, base)
 	return dst
 }
 
@@ -275,7 +280,7 @@ func scanPasswordIs(text string, dst []Finding) []Finding {
 			continue
 		}
 		val := text[v+1 : v+1+e]
-		if strings.ContainsAny(val, " \n") || !plausibleSecret(val, kwPassword) {
+		if strings.ContainsAny(val, " \n") || !plausibleSecret(val, kwPassword, true) {
 			continue
 		}
 		dst = append(dst, secret("PASSWORD", v+1, v+1+e, 0.7))
@@ -440,6 +445,7 @@ const (
 	kwNone = iota
 	kwPassword
 	kwSecret
+	kwUser // a user name: reported only next to a password or secret
 )
 
 // keyKind classifies an assignment target name by the words it contains:
@@ -483,9 +489,21 @@ func keyKind(name string) int {
 			if bytes.HasPrefix(rest, []byte("key")) {
 				key = true
 			}
+		case 'a':
+			if bytes.HasPrefix(rest, []byte("authorization")) {
+				return kwSecret
+			}
 		}
 	}
+	if hasSegment(low, "pat") {
+		return kwSecret // personal access token: GITHUB_PAT, ado_pat
+	}
 	if !key {
+		for _, u := range [...]string{"user", "username", "usr", "login", "uid", "userid", "accountname", "clientid"} {
+			if lastSegment(low, u) {
+				return kwUser
+			}
+		}
 		return kwNone
 	}
 	for _, q := range [...]string{"api", "access", "private", "auth", "account", "sign", "encrypt", "master", "client"} {
@@ -496,15 +514,51 @@ func keyKind(name string) int {
 	return kwNone
 }
 
+// hasSegment reports whether the lower-case name contains word as a whole
+// segment (delimited by the start, the end or a non-letter).
+func hasSegment(low []byte, word string) bool {
+	for i := 0; i+len(word) <= len(low); i++ {
+		if string(low[i:i+len(word)]) == word && (i == 0 || !isAlpha(low[i-1])) && (i+len(word) == len(low) || !isAlpha(low[i+len(word)])) {
+			return true
+		}
+	}
+	return false
+}
+
+// lastSegment reports whether the lower-case name ends with word once
+// separators are dropped ("REACT_APP_AUTH_USERNAME", "user_id", "User Id").
+func lastSegment(low []byte, word string) bool {
+	j := len(word)
+	i := len(low) - 1
+	for ; i >= 0 && j > 0; i-- {
+		c := low[i]
+		if c == '_' || c == '-' || c == '.' || c == ' ' {
+			continue
+		}
+		j--
+		if c != word[j] {
+			return false
+		}
+	}
+	return j == 0 && (i < 0 || !isAlpha(low[i]))
+}
+
 func isNameByte(c byte) bool { return isAlnum(c) || c == '_' || c == '-' || c == '.' }
 
 // scanAssignments finds `name = value`, `name: value`, `"name": "value"`
 // and `name => value` where name looks like a credential, and reports the
 // value. Password values need 6 bytes; other secrets 12 bytes and at least
 // two character classes or 20 bytes. Placeholders and template references
-// are skipped.
+// are skipped. A value inside a `;`-separated connection string
+// (`Server=h;User Id=u;Password=p`) widens to the whole string
+// (CONNECTION_STRING). A user name (`user: alice`) is reported only when a
+// password or secret is assigned within userPairDistance bytes of it.
 func (d *secretsDetector) scanAssignments(text string, dst []Finding) []Finding {
 	n := len(text)
+	var users [8]struct{ s, e int }
+	nu := 0
+	lastSecret := -1 << 30 // end of the last password/secret value
+	base := len(dst)
 	for p := 0; p < n; p++ {
 		c := text[p]
 		if c != '=' && c != ':' {
@@ -515,7 +569,10 @@ func (d *secretsDetector) scanAssignments(text string, dst []Finding) []Finding 
 		}
 		// Name before the operator.
 		k := p
-		for q := 0; q < 2 && k > 0 && (text[k-1] == ' ' || text[k-1] == '"' || text[k-1] == '\'' || text[k-1] == ']'); q++ {
+		for k > 0 && p-k < 40 && (text[k-1] == ' ' || text[k-1] == '\t') {
+			k--
+		}
+		for q := 0; q < 2 && k > 0 && (text[k-1] == '"' || text[k-1] == '\'' || text[k-1] == ']'); q++ {
 			k--
 		}
 		if c == '=' && k > 0 && (text[k-1] == ':' || text[k-1] == '!' || text[k-1] == '=' || text[k-1] == '<' || text[k-1] == '>') {
@@ -540,47 +597,150 @@ func (d *secretsDetector) scanAssignments(text string, dst []Finding) []Finding 
 		}
 		// Value after the operator.
 		v := p + 1
+		compare := v < n && text[v] == '=' && c == '='
 		if v < n && (text[v] == '>' || text[v] == '=') {
 			v++
 		}
 		for v < n && (text[v] == ' ' || text[v] == '\t') {
 			v++
 		}
+		v = skipAuthScheme(text, v)
 		var quote byte
 		if v < n && (text[v] == '"' || text[v] == '\'' || text[v] == '`') {
 			quote = text[v]
 			v++
 		}
-		ve := v
-		for ve < n && ve-v < 256 {
-			b := text[ve]
-			if quote != 0 {
-				if b == quote || b == '\n' {
-					break
-				}
-			} else if b == ' ' || b == '\t' || b == '\n' || b == '\r' || b == ',' || b == ';' || b == '"' || b == '\'' || b == ')' || b == '}' || b == ']' || b == '&' {
-				break
-			}
-			ve++
-		}
+		ve := valueEnd(text, v, quote)
 		if quote != 0 && (ve >= n || text[ve] != quote) {
 			continue
 		}
 		val := text[v:ve]
-		if !plausibleSecret(val, kind) {
+		if kind == kwUser {
+			if plausibleUser(val) && quote == 0 && containsFold(text[k:e], "auth") && !looksLikeCode(val) {
+				dst = append(dst, secret("USERNAME", v, ve, 0.6)) // AUTH_USER=alice
+				continue
+			}
+			if plausibleUser(val) && nu < len(users) {
+				users[nu] = struct{ s, e int }{v, ve}
+				nu++
+			}
+			continue
+		}
+		cs, ce, conn := connectionString(text, k, ve)
+		if !plausibleSecret(val, kind, quote != 0) || quote == 0 && !conn && (compare || looksLikeCode(val)) {
 			continue
 		}
 		typ, score := "GENERIC_SECRET", 0.7
 		if kind == kwPassword {
 			typ, score = "PASSWORD", 0.75
 		}
-		dst = append(dst, secret(typ, v, ve, score))
-		p = ve
+		f := secret(typ, v, ve, score)
+		if conn {
+			f = secret("CONNECTION_STRING", cs, ce, 0.85)
+		}
+		dst = append(dst, f)
+		lastSecret = ve
+		p = max(ve, f.End)
+	}
+	if nu == 0 || lastSecret < 0 {
+		return dst
+	}
+	for _, u := range users[:nu] {
+		near := false
+		for _, f := range dst[base:] {
+			if f.Start <= u.s && u.e <= f.End {
+				near = false // inside a connection string already reported
+				break
+			}
+			if f.Start-u.e < userPairDistance && u.s-f.End < userPairDistance {
+				near = true
+			}
+		}
+		if near {
+			dst = append(dst, secret("USERNAME", u.s, u.e, 0.6))
+		}
 	}
 	return dst
 }
 
-func plausibleSecret(v string, kind int) bool {
+// userPairDistance is how close (bytes) a user name must be to a password
+// or secret to be reported as the other half of a credential pair.
+const userPairDistance = 200
+
+// skipAuthScheme skips an HTTP authentication scheme word ("Bearer ",
+// "Token ", "Basic ", "Digest ", "ApiKey ") at v.
+func skipAuthScheme(text string, v int) int {
+	for _, s := range [...]string{"Bearer ", "bearer ", "Token ", "token ", "Basic ", "Digest ", "ApiKey ", "Apikey "} {
+		if strings.HasPrefix(text[v:], s) {
+			v += len(s)
+			for v < len(text) && text[v] == ' ' {
+				v++
+			}
+			return v
+		}
+	}
+	return v
+}
+
+// valueEnd returns the end of an assigned value starting at v: the closing
+// quote (or end of line) for quoted values, else the first delimiter.
+func valueEnd(text string, v int, quote byte) int {
+	ve := v
+	for ve < len(text) && ve-v < 256 {
+		b := text[ve]
+		if quote != 0 {
+			if b == quote || b == '\n' {
+				break
+			}
+		} else if b == ' ' || b == '\t' || b == '\n' || b == '\r' || b == ',' || b == ';' || b == '"' || b == '\'' || b == ')' || b == '}' || b == ']' || b == '&' || b == '<' || b == '>' {
+			break
+		}
+		ve++
+	}
+	return ve
+}
+
+// plausibleUser accepts a literal user name: 2-64 bytes, no template or
+// variable syntax.
+func plausibleUser(v string) bool {
+	if len(v) < 2 || len(v) > 64 {
+		return false
+	}
+	switch v[0] {
+	case '$', '{', '<', '%', '[', '*', '#', '&', '/', '@', '(':
+		return false
+	}
+	return !strings.ContainsAny(v, "(){}$")
+}
+
+// connectionString reports the `;`-separated key=value string around the
+// assignment name at k and value end ve, when there is one: at least two
+// `;` and three `=` between the enclosing quotes or line ends.
+func connectionString(text string, k, ve int) (int, int, bool) {
+	s := k
+	for s > 0 && k-s < 512 && !isStringEdge(text[s-1]) {
+		s--
+	}
+	e := ve
+	for e < len(text) && e-ve < 512 && !isStringEdge(text[e]) {
+		e++
+	}
+	seg := text[s:e]
+	if strings.Count(seg, ";") < 2 || strings.Count(seg, "=") < 3 {
+		return 0, 0, false
+	}
+	for s < e && text[s] == ' ' {
+		s++
+	}
+	for e > s && (text[e-1] == ' ' || text[e-1] == ';') {
+		e--
+	}
+	return s, e, true
+}
+
+func isStringEdge(c byte) bool { return c == '"' || c == '\'' || c == '`' || c == '\n' || c == '\r' }
+
+func plausibleSecret(v string, kind int, quoted bool) bool {
 	need := 12
 	if kind == kwPassword {
 		need = 6
@@ -588,7 +748,7 @@ func plausibleSecret(v string, kind int) bool {
 	if len(v) < need {
 		return false
 	}
-	if strings.ContainsAny(v, "()") || strings.HasSuffix(v, ":") {
+	if !quoted && strings.ContainsAny(v, "()") || strings.HasSuffix(v, ":") {
 		return false // an expression or a label, not a literal
 	}
 	if strings.HasPrefix(v, "env.") || strings.HasPrefix(v, "process.env") || strings.HasPrefix(v, "os.environ") {
@@ -652,6 +812,36 @@ func containsFold(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// looksLikeCode reports an unquoted value that reads as a program
+// identifier rather than a literal: a dotted selector (`cfg.Token`,
+// `ssa.OpAMD64X`), an upper-case constant (`STANDARD_RIGHTS`) or a
+// camel-case name without digits (`encryptionKey`).
+func looksLikeCode(v string) bool {
+	if isConstName(v) && strings.IndexByte(v, '_') >= 0 {
+		return true
+	}
+	dotted, seg := false, 0
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '.':
+			if seg == 0 || i+1 == len(v) || !isAlpha(v[i+1]) && v[i+1] != '_' {
+				return false
+			}
+			dotted, seg = true, 0
+		case isAlpha(c) || c == '_' || isDigit(c) && seg > 0:
+			seg++
+		default:
+			return false
+		}
+	}
+	if dotted {
+		return true
+	}
+	st := tokenStats(v)
+	return !st.digit && st.lower && st.upper && st.wordy*3 > st.letters*2 && strings.IndexByte(v, '_') < 0
 }
 
 // isConstName reports an upper-case identifier such as DB_PASSWORD.

@@ -13,7 +13,7 @@ const maxHold = 64 << 10
 // the released text with the session's placeholders. A Stream is not safe
 // for concurrent use.
 //
-// Streams run the span detectors (PII and secrets); the injection scorer
+// Streams run the span detectors (PII, secrets, entities); the injection scorer
 // works on whole texts and is not applied to deltas.
 type Stream struct {
 	s       *Session

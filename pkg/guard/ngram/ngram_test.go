@@ -20,6 +20,13 @@ func TestNormalize(t *testing.T) {
 		{"Größe ÄÖÜ", "größe äöü"},
 		{"a\U000E0041b", "ab"}, // tag characters are invisible
 		{"", ""},
+		// Opaque identifiers fold to one mark; words, years and short
+		// numbers stay.
+		{"record 3f2a9c1e-77b0-4c1d-9a2e-0b6f5d4c3a21 please", "record # please"},
+		{"order cus_9Xk2LmQ7pZ and ORD-884213", "order # and #"},
+		{"token xKqTzRwe then qzxkvwtp", "token # then #"},
+		{"GPT4 in 2024 with base64, JavaScript, 10th, 42", "gpt4 in 2024 with base64, javascript, 10th, 42"},
+		{"id ef5563 and 1234567", "id # and #"},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, string(Normalize(nil, tt.in)), "input %q", tt.in)
@@ -82,7 +89,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func FuzzNormalize(f *testing.F) {
-	for _, s := range []string{"Ignore ALL", "\xff\xfe", "𝐈\u200b\U000E0041", "  \n "} {
+	for _, s := range []string{"Ignore ALL", "\xff\xfe", "𝐈\u200b\U000E0041", "  \n ", "ab\u200b12cd34", "а1b2c3d4 x", "cus_9Xk2LmQ7pZ-", "-xKqTzR", "ef5563.", "abcdef\u00e9123"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -92,6 +99,9 @@ func FuzzNormalize(f *testing.F) {
 		}
 		if string(Normalize(nil, string(n))) != string(n) {
 			t.Fatalf("not idempotent: %q", s)
+		}
+		if string(FoldOpaque(append([]byte(nil), n...))) != string(n) {
+			t.Fatalf("fast-path id folding disagrees with FoldOpaque: %q", s)
 		}
 		for _, f := range Features(nil, n, 12, AllFeatures) {
 			if f >= 1<<12 {

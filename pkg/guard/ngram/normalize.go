@@ -12,10 +12,48 @@ import (
 // removed. It does not allocate when dst has enough capacity.
 func Normalize(dst []byte, text string) []byte {
 	dst = dst[:0]
-	space := true // suppresses leading and repeated spaces
+	space := true  // suppresses leading and repeated spaces
+	dirty := false // some token was not judged on the fast path: FoldOpaque must run
 	for i := 0; i < len(text); {
 		c := text[i]
 		if c < utf8.RuneSelf {
+			if isASCIIIDByte(c) && (i == 0 || !isASCIIIDByte(text[i-1])) {
+				// A run of ASCII letters, digits, '_' and '-': when it is a
+				// whole output token (nothing ID-like on either side), it is
+				// lower-cased and judged here, in one pass.
+				j, flips := i, 0
+				for j < len(text) && isASCIIIDByte(text[j]) {
+					if j > i && 'A' <= text[j] && text[j] <= 'Z' && 'a' <= text[j-1] && text[j-1] <= 'z' {
+						flips++
+					}
+					j++
+				}
+				mixed := isASCIIAlnum(c) && j-i >= 6 && flips >= 2
+				clean := (len(dst) == 0 || !isIDByte(dst[len(dst)-1])) && (j == len(text) || text[j] < utf8.RuneSelf && !isASCIIIDByte(text[j]))
+				switch {
+				case mixed:
+					dst = append(dst, OpaqueMark)
+				case clean:
+					start := len(dst)
+					for k := i; k < j; k++ {
+						b := text[k]
+						if 'A' <= b && b <= 'Z' {
+							b += 'a' - 'A'
+						}
+						dst = append(dst, b)
+					}
+					if j-i >= 4 && opaque(dst[start:]) {
+						dst = append(dst[:start], OpaqueMark)
+					}
+				}
+				if mixed || clean {
+					dirty = dirty || !clean
+					space = false
+					i = j
+					continue
+				}
+				dirty = true
+			}
 			i++
 			switch {
 			case 'A' <= c && c <= 'Z':
@@ -38,6 +76,7 @@ func Normalize(dst []byte, text string) []byte {
 		}
 		if f := Fold(r); f != 0 {
 			dst = append(dst, f)
+			dirty = true
 			space = false
 			continue
 		}
@@ -51,6 +90,7 @@ func Normalize(dst []byte, text string) []byte {
 		r = unicode.ToLower(r)
 		if f := Fold(r); f != 0 { // a capital whose lower case is a look-alike
 			dst = append(dst, f)
+			dirty = true
 		} else {
 			dst = utf8.AppendRune(dst, r)
 		}
@@ -59,7 +99,109 @@ func Normalize(dst []byte, text string) []byte {
 	if len(dst) > 0 && dst[len(dst)-1] == ' ' {
 		dst = dst[:len(dst)-1]
 	}
-	return dst
+	if !dirty {
+		return dst // every token was judged on the fast path
+	}
+	return FoldOpaque(dst)
+}
+
+func isASCIILetter(c byte) bool { return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') }
+func isASCIIAlnum(c byte) bool  { return isASCIILetter(c) || ('0' <= c && c <= '9') }
+func isASCIIIDByte(c byte) bool { return isASCIIAlnum(c) || c == '_' || c == '-' }
+
+// OpaqueMark replaces opaque identifiers in normalised text.
+const OpaqueMark = '#'
+
+func isIDByte(c byte) bool {
+	return ('a' <= c && c <= 'z') || ('0' <= c && c <= '9') || c == '_' || c == '-'
+}
+
+// FoldOpaque replaces, in place, every token of normalised (lower-case)
+// text that reads as an opaque identifier rather than a word — record ids,
+// UUIDs, hashes, nonces, order numbers — by OpaqueMark, so that a score
+// does not depend on which id a prompt carries. A token is a run of
+// [a-z0-9_-]; it is opaque when it mixes letters and digits with at least
+// two changes between them ("a1b2", UUID groups) or is 8+ bytes long
+// ("cus_9f8e7d6c5b", "dfd31144") or 6+ bytes of hex ("ef5563"), when it is 5+ digits, or when it is 6+ letters with
+// a run of 5 consonants or fewer than one vowel in five (lower-cased
+// random letters). Words such as "gpt4", "10th", "base64" and years stay.
+func FoldOpaque(b []byte) []byte {
+	out := b[:0]
+	for i := 0; i < len(b); {
+		if !isIDByte(b[i]) {
+			out = append(out, b[i])
+			i++
+			continue
+		}
+		j := i
+		for j < len(b) && isIDByte(b[j]) {
+			j++
+		}
+		switch {
+		case j-i >= 4 && opaque(b[i:j]):
+			out = append(out, OpaqueMark)
+		case len(out) == i:
+			out = b[:j] // nothing folded yet: the bytes are already in place
+		default:
+			out = append(out, b[i:j]...) // copy within b: out never overtakes i
+		}
+		i = j
+	}
+	return out
+}
+
+// idClass classifies the bytes opaque looks at: 1 vowel (y counts), 2
+// consonant, 3 digit, 0 anything else.
+var idClass = func() (t [256]uint8) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = 2
+	}
+	for _, c := range "aeiouy" {
+		t[c] = 1
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = 3
+	}
+	return t
+}()
+
+func opaque(tok []byte) bool {
+	var letters, digits, changes, vowels, cons, maxCons int
+	hexOnly := true
+	prev := uint8(0)
+	for _, c := range tok {
+		cls := idClass[c]
+		switch cls {
+		case 0:
+			continue
+		case 1:
+			letters++
+			vowels++
+			cons = 0
+			hexOnly = hexOnly && c <= 'f'
+		case 2:
+			letters++
+			cons++
+			maxCons = max(maxCons, cons)
+			hexOnly = hexOnly && c <= 'f'
+		case 3:
+			digits++
+		}
+		isDigit := cls == 3
+		if prev != 0 && isDigit != (prev == 3) {
+			changes++
+		}
+		prev = cls
+	}
+	switch {
+	case letters > 0 && digits > 0:
+		return changes >= 2 || len(tok) >= 8 || len(tok) >= 6 && hexOnly
+	case digits >= 5 && letters == 0:
+		return true
+	case letters >= 6 && digits == 0:
+		return maxCons >= 5 || vowels*5 < letters
+	}
+	return false
 }
 
 // IsInvisible reports whether r renders as nothing and is commonly used to

@@ -14,6 +14,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"log"
 	"math"
 	"math/rand/v2"
@@ -43,16 +44,19 @@ func main() {
 	lr := flag.Float64("lr", 0.3, "AdaGrad learning rate")
 	l2 := flag.Float64("l2", 1e-5, "L2 penalty per update")
 	benignWeight := flag.Float64("benign-weight", 2, "loss weight of benign examples")
-	maxFPR := flag.Float64("max-fpr", 0.02, "highest validation false-positive rate allowed when picking the threshold")
+	maxFPR := flag.Float64("max-fpr", 0.01, "highest validation false-positive rate allowed when picking the threshold")
 	seed := flag.Uint64("seed", 1, "shuffle seed")
 	feat := flag.String("features", "word1,word2,char4", "feature families: word1, word2, char3, char4")
+	cv := flag.Int("cv", 5, "pick the threshold by cross-validation with this many folds over train+validation and fit the model on both (< 2: fit on train, threshold on validation)")
+	cvOnly := flag.Bool("cv-only", false, "print the cross-validation result and write no model (compare flags)")
+	synthetic := flag.Bool("synthetic", true, "add the synthetic examples of synthetic.go to the train split")
 	windowLog2 := flag.Uint("window-log2", 8, "log2 of the scoring window in bytes (0 = whole text only)")
 	flag.Parse()
 	set, err := parseFeatures(*feat)
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := run(*root, *out, uint8(*bits), set, uint8(*windowLog2), *epochs, *lr, *l2, *benignWeight, *maxFPR, *seed); err != nil {
+	if err := run(*root, *out, uint8(*bits), set, uint8(*windowLog2), *epochs, *lr, *l2, *benignWeight, *maxFPR, *seed, *synthetic, *cv, *cvOnly); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -76,7 +80,7 @@ func parseFeatures(s string) (ngram.FeatureSet, error) {
 	return set, nil
 }
 
-func run(root, out string, bits uint8, set ngram.FeatureSet, windowLog2 uint8, epochs int, lr, l2, benignWeight, maxFPR float64, seed uint64) error {
+func run(root, out string, bits uint8, set ngram.FeatureSet, windowLog2 uint8, epochs int, lr, l2, benignWeight, maxFPR float64, seed uint64, synthetic bool, cvFolds int, cvOnly bool) error {
 	dirs, err := corpus.Dirs(root, "injection-")
 	if err != nil {
 		return err
@@ -97,13 +101,78 @@ func run(root, out string, bits uint8, set ngram.FeatureSet, windowLog2 uint8, e
 			all = append(all, e)
 		}
 	}
+	if synthetic {
+		texts, attack := synthExamples()
+		for i, t := range texts {
+			norm = ngram.Normalize(norm, t)
+			feats = ngram.Features(feats, norm, bits, set)
+			e := sparse(feats, attack[i], corpus.Train, "synthetic")
+			e.norm = append([]byte(nil), norm...)
+			all = append(all, e)
+		}
+	}
+	// The threshold comes from pooled out-of-fold scores over the train and
+	// validation splits (cvFolds folds), and the final model is then fit on
+	// both; with cvFolds < 2 the model is fit on train and the threshold
+	// picked on validation.
+	var cvThreshold float64
+	if cvFolds > 1 {
+		thr, err := crossValidate(all, cvFolds, bits, set, windowLog2, epochs, lr, l2, benignWeight, maxFPR, seed)
+		if err != nil {
+			return err
+		}
+		if cvOnly {
+			return nil
+		}
+		cvThreshold = thr
+	}
 	var train []int
 	for i, e := range all {
-		if e.split == corpus.Train {
+		if e.split == corpus.Train || cvFolds > 1 && e.split == corpus.Validation {
 			train = append(train, i)
 		}
 	}
 	n := 1 << bits
+	w, bias := fit(all, train, n, epochs, lr, l2, benignWeight, seed)
+	idx := make([]int, len(all))
+	for i := range idx {
+		idx[i] = i
+	}
+	m, scores, err := quantizedScores(all, idx, w, bias, set, windowLog2)
+	if err != nil {
+		return err
+	}
+	var valBenign []float64
+	for i, e := range all {
+		if e.split == corpus.Validation && !e.attack {
+			valBenign = append(valBenign, scores[i])
+		}
+	}
+	m.Threshold = float32(pickThreshold(valBenign, maxFPR))
+	if cvFolds > 1 {
+		m.Threshold = float32(cvThreshold)
+	}
+	log.Printf("threshold %.4f (max FPR %.3f; cross-validation folds %d, else validation benign n=%d)", m.Threshold, maxFPR, cvFolds, len(valBenign))
+	for _, sp := range []corpus.Split{corpus.Train, corpus.Validation, corpus.Test} {
+		report(all, scores, sp, float64(m.Threshold), dirs)
+	}
+	b, err := m.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return fmt.Errorf("create model dir: %w", err)
+	}
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		return fmt.Errorf("write model: %w", err)
+	}
+	log.Printf("wrote %s (%d bytes)", out, len(b))
+	return nil
+}
+
+// fit trains logistic regression with AdaGrad SGD on all[idx].
+func fit(all []example, idx []int, n, epochs int, lr, l2, benignWeight float64, seed uint64) ([]float64, float64) {
+	train := append([]int(nil), idx...)
 	w := make([]float64, n)
 	g2 := make([]float64, n)
 	var bias, bg2 float64
@@ -134,51 +203,101 @@ func run(root, out string, bits uint8, set ngram.FeatureSet, windowLog2 uint8, e
 		}
 		log.Printf("epoch %d: mean weighted loss %.4f", ep+1, loss/float64(len(train)))
 	}
-	w32 := make([]float32, n)
+	return w, bias
+}
+
+// quantizedScores scores all[idx] with the quantised model and window
+// scoring, as the guard does at run time (without obfuscation decoders).
+func quantizedScores(all []example, idx []int, w []float64, bias float64, set ngram.FeatureSet, windowLog2 uint8) (*ngram.Model, []float64, error) {
+	w32 := make([]float32, len(w))
 	for i, v := range w {
 		w32[i] = float32(v)
 	}
-	// Score with the quantised model and window scoring, exactly as the
-	// guard does at run time (without its obfuscation decoders).
 	m, err := ngram.Quantize(w32, set, float32(bias), 0.5)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	m.WindowLog2 = windowLog2
-	scores := make([]float64, len(all))
-	pos := make([]int32, 0, 1024) // non-nil: FeaturesAt records offsets
+	scores := make([]float64, len(idx))
+	var feats []uint32
+	pos := make([]int32, 0, 1024)
 	var acc []ngram.WindowAcc
-	for i := range all {
+	for k, i := range idx {
 		e := &all[i]
 		feats, pos = ngram.FeaturesAt(feats, pos, e.norm, m.Bits, m.Features)
 		if len(acc) < len(e.norm)+1 {
 			acc = make([]ngram.WindowAcc, len(e.norm)+1)
 		}
-		_, scores[i] = m.WindowScores(feats, pos, len(e.norm), m.Window(), acc)
+		_, scores[k] = m.WindowScores(feats, pos, len(e.norm), m.Window(), acc)
 	}
-	var valBenign []float64
-	for i, e := range all {
-		if e.split == corpus.Validation && !e.attack {
-			valBenign = append(valBenign, scores[i])
+	return m, scores, nil
+}
+
+// crossValidate splits the corpora's train and validation examples into
+// folds (FNV-1a of the normalised text), trains on all but one fold (plus
+// the synthetic examples) and scores the held-out fold; it prints the
+// pooled out-of-fold detection rate at the threshold that keeps pooled
+// benign FPR at most maxFPR, and returns that threshold. The test split is
+// not touched.
+func crossValidate(all []example, folds int, bits uint8, set ngram.FeatureSet, windowLog2 uint8, epochs int, lr, l2, benignWeight, maxFPR float64, seed uint64) (float64, error) {
+	foldOf := func(e *example) int {
+		h := fnv.New32a()
+		h.Write(e.norm)
+		return int(h.Sum32()>>8) % folds
+	}
+	var benign, attack []float64
+	for f := 0; f < folds; f++ {
+		var train, held []int
+		for i := range all {
+			e := &all[i]
+			switch {
+			case e.split == corpus.Test:
+			case e.corpus == "synthetic":
+				train = append(train, i)
+			case foldOf(e) == f:
+				held = append(held, i)
+			default:
+				train = append(train, i)
+			}
+		}
+		w, bias := fit(all, train, 1<<bits, epochs, lr, l2, benignWeight, seed)
+		_, scores, err := quantizedScores(all, held, w, bias, set, windowLog2)
+		if err != nil {
+			return 0, err
+		}
+		for k, i := range held {
+			if all[i].attack {
+				attack = append(attack, scores[k])
+			} else {
+				benign = append(benign, scores[k])
+			}
 		}
 	}
-	m.Threshold = float32(pickThreshold(valBenign, maxFPR))
-	log.Printf("threshold %.4f (validation benign n=%d, max FPR %.3f)", m.Threshold, len(valBenign), maxFPR)
-	for _, sp := range []corpus.Split{corpus.Train, corpus.Validation, corpus.Test} {
-		report(all, scores, sp, float64(m.Threshold), dirs)
+	for _, f := range []float64{0.005, 0.01, 0.02, 0.03, 0.05} {
+		t := pickThreshold(benign, f)
+		d := 0
+		for _, s := range attack {
+			if s >= t {
+				d++
+			}
+		}
+		fmt.Printf("cv trade-off: max FPR %.1f%% -> threshold %.2f detects %.2f%%\n", 100*f, t, pct(d, len(attack)))
 	}
-	b, err := m.MarshalBinary()
-	if err != nil {
-		return err
+	thr := pickThreshold(benign, maxFPR)
+	det, fp := 0, 0
+	for _, s := range attack {
+		if s >= thr {
+			det++
+		}
 	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return fmt.Errorf("create model dir: %w", err)
+	for _, s := range benign {
+		if s >= thr {
+			fp++
+		}
 	}
-	if err := os.WriteFile(out, b, 0o644); err != nil {
-		return fmt.Errorf("write model: %w", err)
-	}
-	log.Printf("wrote %s (%d bytes)", out, len(b))
-	return nil
+	fmt.Printf("cv %d folds: threshold %.2f  detected %.2f%% of %d attacks  FPR %.2f%% of %d benign\n",
+		folds, thr, pct(det, len(attack)), len(attack), pct(fp, len(benign)), len(benign))
+	return thr, nil
 }
 
 // sparse turns bucket indices into (bucket, count/sqrt(total)) pairs, the
