@@ -73,7 +73,7 @@ func (d *downstream) countFindings(g *guard.Guard, direction string, fs []guard.
 		a, _ := g.ActionFor(f)
 		d.s.metrics.GuardFindings.WithLabelValues(direction, f.Detector, a.String()).Inc()
 		d.findings = append(d.findings, findingRecord{Direction: direction, Detector: f.Detector, Type: f.Type, Start: f.Start, End: f.End, Action: a.String()})
-		if direction == "output" && f.Detector == guard.DetectorPII {
+		if direction == "output" && (f.Detector == guard.DetectorPII || f.Detector == guard.DetectorEntities) {
 			d.outputPII = true
 		}
 	}
