@@ -501,8 +501,14 @@ func (d *downstream) meterOnFinish(ctx context.Context) {
 		}
 		return
 	}
-	if d.phase != phaseDone {
-		d.outcome = "aborted"
+	switch {
+	case d.phase == phaseDone:
+	case d.sawDone && d.outcome == "":
+		// A stream that delivered [DONE] is complete even if the client
+		// left before Envoy's final empty chunk.
+		d.outcome = "ok"
+	default:
+		d.outcome = "aborted" // cut before the end
 	}
 	if !d.hasUsage {
 		d.usage = d.estimateUsage(d.text.String())
