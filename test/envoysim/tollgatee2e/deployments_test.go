@@ -388,3 +388,29 @@ func TestWasmRouterAndExtProcAgree(t *testing.T) {
 	assert.Contains(t, string(reqs[0].Body), `"model":"gpt-4o"`)
 	assertNoCredentialCrossed(t, d, dump(resp, body))
 }
+
+// TestLargeBodiesReachTollgate: the shipped listener's buffer limit
+// (max_body_bytes + 1 MiB) lets a 1.5 MB request (a vision prompt) through
+// Envoy's buffering to Tollgate and the provider, and a body over
+// max_body_bytes gets Tollgate's OpenAI-shaped 413, not Envoy's plain text.
+func TestLargeBodiesReachTollgate(t *testing.T) {
+	d := startDeployment(t, "", nil)
+	data, err := os.ReadFile("../../../envoy/static/envoy.yaml")
+	require.NoError(t, err)
+	res, err := envoysim.LoadBootstrap(data)
+	require.NoError(t, err)
+	sc, err := envoysim.FromResources(res, d.hosts, wasmfilter.Factory(routerModule(t)))
+	require.NoError(t, err)
+	base, _, exchanges := d.start(t, sc)
+	big := func(n int) string {
+		return `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("a", n) + `"}]}`
+	}
+	resp, body := chat(t, base, big(1_500_000))
+	assert.Equal(t, http.StatusOK, resp.StatusCode, string(body[:min(len(body), 200)]))
+	<-exchanges
+	resp, body = chat(t, base, big(4_500_000))
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	assert.Contains(t, string(body), `"code":"request_too_large"`)
+	<-exchanges
+}
