@@ -131,6 +131,19 @@ func runExtProc(t *testing.T, cfg *config.Config, env map[string]string) string 
 	return ""
 }
 
+// startBootstrap runs the static Envoy bootstrap at path (with the compiled
+// wasm router) in the emulator.
+func (d *deployment) startBootstrap(t *testing.T, path string) (string, *envoysim.Sim, chan envoysim.Exchange) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	res, err := envoysim.LoadBootstrap(data)
+	require.NoError(t, err)
+	sc, err := envoysim.FromResources(res, d.hosts, wasmfilter.Factory(routerModule(t)))
+	require.NoError(t, err)
+	return d.start(t, sc)
+}
+
 // start runs the emulator on sc.
 func (d *deployment) start(t *testing.T, sc envoysim.Config) (string, *envoysim.Sim, chan envoysim.Exchange) {
 	t.Helper()
@@ -239,13 +252,7 @@ func exerciseGateway(t *testing.T, d *deployment, base string, exchanges chan en
 // embedded default config.
 func TestShippedStaticConfig(t *testing.T) {
 	d := startDeployment(t, "429", nil)
-	data, err := os.ReadFile("../../../envoy/static/envoy.yaml")
-	require.NoError(t, err)
-	res, err := envoysim.LoadBootstrap(data)
-	require.NoError(t, err)
-	sc, err := envoysim.FromResources(res, d.hosts, wasmfilter.Factory(routerModule(t)))
-	require.NoError(t, err)
-	base, sim, exchanges := d.start(t, sc)
+	base, sim, exchanges := d.startBootstrap(t, "../../../envoy/static/envoy.yaml")
 	exerciseGateway(t, d, base, exchanges, true)
 	assert.Equal(t, uint64(5), sim.Stats().UpstreamFilter.StreamsStarted, "one upstream stream per attempt: 2 + 2 (both chats fall back) + 1")
 
@@ -273,13 +280,7 @@ func TestXDSConfig(t *testing.T) {
 // catch-all 404 and no provider is called.
 func TestPreviousShippedConfigFailsAsEnvoyWould(t *testing.T) {
 	d := startDeployment(t, "", nil)
-	data, err := os.ReadFile("../testdata/shipped-2026-12-06-static-envoy.yaml")
-	require.NoError(t, err)
-	res, err := envoysim.LoadBootstrap(data)
-	require.NoError(t, err)
-	sc, err := envoysim.FromResources(res, d.hosts, wasmfilter.Factory(routerModule(t)))
-	require.NoError(t, err)
-	base, sim, exchanges := d.start(t, sc)
+	base, sim, exchanges := d.startBootstrap(t, "../testdata/shipped-2026-12-06-static-envoy.yaml")
 	resp, body := chat(t, base, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 	assert.Contains(t, string(body), `"code":"model_not_found"`)
@@ -395,13 +396,7 @@ func TestWasmRouterAndExtProcAgree(t *testing.T) {
 // max_body_bytes gets Tollgate's OpenAI-shaped 413, not Envoy's plain text.
 func TestLargeBodiesReachTollgate(t *testing.T) {
 	d := startDeployment(t, "", nil)
-	data, err := os.ReadFile("../../../envoy/static/envoy.yaml")
-	require.NoError(t, err)
-	res, err := envoysim.LoadBootstrap(data)
-	require.NoError(t, err)
-	sc, err := envoysim.FromResources(res, d.hosts, wasmfilter.Factory(routerModule(t)))
-	require.NoError(t, err)
-	base, _, exchanges := d.start(t, sc)
+	base, _, exchanges := d.startBootstrap(t, "../../../envoy/static/envoy.yaml")
 	big := func(n int) string {
 		return `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("a", n) + `"}]}`
 	}

@@ -150,10 +150,9 @@ func extProcFrom(t *testing.T, v any) *extprocfilterv3.ExternalProcessor {
 	return ep
 }
 
-// exercisePlatform starts extproc on the k8s config and the platform's
-// Envoy, with one fake provider standing in for api.openai.com, and checks
-// chat (JSON and SSE) and that no credential crosses.
-func exercisePlatform(t *testing.T, p platform) {
+// startPlatform starts extproc on the k8s config and the platform's Envoy,
+// with one fake provider standing in for api.openai.com.
+func startPlatform(t *testing.T, p platform) (*deployment, string, chan envoysim.Exchange) {
 	t.Helper()
 	provider := fakeprovider.New(fakeprovider.Options{APIKey: primaryKey})
 	_, err := provider.Start()
@@ -165,6 +164,16 @@ func exercisePlatform(t *testing.T, p platform) {
 	sc, err := envoysim.FromResources(p.resources(t), map[string]string{"api.openai.com:443": "http://" + provider.Addr()}, wasmfilter.Factory(routerModule(t)))
 	require.NoError(t, err)
 	base, _, exchanges := d.start(t, sc)
+	return d, base, exchanges
+}
+
+// exercisePlatform starts extproc on the k8s config and the platform's
+// Envoy, with one fake provider standing in for api.openai.com, and checks
+// chat (JSON and SSE) and that no credential crosses.
+func exercisePlatform(t *testing.T, p platform) {
+	t.Helper()
+	d, base, exchanges := startPlatform(t, p)
+	provider := d.primary
 
 	resp, body := chat(t, base, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
@@ -201,16 +210,7 @@ func TestIstioGateway(t *testing.T) {
 // and the client key never reaches the provider.
 func TestIstioPreviousManifestFails(t *testing.T) {
 	p := istioPlatform(t, "../testdata/shipped-2026-12-06-istio-extproc-gateway.yaml")
-	provider := fakeprovider.New(fakeprovider.Options{APIKey: primaryKey})
-	_, err := provider.Start()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = provider.Close() })
-	cfg := k8sConfig(t)
-	d := &deployment{primary: provider, secondary: fakeprovider.New(fakeprovider.Options{}), cfg: cfg}
-	d.extProcAddr = runExtProc(t, cfg, map[string]string{"OPENAI_API_KEY": primaryKey})
-	sc, err := envoysim.FromResources(p.resources(t), map[string]string{"api.openai.com:443": "http://" + provider.Addr()}, wasmfilter.Factory(routerModule(t)))
-	require.NoError(t, err)
-	base, _, exchanges := d.start(t, sc)
+	d, base, exchanges := startPlatform(t, p)
 	resp, body := chat(t, base, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
 	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, string(body))
 	<-exchanges
