@@ -8,7 +8,6 @@ import (
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
 	"github.com/tollgate-dev/tollgate/pkg/prompts"
-	"github.com/tollgate-dev/tollgate/pkg/route"
 )
 
 // AuditLog receives one record per request. *audit.Log implements it.
@@ -16,46 +15,7 @@ type AuditLog interface {
 	Append(rec audit.Record) error
 }
 
-// RouteConfig maps tollgate.yaml's routing: section to pkg/route.
-func RouteConfig(c config.Routing) route.Config {
-	rc := route.Config{
-		Virtual:     map[string]route.Virtual{},
-		Tenants:     map[string]route.Tenant{},
-		AliasLimits: map[string]route.Limits{},
-	}
-	for _, t := range c.Tiers {
-		rc.Tiers = append(rc.Tiers, route.Tier{Name: t.Name, MinScore: t.MinScore})
-	}
-	virtual := func(v config.VirtualAlias) route.Virtual {
-		rv := route.Virtual{Tiers: map[string]route.Target{}, Shadow: v.Shadow, Fallback: v.Fallback}
-		for tier, t := range v.Tiers {
-			rv.Tiers[tier] = route.Target{Alias: t.Alias, Limits: route.Limits{Default: t.MaxTokensDefault, Cap: t.MaxTokensCap}}
-		}
-		return rv
-	}
-	for name, v := range c.Virtual {
-		rc.Virtual[name] = virtual(v)
-	}
-	for name, t := range c.Tenants {
-		rt := route.Tenant{Virtual: map[string]route.Virtual{}, Disabled: t.Disabled, Shadow: t.Shadow}
-		for vn, v := range t.Virtual {
-			rt.Virtual[vn] = virtual(v)
-		}
-		rc.Tenants[name] = rt
-	}
-	for alias, l := range c.Limits {
-		rc.AliasLimits[alias] = route.Limits{Default: l.Default, Cap: l.Cap}
-	}
-	return rc
-}
-
-func buildRouter(c config.Routing) (*route.Router, error) {
-	if len(c.Virtual) == 0 && len(c.Limits) == 0 && len(c.Tenants) == 0 {
-		return nil, nil
-	}
-	return route.New(RouteConfig(c))
-}
-
+// buildPrompts loads the prompt registry; nil when prompts.dir is unset.
 func buildPrompts(c config.Prompts) (*prompts.Registry, error) {
 	if c.Dir == "" {
 		return nil, nil

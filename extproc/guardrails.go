@@ -4,35 +4,9 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/guard"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
 )
-
-// buildGuard turns one direction of guardrails: into a guard.Guard, or nil
-// when that direction is off.
-func buildGuard(d config.GuardDirection) (*guard.Guard, error) {
-	if !d.Enabled {
-		return nil, nil
-	}
-	cfg := guard.Config{
-		Rules:              make(map[string]guard.Action, len(d.Detectors)),
-		InjectionThreshold: d.InjectionThreshold,
-		StreamWindow:       d.StreamWindow,
-		Roles:              d.Roles,
-	}
-	if len(d.Detectors) == 0 {
-		cfg.Rules = guard.DefaultConfig().Rules
-	}
-	for k, v := range d.Detectors {
-		a, err := guard.ParseAction(v)
-		if err != nil {
-			return nil, fmt.Errorf("detector %s: %w", k, err)
-		}
-		cfg.Rules[k] = a
-	}
-	return guard.New(cfg)
-}
 
 // guardInput screens the request texts of the roles the config names:
 // block answers 400 content_blocked (naming the detector, never the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/config/preflight"
 	"github.com/tollgate-dev/tollgate/pkg/guard"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 	"github.com/tollgate-dev/tollgate/pkg/prompts"
@@ -74,16 +75,16 @@ func newRuntime(c *config.Config, catalog *meter.Catalog, getenv func(string) st
 		getenv:  getenv,
 	}
 	var err error
-	if rt.inGuard, err = buildGuard(c.Guardrails.Input); err != nil {
+	if rt.inGuard, err = preflight.BuildGuard(c.Guardrails.Input); err != nil {
 		return nil, fmt.Errorf("guardrails.input: %w", err)
 	}
-	if rt.outGuard, err = buildGuard(c.Guardrails.Output); err != nil {
+	if rt.outGuard, err = preflight.BuildGuard(c.Guardrails.Output); err != nil {
 		return nil, fmt.Errorf("guardrails.output: %w", err)
 	}
 	if rt.prompts, err = buildPrompts(c.Prompts); err != nil {
 		return nil, fmt.Errorf("prompts: %w", err)
 	}
-	if rt.router, err = buildRouter(c.Routing); err != nil {
+	if rt.router, err = preflight.BuildRouter(c.Routing); err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
 	}
 	var refs []string
@@ -162,26 +163,6 @@ func (rt *runtime) maxOutput(provider, model string) int64 {
 	return 0
 }
 
-// BuildCatalog is the price catalog a config asks for: the built-in one
-// (unless pricing.builtin is false) with pricing.models applied on top.
-func BuildCatalog(c *config.Config) (*meter.Catalog, error) {
-	entries := make([]meter.Entry, 0, len(c.Pricing.Models))
-	for _, p := range c.Pricing.Models {
-		entries = append(entries, meter.Entry{
-			Provider: p.Provider, Model: p.Model, Effective: p.Effective,
-			InputPerM: p.Input, OutputPerM: p.Output, CachedInputPerM: p.CachedInput,
-			MaxOutputTokens: int(p.MaxOutputTokens),
-		})
-	}
-	if c.Pricing.Builtin != nil && !*c.Pricing.Builtin {
-		return meter.NewCatalog(entries)
-	}
-	base, err := meter.BuiltinCatalog()
-	if err != nil {
-		return nil, err
-	}
-	if len(entries) == 0 {
-		return base, nil
-	}
-	return base.Override(entries)
-}
+// BuildCatalog is the price catalog a config asks for (the same build
+// `tollgate validate` checks, preflight.BuildCatalog).
+func BuildCatalog(c *config.Config) (*meter.Catalog, error) { return preflight.BuildCatalog(c) }
