@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -114,6 +115,25 @@ func TestRenderEnvoy(t *testing.T) {
 	}
 	assert.Equal(t, 1, alpha.Calls())
 	assert.Equal(t, 1, beta.Calls())
+}
+
+// TestRenderEnvoyIsTheShippedStaticConfig: envoy/static/envoy.yaml is
+// `tollgate render envoy --wasm-path /etc/envoy/wasm/tollgate-router.wasm`
+// for the embedded default config, below the comment header.
+func TestRenderEnvoyIsTheShippedStaticConfig(t *testing.T) {
+	code, out, errOut := runArgs("render", "envoy", "--wasm-path", "/etc/envoy/wasm/tollgate-router.wasm")
+	require.Equal(t, 0, code, errOut)
+	shipped, err := os.ReadFile("../../envoy/static/envoy.yaml")
+	require.NoError(t, err)
+	assert.Equal(t, stripComments(string(shipped)), stripComments(out))
+}
+
+// stripComments drops the leading comment lines of a YAML file.
+func stripComments(s string) string {
+	for strings.HasPrefix(s, "#") {
+		_, s, _ = strings.Cut(s, "\n")
+	}
+	return s
 }
 
 // TestRenderEnvoyErrors: a bad config and wrong arguments fail clearly.
