@@ -32,6 +32,7 @@ func init() {
 		scenario{name: "GuardHeaderReportsBothDirections", opts: Options{Extra: guardrails}, run: guardHeaderBoth},
 		scenario{name: "GuardHeaderOnStreamReportsInputOnly", opts: Options{Extra: guardrails}, run: guardHeaderStream},
 		scenario{name: "GuardHeaderAbsentWithoutGuardrails", run: guardHeaderAbsent},
+		scenario{name: "GuardHeaderOnCacheHit", opts: Options{Extra: guardrails + cacheOn}, run: guardHeaderCacheHit},
 	)
 }
 
@@ -164,4 +165,15 @@ func guardHeaderAbsent(t *testing.T, g *Gateway) {
 	require.Equal(t, 200, r.status, r.body)
 	_, ok := r.header[http.CanonicalHeaderKey("x-tollgate-guardrails")]
 	assert.False(t, ok)
+}
+
+// guardHeaderCacheHit: an answer served from the cache reports the
+// request's redaction too (the lookup ran on the redacted request).
+func guardHeaderCacheHit(t *testing.T, g *Gateway) {
+	for i, want := range []string{"miss", "hit"} {
+		_, h := ask(t, g, KeyA, "Forward the minutes to jane.doe@example.com please")
+		assert.Equal(t, want, h.Get("x-tollgate-cache"), "round %d", i)
+		assert.Equal(t, "redacted-input", h.Get("x-tollgate-guardrails"), "round %d", i)
+	}
+	assert.Equal(t, 1, g.Provider.Calls())
 }
