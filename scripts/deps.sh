@@ -36,4 +36,6 @@ fi
 promtool --version 2>&1 | head -1 >&2
 # The official OpenAI Node SDK for test/sdk, only where Node.js is installed
 # (the check skips without it).
-"$(dirname "$0")/sdk-node-deps.sh"
+# A failed npm install does not stop `make test` here: test/sdk reports it
+# (and fails under CI=true).
+"$(dirname "$0")/sdk-node-deps.sh" || echo "deps: the OpenAI Node SDK did not install; test/sdk will say why" >&2
