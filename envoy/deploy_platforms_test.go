@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"testing"
 
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/stretchr/testify/assert"
@@ -22,6 +23,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
@@ -336,4 +338,51 @@ func TestDeployKubernetes(t *testing.T) {
 	require.Len(t, d.Spec.Template.Spec.Containers, 1)
 	assert.Equal(t, svc.Spec.Ports[0].Port, d.Spec.Template.Spec.Containers[0].Ports[0].ContainerPort)
 	require.NotNil(t, d.Spec.Template.Spec.Containers[0].ReadinessProbe)
+}
+
+// The Istio and Envoy Gateway buffer limits are what translate.BufferLimit
+// gives Envoy for the embedded default config (max_body_bytes + 1 MiB).
+func TestDeployBufferLimits(t *testing.T) {
+	cfg, err := config.Default()
+	require.NoError(t, err)
+	want := translate.BufferLimit(cfg)
+
+	t.Run("istio", func(t *testing.T) {
+		docs := deployDocs(t, "istio/buffer-limit.yaml")
+		require.Len(t, docs, 1)
+		var ef istionet.EnvoyFilter
+		deployIstioSpec(t, docs[0].JSON, &ef)
+		assert.Equal(t, "ingressgateway", ef.GetWorkloadSelector().GetLabels()["istio"])
+		require.Len(t, ef.GetConfigPatches(), 1)
+		cp := ef.GetConfigPatches()[0]
+		assert.Equal(t, istionet.EnvoyFilter_LISTENER, cp.GetApplyTo())
+		assert.Equal(t, istionet.EnvoyFilter_GATEWAY, cp.GetMatch().GetContext())
+		assert.Equal(t, istionet.EnvoyFilter_Patch_MERGE, cp.GetPatch().GetOperation())
+		js, err := protojson.Marshal(cp.GetPatch().GetValue())
+		require.NoError(t, err)
+		var l listenerv3.Listener
+		require.NoError(t, protojson.Unmarshal(js, &l), "the patch is a Listener fragment")
+		assert.Equal(t, want, l.GetPerConnectionBufferLimitBytes().GetValue())
+	})
+
+	t.Run("gateway", func(t *testing.T) {
+		var pol struct {
+			Spec struct {
+				TargetRefs []struct {
+					Kind string `json:"kind"`
+					Name string `json:"name"`
+				} `json:"targetRefs"`
+				Connection struct {
+					BufferLimit string `json:"bufferLimit"`
+				} `json:"connection"`
+			} `json:"spec"`
+		}
+		require.NoError(t, json.Unmarshal(deployOne(t, deployDocs(t, "gateway/client-traffic-policy.yaml"), "ClientTrafficPolicy", "tollgate-buffer-limit"), &pol))
+		require.Len(t, pol.Spec.TargetRefs, 1)
+		assert.Equal(t, "Gateway", pol.Spec.TargetRefs[0].Kind)
+		assert.Equal(t, "eg", pol.Spec.TargetRefs[0].Name, "the Gateway the EnvoyExtensionPolicy targets")
+		q, err := resource.ParseQuantity(pol.Spec.Connection.BufferLimit)
+		require.NoError(t, err)
+		assert.Equal(t, int64(want), q.Value())
+	})
 }

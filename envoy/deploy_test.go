@@ -9,13 +9,10 @@ import (
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	wasmfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/wasm/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"gopkg.in/yaml.v3"
 
 	"github.com/tollgate-dev/tollgate/controlplane/translate"
@@ -29,53 +26,14 @@ const deployStaticFile = "static/envoy.yaml"
 // deployWasmPath is where the static config expects the compiled router.
 const deployWasmPath = "/etc/envoy/wasm/tollgate-router.wasm"
 
-// deployStaticBootstrap is what `tollgate xds` would push for the embedded
-// default config (with the wasm router on), flattened into one static
-// bootstrap: the ECDS filter configs inline in the listener, the route
-// configuration inline in the HttpConnectionManager, the clusters static.
+// deployStaticBootstrap is what `tollgate render envoy --wasm-path
+// deployWasmPath` writes for the embedded default config.
 func deployStaticBootstrap(t *testing.T) *bootstrapv3.Bootstrap {
 	t.Helper()
 	cfg, err := config.Default()
 	require.NoError(t, err)
-	cfg.XDS.Wasm.Enabled = true
-	cfg.XDS.Wasm.Path = deployWasmPath
-	r, err := translate.Envoy(cfg)
+	b, err := translate.StaticBootstrap(cfg, translate.StaticOptions{WasmPath: deployWasmPath})
 	require.NoError(t, err)
-	require.Len(t, r.Listeners, 1)
-	require.Len(t, r.Routes, 1)
-
-	exts := map[string]*anypb.Any{}
-	for _, e := range r.Extensions {
-		exts[e.GetName()] = e.GetTypedConfig()
-	}
-	l := proto.Clone(r.Listeners[0]).(*listenerv3.Listener)
-	f := l.GetFilterChains()[0].GetFilters()[0]
-	var hcm hcmv3.HttpConnectionManager
-	require.NoError(t, f.GetTypedConfig().UnmarshalTo(&hcm))
-	for _, hf := range hcm.GetHttpFilters() {
-		if hf.GetConfigDiscovery() == nil {
-			continue
-		}
-		tc, ok := exts[hf.GetName()]
-		require.True(t, ok, "no ECDS resource for filter %s", hf.GetName())
-		hf.ConfigType = &hcmv3.HttpFilter_TypedConfig{TypedConfig: tc}
-	}
-	hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: r.Routes[0]}
-	packed, err := anypb.New(&hcm)
-	require.NoError(t, err)
-	f.ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: packed}
-
-	admin, err := translate.BootstrapProto(translate.BootstrapOptions{NodeID: "tollgate-envoy"})
-	require.NoError(t, err)
-	b := &bootstrapv3.Bootstrap{
-		Node:  admin.GetNode(),
-		Admin: admin.GetAdmin(),
-		StaticResources: &bootstrapv3.Bootstrap_StaticResources{
-			Listeners: []*listenerv3.Listener{l},
-			Clusters:  r.Clusters,
-		},
-	}
-	require.NoError(t, b.ValidateAll())
 	return b
 }
 
@@ -142,26 +100,28 @@ func TestDeployStaticEnvoyShape(t *testing.T) {
 // deployClaimed lists every YAML file under envoy/ and says which test
 // loads it beyond TestDeployEveryFileValidates (which loads all of them).
 var deployClaimed = map[string]string{
-	"tollgate.yaml":                  "pkg/config (embedded default)",
-	"bootstrap.yaml":                 "TestBootstrapFileParsesAndValidates",
-	"extproc/downstream.yaml":        "TestExtProcFilterFilesMatchTranslator",
-	"extproc/upstream.yaml":          "TestExtProcFilterFilesMatchTranslator",
-	"wasm/http-filter-ecds.yaml":     "TestWasmECDSHTTPFilterReference",
-	"wasm/http-filters-static.yaml":  "TestWasmStaticHTTPFilter",
-	"wasm/tollgate-router-ecds.yaml": "TestWasmECDSConfig",
-	"istio/wasmplugin.yaml":          "TestIstioWasmPlugin",
-	deployStaticFile:                 "TestDeployStaticEnvoyShape",
-	"istio/extproc-gateway.yaml":     "TestDeployIstio",
-	"istio/extproc-sidecar.yaml":     "TestDeployIstio",
-	"istio/providers.yaml":           "TestDeployIstio",
-	"istio/routes.yaml":              "TestDeployIstio",
-	"gateway/extension-policy.yaml":  "TestDeployGateway",
-	"gateway/backends.yaml":          "TestDeployGateway",
-	"gateway/httproute.yaml":         "TestDeployGateway",
-	"k8s/configmap.yaml":             "TestDeployKubernetes",
-	"k8s/extproc.yaml":               "TestDeployKubernetes",
-	"k8s/xds.yaml":                   "TestDeployKubernetes",
-	"k8s/redis.yaml":                 "TestDeployKubernetes",
+	"tollgate.yaml":                      "pkg/config (embedded default)",
+	"bootstrap.yaml":                     "TestBootstrapFileParsesAndValidates",
+	"extproc/downstream.yaml":            "TestExtProcFilterFilesMatchTranslator",
+	"extproc/upstream.yaml":              "TestExtProcFilterFilesMatchTranslator",
+	"wasm/http-filter-ecds.yaml":         "TestWasmECDSHTTPFilterReference",
+	"wasm/http-filters-static.yaml":      "TestWasmStaticHTTPFilter",
+	"wasm/tollgate-router-ecds.yaml":     "TestWasmECDSConfig",
+	"istio/wasmplugin.yaml":              "TestIstioWasmPlugin",
+	deployStaticFile:                     "TestDeployStaticEnvoyShape",
+	"istio/extproc-gateway.yaml":         "TestDeployIstio",
+	"istio/extproc-sidecar.yaml":         "TestDeployIstio",
+	"istio/providers.yaml":               "TestDeployIstio",
+	"istio/routes.yaml":                  "TestDeployIstio",
+	"istio/buffer-limit.yaml":            "TestDeployBufferLimits",
+	"gateway/client-traffic-policy.yaml": "TestDeployBufferLimits",
+	"gateway/extension-policy.yaml":      "TestDeployGateway",
+	"gateway/backends.yaml":              "TestDeployGateway",
+	"gateway/httproute.yaml":             "TestDeployGateway",
+	"k8s/configmap.yaml":                 "TestDeployKubernetes",
+	"k8s/extproc.yaml":                   "TestDeployKubernetes",
+	"k8s/xds.yaml":                       "TestDeployKubernetes",
+	"k8s/redis.yaml":                     "TestDeployKubernetes",
 }
 
 // deployClaimedDirs are directories whose YAML files are claimed by another

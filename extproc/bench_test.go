@@ -11,6 +11,8 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tollgate-dev/tollgate/pkg/config"
 )
 
 func chat2KiB() string {
@@ -124,4 +126,19 @@ func BenchmarkPassthroughExchange(b *testing.B) {
 		responseBody(jsonResponse),
 	}
 	runExchanges(b, extprocv3.NewExternalProcessorClient(conn), msgs)
+}
+
+// BenchmarkGuardrailsHeader is the x-tollgate-guardrails header added to
+// each response when guardrails are on.
+func BenchmarkGuardrailsHeader(b *testing.B) {
+	g, err := buildGuard(config.GuardDirection{Enabled: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := &downstream{rt: &runtime{inGuard: g, outGuard: g}, inputRedacted: true, outputModified: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		var m mutation
+		d.setGuardrailsHeader(&m)
+	}
 }

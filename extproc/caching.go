@@ -105,6 +105,7 @@ func (d *downstream) answerFromCache(h *hitReply) (status int, body []byte, m *m
 		m.setHeader(HeaderSimilarity, strconv.FormatFloat(h.hit.Similarity, 'f', 4, 64))
 	}
 	m.setHeader(HeaderCost, "0")
+	d.setGuardrailsHeader(m) // a cached answer was screened before it was stored
 	// The saving: what the cached answer's usage costs at the alias's
 	// first target price.
 	if resp, err := llm.ParseResponse(h.hit.Body); err == nil && resp.HasUsage {

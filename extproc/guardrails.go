@@ -36,6 +36,27 @@ func (d *downstream) guardInput() *rejection {
 	return nil
 }
 
+// setGuardrailsHeader sets HeaderGuardrails on a response: whether the
+// input guard redacted the request and whether the output guard changed the
+// answer (known only for a buffered answer, whose headers wait for the
+// body; a stream's headers leave before its first chunk). No header when
+// both directions are off.
+func (d *downstream) setGuardrailsHeader(m *mutation) {
+	if d.rt.inGuard == nil && d.rt.outGuard == nil {
+		return
+	}
+	v := "none"
+	switch {
+	case d.inputRedacted && d.outputModified:
+		v = "redacted-input,redacted-output"
+	case d.inputRedacted:
+		v = "redacted-input"
+	case d.outputModified:
+		v = "redacted-output"
+	}
+	m.setHeader(HeaderGuardrails, v)
+}
+
 func blocked(f *guard.Finding) *rejection {
 	return reject(400, llm.TypeInvalidRequest, llm.CodeContentBlocked, "blocked",
 		fmt.Sprintf("The content was blocked by the %s guardrail (%s).", f.Detector, f.Type))

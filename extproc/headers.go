@@ -22,6 +22,10 @@ const (
 	HeaderProvider   = "x-tollgate-provider"
 	HeaderModel      = "x-tollgate-model"
 	HeaderEstimated  = "x-tollgate-usage-estimated"
+	// HeaderGuardrails says whether guardrails changed the exchange:
+	// "redacted-input", "redacted-output", both comma-separated, or "none";
+	// absent when guardrails are off.
+	HeaderGuardrails = "x-tollgate-guardrails"
 	tollgatePrefix   = "x-tollgate-"
 
 	attrNamespace = "envoy.filters.http.ext_proc"

@@ -55,6 +55,7 @@ func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders, attrs *structpb
 		}
 		d.usage, d.hasUsage = llm.Usage{}, true
 		d.settle(context.Background())
+		d.setGuardrailsHeader(&mut) // the output guard does not run on errors
 		if d.status >= 400 && !h.GetEndOfStream() && !strings.HasPrefix(resp.get("content-type"), "application/json") {
 			// Envoy's own local replies (no healthy upstream, connect
 			// failure, timeout) are plain text: keep the body buffered and
@@ -83,6 +84,7 @@ func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders, attrs *structpb
 		// chunks may change length, so the reply removes it
 		// (ext_proc.cc encodeHeaders; mutation_utils.cc).
 		mut.removeHeader("content-length")
+		d.setGuardrailsHeader(&mut) // the input only: the answer has not been seen
 		return responseHeadersReply(common(&mut, nil, false), overrideStreamed)
 	}
 	return responseHeadersReply(common(&mut, nil, false), nil)
@@ -137,6 +139,7 @@ func (d *downstream) onResponseBody(ctx context.Context, body []byte) *extprocv3
 		return immediate(rej)
 	}
 	mut.setHeader(HeaderCost, formatUSD(cost.USD()))
+	d.setGuardrailsHeader(&mut)
 	if !d.hasUsage {
 		mut.setHeader(HeaderEstimated, "true")
 	}

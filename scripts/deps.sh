@@ -4,6 +4,8 @@
 #   prometheus    for promtool: the alert rule checks and unit tests
 #                 (envoy/observability_test.go; they fail under CI=true
 #                 without it)
+# and, when node and npm exist, the pinned OpenAI Node SDK for test/sdk
+# (scripts/sdk-node-deps.sh; npm from the registry, nothing from apt).
 # Idempotent; safe to run on every `make test`.
 set -euo pipefail
 SUDO=""
@@ -32,3 +34,8 @@ if ! command -v promtool >/dev/null 2>&1; then
   fi
 fi
 promtool --version 2>&1 | head -1 >&2
+# The official OpenAI Node SDK for test/sdk, only where Node.js is installed
+# (the check skips without it).
+# A failed npm install does not stop `make test` here: test/sdk reports it
+# (and fails under CI=true).
+"$(dirname "$0")/sdk-node-deps.sh" || echo "deps: the OpenAI Node SDK did not install; test/sdk will say why" >&2

@@ -4,7 +4,7 @@
 //	tollgate xds       --config FILE [--listen ADDR] [--admin-addr ADDR]
 //	tollgate bootstrap [--node ID] [--xds ADDR]
 //	tollgate validate  [--config FILE [--skip-env] | --envoy FILE]
-//	tollgate render    alerts [--config FILE]
+//	tollgate render    alerts|envoy [--config FILE] [--wasm-path P]
 //	tollgate prompts   diff [--dir DIR] NAME@V1 NAME@V2
 //	tollgate audit     verify --dir DIR
 //	tollgate eval      --set FILE --base-url URL --model ALIAS [--baseline FILE] ...
@@ -37,7 +37,7 @@ func commands() []command {
 		{"xds", "run the xDS control plane: tollgate.yaml -> Envoy resources over ADS, hot reloaded", runXDS},
 		{"bootstrap", "print a minimal Envoy bootstrap that points Envoy at tollgate xds", runBootstrap},
 		{"validate", "check a tollgate.yaml (or --envoy FILE) and print every problem with file:line", runValidate},
-		{"render", "render alerts --config FILE: Prometheus alert rules with each tenant's budget caps", runRender},
+		{"render", "render alerts|envoy [--config FILE]: Prometheus alert rules with the budget caps, or a static Envoy bootstrap", runRender},
 		{"prompts", "prompts diff NAME@V1 NAME@V2: what changed between two prompt versions", runPrompts},
 		{"audit", "audit verify --dir DIR: check the audit trail's hash chain (exit 1 on tampering)", runAudit},
 		{"eval", "run a golden set through an alias, score it, compare with a baseline (exit 1 on regression)", runEval},

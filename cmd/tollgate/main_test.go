@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -151,6 +152,19 @@ func TestXDSServesAndStops(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	assert.Contains(t, stdout.String(), "(version ")
+	// The admin port dumps the snapshot being served.
+	_, adminURL, ok := strings.Cut(strings.TrimSpace(stdout.String()), ", admin on ")
+	require.True(t, ok, stdout.String())
+	resp, err := http.Get(adminURL + "/config_dump")
+	require.NoError(t, err)
+	var dump struct {
+		Version   string                       `json:"version"`
+		Resources map[string][]json.RawMessage `json:"resources"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&dump))
+	_ = resp.Body.Close()
+	assert.Contains(t, stdout.String(), "(version "+dump.Version+")")
+	assert.NotEmpty(t, dump.Resources["clusters"])
 	cancel()
 	select {
 	case code := <-done:

@@ -24,7 +24,7 @@ func runXDS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "tollgate.yaml to serve and watch (required)")
 	listen := fs.String("listen", "", "ADS gRPC address (overrides xds.listen)")
-	adminAddr := fs.String("admin-addr", "127.0.0.1:9091", "admin HTTP address for /metrics /healthz /readyz (empty: off)")
+	adminAddr := fs.String("admin-addr", "127.0.0.1:9091", "admin HTTP address for /metrics /healthz /readyz /config_dump (empty: off)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -52,6 +52,7 @@ func runXDS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tollgate xds: %v\n", err)
 		return 1
 	}
+	admin := ""
 	if *adminAddr != "" {
 		lis, err := net.Listen("tcp", *adminAddr)
 		if err != nil {
@@ -63,11 +64,13 @@ func runXDS(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") }
 		mux.HandleFunc("GET /healthz", ok)
 		mux.HandleFunc("GET /readyz", ok) // a snapshot is set before Run starts serving
+		mux.Handle("GET /config_dump", srv.ConfigDumpHandler())
+		admin = ", admin on http://" + lis.Addr().String()
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = hs.Serve(lis) }()
 		defer hs.Close()
 	}
-	fmt.Fprintf(stdout, "tollgate xds: serving %s (version %s) on %s\n", *path, srv.Version(), srv.ListenAddr())
+	fmt.Fprintf(stdout, "tollgate xds: serving %s (version %s) on %s%s\n", *path, srv.Version(), srv.ListenAddr(), admin)
 	if err := srv.Run(ctx); err != nil {
 		log.Error("xds stopped", "err", err)
 		return 1

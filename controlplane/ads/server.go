@@ -63,6 +63,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	version string
+	lastErr string // why the latest reload was rejected; "" after a good one
 
 	nodesMu sync.Mutex
 	nodes   map[int64]*corev3.Node // stream id -> node, for NACK logs
@@ -191,6 +192,9 @@ func (s *Server) reload(cfg *config.Config) {
 		return
 	}
 	s.metrics.reloadSuccess.Set(1)
+	s.mu.Lock()
+	s.lastErr = ""
+	s.mu.Unlock()
 	if changed {
 		s.log.Info("config applied", "file", s.path, "version", s.Version())
 	}
@@ -200,6 +204,9 @@ func (s *Server) reload(cfg *config.Config) {
 func (s *Server) reloadFailed(err error) {
 	s.metrics.reloadErrors.Inc()
 	s.metrics.reloadSuccess.Set(0)
+	s.mu.Lock()
+	s.lastErr = err.Error()
+	s.mu.Unlock()
 	var ps config.Problems
 	if errors.As(err, &ps) {
 		for _, p := range ps {

@@ -11,5 +11,6 @@
 // ValidateAll. One file per part: listener.go (the HTTP filter order, decided
 // in httpFilters), route.go (alias routes, retry policy, 404), cluster.go
 // (aggregate, target and ext_proc clusters), wasm.go, bootstrap.go (the
-// static bootstrap a plain Envoy starts from), render.go (stable YAML).
+// minimal bootstrap a plain Envoy starts from), static.go (every resource
+// inline in one bootstrap, no control plane), render.go (stable YAML).
 package translate

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -335,4 +336,37 @@ type referenceGrant struct {
 			Name  *string `json:"name,omitempty"`
 		} `json:"to"`
 	} `json:"spec"`
+}
+
+// clientTrafficPolicy is the part of Envoy Gateway's ClientTrafficPolicy
+// Tollgate's files use: the listener's connection buffer limit.
+type clientTrafficPolicy struct {
+	typeMeta
+	Metadata objectMeta `json:"metadata"`
+	Spec     struct {
+		TargetRefs []policyTargetRef `json:"targetRefs"`
+		Connection *struct {
+			BufferLimit     *string `json:"bufferLimit,omitempty"`
+			ConnectionLimit *struct {
+				Value int64 `json:"value"`
+			} `json:"connectionLimit,omitempty"`
+		} `json:"connection,omitempty"`
+	} `json:"spec"`
+}
+
+func (p clientTrafficPolicy) check() error {
+	var errs []error
+	if len(p.Spec.TargetRefs) == 0 {
+		errs = append(errs, errors.New("spec.targetRefs is empty"))
+	}
+	if c := p.Spec.Connection; c != nil && c.BufferLimit != nil {
+		q, err := resource.ParseQuantity(*c.BufferLimit)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("spec.connection.bufferLimit %q: %w", *c.BufferLimit, err))
+		case q.Sign() <= 0 || q.Value() > 1<<32-1:
+			errs = append(errs, fmt.Errorf("spec.connection.bufferLimit %q: must be between 1 and 4Gi", *c.BufferLimit))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -35,6 +35,7 @@ var objectValidators = map[string]func(js []byte) error{
 	"gateway.envoyproxy.io/v1alpha1/EnvoyExtensionPolicy": strictInto[envoyExtensionPolicy],
 	"gateway.envoyproxy.io/v1alpha1/Backend":              strictInto[backend],
 	"gateway.envoyproxy.io/v1alpha1/HTTPRouteFilter":      strictInto[httpRouteFilter],
+	"gateway.envoyproxy.io/v1alpha1/ClientTrafficPolicy":  strictInto[clientTrafficPolicy],
 	"gateway.networking.k8s.io/v1beta1/ReferenceGrant":    strictInto[referenceGrant],
 	"gateway.networking.k8s.io/v1/HTTPRoute":              strictInto[httpRoute],
 }

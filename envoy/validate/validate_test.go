@@ -62,6 +62,10 @@ func TestValidate(t *testing.T) {
 		{name: "prometheus rule typo", in: "groups:\n- name: g\n  rules:\n  - alert: A\n    exrp: up == 0\n", wantErr: "exrp"},
 		{name: "prometheus record and alert", in: "groups:\n- name: g\n  rules:\n  - alert: A\n    record: r\n    expr: up\n", wantErr: "exactly one of record, alert"},
 		{name: "promtool tests typo", in: "rule_files: [a.yaml]\ntests:\n- input_series: [{series: up, values: '1'}]\n  alert_rule_tests: []\n", wantErr: "alert_rule_tests"},
+		{name: "client traffic policy", in: "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {name: c}\nspec: {targetRefs: [{group: g, kind: Gateway, name: eg}], connection: {bufferLimit: 5Mi}}\n"},
+		{name: "client traffic policy bad quantity", in: "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {name: c}\nspec: {targetRefs: [{group: g, kind: Gateway, name: eg}], connection: {bufferLimit: 5MB}}\n", wantErr: "bufferLimit"},
+		{name: "client traffic policy limit too large", in: "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: ClientTrafficPolicy\nmetadata: {name: c}\nspec: {targetRefs: [{group: g, kind: Gateway, name: eg}], connection: {bufferLimit: 5Gi}}\n", wantErr: "4Gi"},
+		{name: "envoyfilter listener merge typo", in: "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: x}\nspec:\n  configPatches:\n  - applyTo: LISTENER\n    match: {context: GATEWAY}\n    patch: {operation: MERGE, value: {per_connection_buffer_limit: 5242880}}\n", wantErr: "per_connection_buffer_limit"},
 		{name: "backend needs endpoints", in: "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata: {name: b}\nspec: {endpoints: []}\n", wantErr: "endpoints"},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -28,14 +29,20 @@ func init() {
 		scenario{name: "GuardRedactsCardSplitAcrossChunks", opts: Options{Extra: guardrails}, run: guardRedactsSplitCard},
 		scenario{name: "GuardBlockedStreamEndsWithErrorEvent", opts: Options{Extra: guardrails}, run: guardBlocksStream},
 		scenario{name: "GuardRedactsJSONResponse", opts: Options{Extra: guardrails}, run: guardRedactsJSON},
+		scenario{name: "GuardHeaderReportsBothDirections", opts: Options{Extra: guardrails}, run: guardHeaderBoth},
+		scenario{name: "GuardHeaderOnStreamReportsInputOnly", opts: Options{Extra: guardrails}, run: guardHeaderStream},
+		scenario{name: "GuardHeaderAbsentWithoutGuardrails", run: guardHeaderAbsent},
+		scenario{name: "GuardHeaderOnCacheHit", opts: Options{Extra: guardrails + cacheOn}, run: guardHeaderCacheHit},
 	)
 }
 
 func guardRedactsEmail(t *testing.T, g *Gateway) {
 	c := g.Client(KeyA)
+	var hr *http.Response
 	out, err := c.Chat.Completions.New(ctx(t), chatParams("small", "Please email jane.doe@example.com and jane.doe@example.com about it"),
-		option.WithHeader("x-fake-reply-mode", "echo"))
+		option.WithHeader("x-fake-reply-mode", "echo"), option.WithResponseInto(&hr))
 	require.NoError(t, err)
+	assert.Equal(t, "redacted-input", hr.Header.Get("x-tollgate-guardrails"))
 	reqs := g.Provider.Requests()
 	require.Len(t, reqs, 1)
 	assert.NotContains(t, string(reqs[0].Body), "jane.doe@example.com", "the provider must never see the address")
@@ -107,7 +114,66 @@ func guardBlocksStream(t *testing.T, g *Gateway) {
 
 func guardRedactsJSON(t *testing.T, g *Gateway) {
 	c := g.Client(KeyA, option.WithHeader("x-fake-reply", "Card 4111 1111 1111 1111 charged."))
-	out, err := c.Chat.Completions.New(ctx(t), chatParams("small", "charge it"))
+	var hr *http.Response
+	out, err := c.Chat.Completions.New(ctx(t), chatParams("small", "charge it"), option.WithResponseInto(&hr))
 	require.NoError(t, err)
 	assert.Equal(t, "Card [CREDIT_CARD_1] charged.", out.Choices[0].Message.Content)
+	assert.Equal(t, "redacted-output", hr.Header.Get("x-tollgate-guardrails"))
+
+	// A clean exchange says so.
+	c = g.Client(KeyA, option.WithHeader("x-fake-reply", "Nothing to hide."))
+	_, err = c.Chat.Completions.New(ctx(t), chatParams("small", "What is the capital of France?"), option.WithResponseInto(&hr))
+	if err != nil {
+		e := apiError(t, err)
+		t.Fatalf("%s %s", e.Code, e.Message)
+	}
+	assert.Equal(t, "none", hr.Header.Get("x-tollgate-guardrails"))
+}
+
+// guardHeaderBoth: the request is redacted and so is the answer.
+func guardHeaderBoth(t *testing.T, g *Gateway) {
+	c := g.Client(KeyA, option.WithHeader("x-fake-reply", "Charged 4111 1111 1111 1111 as asked."))
+	var hr *http.Response
+	out, err := c.Chat.Completions.New(ctx(t), chatParams("small", "Charge my card and mail jane.doe@example.com"), option.WithResponseInto(&hr))
+	require.NoError(t, err)
+	assert.Equal(t, "Charged [CREDIT_CARD_1] as asked.", out.Choices[0].Message.Content)
+	assert.Equal(t, "redacted-input,redacted-output", hr.Header.Get("x-tollgate-guardrails"))
+}
+
+// guardHeaderStream: a stream's headers leave before its body, so the
+// header reports the input's redaction and never the answer's.
+func guardHeaderStream(t *testing.T, g *Gateway) {
+	r, err := postWithHeaders(g, `{"model":"small","stream":true,"messages":[{"role":"user","content":"mail jane.doe@example.com"}]}`,
+		map[string]string{"x-fake-reply": "Done, card 4111 1111 1111 1111 noted.", "x-fake-chunks": "4"})
+	require.NoError(t, err)
+	require.Equal(t, 200, r.status, r.body)
+	assert.Equal(t, "redacted-input", r.header.Get("x-tollgate-guardrails"))
+	assert.Contains(t, r.body, "[CREDIT_CARD_1]", "the answer was redacted all the same")
+
+	r, err = postWithHeaders(g, `{"model":"small","stream":true,"messages":[{"role":"user","content":"card?"}]}`,
+		map[string]string{"x-fake-reply": "Done, card 4111 1111 1111 1111 noted.", "x-fake-chunks": "4"})
+	require.NoError(t, err)
+	require.Equal(t, 200, r.status, r.body)
+	assert.Equal(t, "none", r.header.Get("x-tollgate-guardrails"), "the input was clean; the answer's redaction comes after the headers")
+	assert.NotContains(t, r.body, "4111 1111")
+}
+
+// guardHeaderAbsent: with guardrails off there is no header at all.
+func guardHeaderAbsent(t *testing.T, g *Gateway) {
+	r, err := postWithHeaders(g, `{"model":"small","messages":[{"role":"user","content":"mail jane.doe@example.com"}]}`, nil)
+	require.NoError(t, err)
+	require.Equal(t, 200, r.status, r.body)
+	_, ok := r.header[http.CanonicalHeaderKey("x-tollgate-guardrails")]
+	assert.False(t, ok)
+}
+
+// guardHeaderCacheHit: an answer served from the cache reports the
+// request's redaction too (the lookup ran on the redacted request).
+func guardHeaderCacheHit(t *testing.T, g *Gateway) {
+	for i, want := range []string{"miss", "hit"} {
+		_, h := ask(t, g, KeyA, "Forward the minutes to jane.doe@example.com please")
+		assert.Equal(t, want, h.Get("x-tollgate-cache"), "round %d", i)
+		assert.Equal(t, "redacted-input", h.Get("x-tollgate-guardrails"), "round %d", i)
+	}
+	assert.Equal(t, 1, g.Provider.Calls())
 }
