@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/config/preflight"
 )
 
 func chat2KiB() string {
@@ -131,7 +132,7 @@ func BenchmarkPassthroughExchange(b *testing.B) {
 // BenchmarkGuardrailsHeader is the x-tollgate-guardrails header added to
 // each response when guardrails are on.
 func BenchmarkGuardrailsHeader(b *testing.B) {
-	g, err := buildGuard(config.GuardDirection{Enabled: true})
+	g, err := preflight.BuildGuard(config.GuardDirection{Enabled: true})
 	if err != nil {
 		b.Fatal(err)
 	}
