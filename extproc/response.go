@@ -438,6 +438,7 @@ func (d *downstream) settle(ctx context.Context) meter.Money {
 		}
 		cancel()
 	}
+	d.correctRateLimit(ctx)
 	d.record(cost, estimated)
 	return cost
 }
@@ -496,6 +497,7 @@ func (d *downstream) meterOnFinish(ctx context.Context) {
 	if !d.forwarded {
 		d.finished = true
 		d.releaseHold()
+		d.correctRateLimit(ctx)
 		if d.outcome != "" {
 			d.record(0, false)
 		}
