@@ -214,3 +214,34 @@ func TestRateLimitReplicas(t *testing.T) {
 	assert.Equal(t, "0", rem)
 	assert.Equal(t, 1.0, testutil.ToFloat64(b.metrics.RateLimitRejections.WithLabelValues("demo", "rpm")))
 }
+
+// BenchmarkExchangeRateLimited is BenchmarkExchange with a tenant and a key
+// limit (RPM and TPM) checked before and corrected after each request.
+func BenchmarkExchangeRateLimited(b *testing.B) {
+	limits := "  tenants:\n    demo: {rpm: 1000000000000, tpm: 1000000000000000}\n  keys:\n    k1: {rpm: 1000000000000, tpm: 1000000000000000}\n"
+	for _, bc := range []struct{ name, backend string }{
+		{"memory", "limits:\n  backend: memory\n"},
+		{"redis", "redis"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			extra := bc.backend
+			if extra == "redis" {
+				extra = "limits:\n  backend: redis\n  redis: {addr: \"" + redistest.Start(b).Addr + "\"}\n"
+			}
+			ts := startLimited(b, extra+limits, nil)
+			headers := map[string]string{}
+			for k, v := range demoHeaders {
+				headers[k] = v
+			}
+			headers["content-length"] = "2048"
+			msgs := append(request(chat2KiB(), headers),
+				responseHeaders(":status", "200", "content-type", "application/json"),
+				responseBody(jsonResponse),
+			)
+			runExchanges(b, ts.client, msgs)
+			if n := testutil.ToFloat64(ts.metrics.Failures.WithLabelValues("ratelimits", "open")); n > 0 {
+				b.Fatalf("%v limiter failures: the benchmark measured the failure path", n)
+			}
+		})
+	}
+}
