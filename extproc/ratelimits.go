@@ -53,10 +53,12 @@ func openRateLimits(cfg *config.Config) (RateLimiter, func() error, error) {
 	return ratelimit.New(store), client.Close, nil
 }
 
-// rateState is what the response path needs to correct the token count.
+// rateState is what the response path needs: the charge to correct and
+// the quotas for the x-ratelimit-* headers.
 type rateState struct {
 	admitted bool
 	ticket   ratelimit.Ticket
+	decision ratelimit.Decision
 }
 
 // rateSubjects are the limits that apply to the request: its tenant's (or
@@ -122,8 +124,45 @@ func (d *downstream) rateLimit(ctx context.Context) *rejection {
 		d.s.metrics.RateLimitRejections.WithLabelValues(d.rt.tenantLabels.Value(d.id.Tenant), string(dec.Kind)).Inc()
 		return rateRejection(dec, tokens, d.s.now())
 	}
-	d.rl = rateState{admitted: true, ticket: ticket}
+	d.rl = rateState{admitted: true, ticket: ticket, decision: dec}
 	return nil
+}
+
+// rateHeaders adds OpenAI's x-ratelimit-* headers to a forwarded request's
+// response: the tightest limits as of its admission, overriding the
+// provider's own (which describe the gateway's provider key, not the
+// client). Without limits the provider's headers pass.
+func (d *downstream) rateHeaders(mut *mutation) {
+	if d.rl.decision.Reset.IsZero() {
+		return
+	}
+	for k, v := range quotaHeaders(d.rl.decision, resetIn(d.rl.decision.Reset, d.s.now(), 0)) {
+		mut.setHeader(k, v)
+	}
+}
+
+// resetIn is the time to reset rounded up to whole seconds, at least
+// floor and at most one window.
+func resetIn(reset, now time.Time, floor time.Duration) time.Duration {
+	wait := max(time.Duration(math.Ceil(reset.Sub(now).Seconds()))*time.Second, floor)
+	return min(wait, ratelimit.Window)
+}
+
+// quotaHeaders are OpenAI's x-ratelimit-* headers for the limits that apply.
+func quotaHeaders(dec ratelimit.Decision, wait time.Duration) map[string]string {
+	reset := wait.String()
+	h := map[string]string{}
+	if q := dec.Requests; q.Limit > 0 {
+		h["x-ratelimit-limit-requests"] = strconv.FormatInt(q.Limit, 10)
+		h["x-ratelimit-remaining-requests"] = strconv.FormatInt(q.Remaining, 10)
+		h["x-ratelimit-reset-requests"] = reset
+	}
+	if q := dec.Tokens; q.Limit > 0 {
+		h["x-ratelimit-limit-tokens"] = strconv.FormatInt(q.Limit, 10)
+		h["x-ratelimit-remaining-tokens"] = strconv.FormatInt(q.Remaining, 10)
+		h["x-ratelimit-reset-tokens"] = reset
+	}
+	return h
 }
 
 // correctRateLimit replaces the admitted request's token estimate with its
@@ -149,20 +188,9 @@ func (d *downstream) correctRateLimit(ctx context.Context) {
 // "requests" or "tokens", code rate_limit_exceeded, Retry-After to the
 // window's reset and the x-ratelimit-* headers of the tightest limits.
 func rateRejection(dec ratelimit.Decision, tokens int64, now time.Time) *rejection {
-	wait := max(time.Duration(math.Ceil(dec.Reset.Sub(now).Seconds()))*time.Second, time.Second)
-	wait = min(wait, ratelimit.Window)
+	wait := resetIn(dec.Reset, now, time.Second)
 	reset := wait.String()
-	h := map[string]string{}
-	if q := dec.Requests; q.Limit > 0 {
-		h["x-ratelimit-limit-requests"] = strconv.FormatInt(q.Limit, 10)
-		h["x-ratelimit-remaining-requests"] = strconv.FormatInt(q.Remaining, 10)
-		h["x-ratelimit-reset-requests"] = reset
-	}
-	if q := dec.Tokens; q.Limit > 0 {
-		h["x-ratelimit-limit-tokens"] = strconv.FormatInt(q.Limit, 10)
-		h["x-ratelimit-remaining-tokens"] = strconv.FormatInt(q.Remaining, 10)
-		h["x-ratelimit-reset-tokens"] = reset
-	}
+	h := quotaHeaders(dec, wait)
 	who := dec.Subject.Scope + " " + dec.Subject.ID
 	typ, msg := "requests", ""
 	switch {

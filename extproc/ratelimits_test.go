@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/meter"
 	"github.com/tollgate-dev/tollgate/pkg/ratelimit"
 	"github.com/tollgate-dev/tollgate/pkg/telemetry"
 	"github.com/tollgate-dev/tollgate/test/redistest"
@@ -74,8 +75,9 @@ func send(t *testing.T, ts *testServer, body string) *extprocv3.ImmediateRespons
 	return nil
 }
 
-// forward runs a whole exchange (request and response with usage).
-func forward(t *testing.T, ts *testServer, body string, prompt, completion int) {
+// forward runs a whole exchange (request and response with usage) and
+// returns the response headers' mutation.
+func forward(t *testing.T, ts *testServer, body string, prompt, completion int) *extprocv3.HeaderMutation {
 	t.Helper()
 	out, err := exchange(t, ts.client, nil, append(request(body, demoHeaders),
 		responseHeaders(":status", "200", "content-type", "application/json"),
@@ -85,6 +87,17 @@ func forward(t *testing.T, ts *testServer, body string, prompt, completion int) 
 	require.NoError(t, err)
 	require.Len(t, out, 4)
 	require.Nil(t, out[1].GetImmediateResponse(), "forwarded: %s", out[1].GetImmediateResponse().GetBody())
+	return out[2].GetResponseHeaders().GetResponse().GetHeaderMutation()
+}
+
+func mutated(m *extprocv3.HeaderMutation, keys ...string) map[string]string {
+	out := map[string]string{}
+	for _, k := range keys {
+		if v, ok := headerValue(m, k); ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 type openAIError struct {
@@ -125,7 +138,10 @@ var rateHeaders = []string{
 func TestRateLimitRPM(t *testing.T) {
 	ts := startLimited(t, "limits:\n  tenants:\n    demo: {rpm: 2}\n", fixedLimiter())
 	body := `{"model":"small","messages":[{"role":"user","content":"hi"}]}`
-	forward(t, ts, body, 1, 1)
+	m := forward(t, ts, body, 1, 1)
+	assert.Equal(t, map[string]string{
+		"x-ratelimit-limit-requests": "2", "x-ratelimit-remaining-requests": "1", "x-ratelimit-reset-requests": "50s",
+	}, mutated(m, rateHeaders...), "a forwarded request's response carries the limits too")
 	assert.Nil(t, send(t, ts, body), "the second request fits")
 	ir := send(t, ts, body)
 	e := rateError(t, ir)
@@ -145,7 +161,11 @@ func TestRateLimitTPMCorrected(t *testing.T) {
 	ts := startLimited(t, "limits:\n  keys:\n    k1: {tpm: 100}\n", fixedLimiter())
 	small := `{"model":"small","max_tokens":60,"messages":[{"role":"user","content":"hi"}]}`
 	// Estimated 60+ tokens, used 10.
-	forward(t, ts, small, 5, 5)
+	m := forward(t, ts, small, 5, 5)
+	est := 60 + meter.EstimateTokens("hi")
+	assert.Equal(t, map[string]string{
+		"x-ratelimit-limit-tokens": "100", "x-ratelimit-remaining-tokens": strconv.FormatInt(100-est, 10), "x-ratelimit-reset-tokens": "50s",
+	}, mutated(m, rateHeaders...), "remaining as of the admission, before the correction")
 	// Without the correction 60+ and 60+ would not fit in 100.
 	forward(t, ts, small, 5, 5)
 	forward(t, ts, small, 5, 5)

@@ -44,6 +44,7 @@ func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders, attrs *structpb
 		d.cacheState = "bypass" // cache off, or the request was not cacheable
 	}
 	mut.setHeader(HeaderCache, d.cacheState)
+	d.rateHeaders(&mut)
 
 	if d.status >= 300 || h.GetEndOfStream() {
 		// Provider error (after Envoy's retries) or no body: nothing to

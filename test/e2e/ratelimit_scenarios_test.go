@@ -37,7 +37,7 @@ const rlBody = `{"model":"small","messages":[{"role":"user","content":"hi"}]}`
 func rateLimitRPM(t *testing.T, g *Gateway) {
 	w0 := window()
 	admitted := 0
-	var refused rawResponse
+	var first, refused rawResponse
 	for range 5 {
 		r, err := postWithHeaders(g, rlBody, nil)
 		require.NoError(t, err)
@@ -46,6 +46,9 @@ func rateLimitRPM(t *testing.T, g *Gateway) {
 			break
 		}
 		require.Equal(t, 200, r.status, r.body)
+		if admitted == 0 {
+			first = r
+		}
 		admitted++
 	}
 	same := window() == w0
@@ -76,11 +79,17 @@ func rateLimitRPM(t *testing.T, g *Gateway) {
 	assert.Empty(t, h.Get("x-ratelimit-limit-tokens"), "no TPM configured")
 	assert.Equal(t, 1.0, g.Sum("tollgate_ratelimit_rejections_total", map[string]string{"tenant": "a", "kind": "rpm"}))
 
+	if same {
+		assert.Equal(t, "1", first.header.Get("x-ratelimit-remaining-requests"), "a forwarded response carries the limits too")
+	}
+	assert.Equal(t, "2", first.header.Get("x-ratelimit-limit-requests"))
+
 	resp, err := g.Post("/v1/chat/completions", KeyB, rlBody)
 	require.NoError(t, err)
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
 	assert.Equal(t, 200, resp.StatusCode, "tenant b has no limit")
+	assert.Empty(t, resp.Header.Get("x-ratelimit-limit-requests"))
 }
 
 // rateLimitTPM: each request is admitted on its estimate (prompt +
