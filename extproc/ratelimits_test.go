@@ -31,6 +31,11 @@ var rlNow = time.Unix(1_800_000_000-1_800_000_000%60+10, 0)
 // clock.
 func startLimited(t testing.TB, extra string, lim RateLimiter) *testServer {
 	t.Helper()
+	return startLimitedBudgets(t, extra, lim, nil)
+}
+
+func startLimitedBudgets(t testing.TB, extra string, lim RateLimiter, budgets Budgets) *testServer {
+	t.Helper()
 	cfg, err := config.Parse("t.yaml", []byte(testConfig+extra))
 	require.NoError(t, err)
 	if lim == nil {
@@ -43,7 +48,7 @@ func startLimited(t testing.TB, extra string, lim RateLimiter) *testServer {
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
 	m := telemetry.NewMetrics(reg)
-	srv, err := New(Options{Config: cfg, Catalog: cat, Metrics: m, Limits: lim, Now: func() time.Time { return rlNow },
+	srv, err := New(Options{Config: cfg, Catalog: cat, Metrics: m, Limits: lim, Budgets: budgets, Now: func() time.Time { return rlNow },
 		Getenv: func(string) string { return "" }})
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -181,6 +186,37 @@ func TestRateLimitTPMCorrected(t *testing.T) {
 	}, headers(ir, rateHeaders...))
 	assert.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.RateLimitRejections.WithLabelValues("demo", "tpm")))
 
+}
+
+// TestRateLimitRefusedLaterGivesTokensBack: a request admitted by the
+// limiter but refused by its budget never reaches a provider, so its token
+// estimate is taken back.
+func TestRateLimitRefusedLaterGivesTokensBack(t *testing.T) {
+	ts := startLimitedBudgets(t, "limits:\n  keys:\n    k1: {tpm: 100}\n", fixedLimiter(), budgetsWithCap(t, 0.000001))
+	body := `{"model":"small","max_tokens":60,"messages":[{"role":"user","content":"hi"}]}`
+	for i := range 3 {
+		ir := send(t, ts, body)
+		require.NotNil(t, ir)
+		var e openAIError
+		require.NoError(t, json.Unmarshal(ir.GetBody(), &e))
+		assert.Equal(t, "budget_exceeded", e.Error.Code, "request %d passes the limiter and meets the budget", i+1)
+	}
+	assert.Zero(t, testutil.ToFloat64(ts.metrics.RateLimitRejections.WithLabelValues("demo", "tpm")))
+}
+
+// TestRateLimitReload: limits come from the running config, so a reload
+// changes them for the next request.
+func TestRateLimitReload(t *testing.T) {
+	ts := startLimited(t, "limits:\n  tenants:\n    demo: {rpm: 1}\n", fixedLimiter())
+	body := `{"model":"small","messages":[{"role":"user","content":"hi"}]}`
+	require.Nil(t, send(t, ts, body))
+	rateError(t, send(t, ts, body))
+	cfg, err := config.Parse("t.yaml", []byte(testConfig+"limits:\n  tenants:\n    demo: {rpm: 3}\n"))
+	require.NoError(t, err)
+	cat, err := BuildCatalog(cfg)
+	require.NoError(t, err)
+	require.NoError(t, ts.srv.Reload(cfg, cat))
+	assert.Nil(t, send(t, ts, body), "the raised limit applies to the same window's count")
 }
 
 func TestRateLimitTooLarge(t *testing.T) {
