@@ -50,6 +50,7 @@ type downstream struct {
 
 	forwarded bool // the request went on to the provider
 	hold      *meter.Reservation
+	rl        rateState // the rate limiter's charge, corrected in settle
 	status    int
 	provider  string
 	target    string // model name at the provider
@@ -325,6 +326,13 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 		d.stripUse = added
 	}
 	d.stage("mutate", t)
+
+	t = time.Now()
+	rej = d.rateLimit(ctx)
+	d.stage("ratelimit", t)
+	if rej != nil {
+		return d.rejectWith(rej)
+	}
 
 	t = time.Now()
 	rej = d.reserve(ctx)

@@ -44,6 +44,7 @@ func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders, attrs *structpb
 		d.cacheState = "bypass" // cache off, or the request was not cacheable
 	}
 	mut.setHeader(HeaderCache, d.cacheState)
+	d.rateHeaders(&mut)
 
 	if d.status >= 300 || h.GetEndOfStream() {
 		// Provider error (after Envoy's retries) or no body: nothing to
@@ -441,6 +442,7 @@ func (d *downstream) settle(ctx context.Context) meter.Money {
 		}
 		cancel()
 	}
+	d.correctRateLimit(ctx)
 	d.record(cost, estimated)
 	return cost
 }
@@ -499,6 +501,7 @@ func (d *downstream) meterOnFinish(ctx context.Context) {
 	if !d.forwarded {
 		d.finished = true
 		d.releaseHold()
+		d.correctRateLimit(ctx)
 		if d.outcome != "" {
 			d.record(0, false)
 		}

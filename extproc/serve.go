@@ -83,6 +83,12 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 		}
 	}()
 
+	limits, closeLimits, err := openRateLimits(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = closeLimits() }()
+
 	getenv := opts.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -128,7 +134,7 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 		tracer = tp.Tracer(telemetry.TracerName)
 	}
 	srv, err := New(Options{
-		Config: cfg, Catalog: catalog, Budgets: budgets, Tokens: meter.NewTokenizer(),
+		Config: cfg, Catalog: catalog, Budgets: budgets, Limits: limits, Tokens: meter.NewTokenizer(),
 		Metrics: metrics, Logger: log, Getenv: getenv, Cache: respCache, Audit: auditLog,
 		Tracer: tracer,
 	})

@@ -49,6 +49,7 @@ type Options struct {
 	Config  *config.Config
 	Catalog *meter.Catalog
 	Budgets Budgets       // nil: no budgets enforced
+	Limits  RateLimiter   // nil: no rate limits enforced
 	Cache   ResponseCache // nil: no response cache
 	Audit   AuditLog      // nil: no audit trail
 	Tracer  trace.Tracer  // nil: no spans (a no-op tracer)
@@ -69,6 +70,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	budgets Budgets
+	limiter RateLimiter
 	tokens  TokenCounter
 	cache   ResponseCache
 	audit   AuditLog
@@ -94,6 +96,7 @@ func New(opts Options) (*Server, error) {
 		log:     opts.Logger,
 		now:     opts.Now,
 		budgets: opts.Budgets,
+		limiter: opts.Limits,
 		tokens:  opts.Tokens,
 		cache:   opts.Cache,
 		audit:   opts.Audit,
@@ -251,7 +254,7 @@ func (s *Server) reservationID(requestID string) string {
 // the order a request meets them.
 var stageNames = []string{
 	"auth", "parse", "prompt", "complexity", "route", "guard_input", "cache_lookup", "mutate",
-	"budget", "response_headers", "meter", "guard_output", "cache_store", "stream_chunk", "upstream",
+	"ratelimit", "budget", "response_headers", "meter", "guard_output", "cache_store", "stream_chunk", "upstream",
 }
 
 // observeStage records one stage's duration.

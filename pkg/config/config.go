@@ -12,6 +12,7 @@ type Config struct {
 	Pricing     Pricing             `yaml:"pricing"`
 	Tenants     Tenants             `yaml:"tenants"`
 	Budgets     Budgets             `yaml:"budgets"`
+	Limits      Limits              `yaml:"limits"`
 	Guardrails  Guardrails          `yaml:"guardrails"`
 	Cache       Cache               `yaml:"cache"`
 	FailureMode FailureMode         `yaml:"failure_mode"`
@@ -184,6 +185,43 @@ type LedgerRedis struct {
 	HoldTTL time.Duration `yaml:"hold_ttl"`
 }
 
+// Limits are requests-per-minute and tokens-per-minute caps per tenant and
+// per API key, counted in fixed one-minute windows. A request must fit both
+// its tenant's and its key's limits.
+type Limits struct {
+	// Backend is "memory" (default: counters per replica) or "redis"
+	// (counters shared by every replica on the same Redis and prefix).
+	Backend string `yaml:"backend"`
+	// Default applies to tenants without their own entry; zero = no limit.
+	Default RateLimit `yaml:"default"`
+	// Tenants maps a tenant id to its limits.
+	Tenants map[string]RateLimit `yaml:"tenants"`
+	// Keys maps an API key id (tenants.keys[].id) to its limits.
+	Keys map[string]RateLimit `yaml:"keys"`
+	// DefaultOutputTokens is the output a request without max_tokens is
+	// assumed to produce when its tokens are checked against a TPM (default
+	// DefaultRateLimitOutputTokens); the response corrects it.
+	DefaultOutputTokens int64       `yaml:"default_output_tokens"`
+	Redis               LimitsRedis `yaml:"redis"`
+}
+
+// RateLimit is a pair of per-minute caps; zero means no cap.
+type RateLimit struct {
+	RPM int64 `yaml:"rpm"`
+	TPM int64 `yaml:"tpm"`
+}
+
+// DefaultRateLimitOutputTokens is limits.default_output_tokens when unset.
+const DefaultRateLimitOutputTokens = 1024
+
+// LimitsRedis is the Redis connection of the rate limiter.
+type LimitsRedis struct {
+	Redis `yaml:",inline"`
+	// Timeout is the dial, read and write timeout of each call; zero
+	// derives it from xds.message_timeout as for the spend ledger.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
 // Redis is a Redis connection.
 type Redis struct {
 	Addr        string `yaml:"addr"`
@@ -276,6 +314,9 @@ type FailureMode struct {
 	Cache Mode `yaml:"cache"`
 	// Budgets applies when the spend ledger cannot be reached.
 	Budgets Mode `yaml:"budgets"`
+	// RateLimits applies when the rate limiter's Redis cannot be reached
+	// (default open: a limiter protects capacity, not money).
+	RateLimits Mode `yaml:"ratelimits"`
 }
 
 // Credentials says which ext_proc role talks to providers on the client's

@@ -105,6 +105,18 @@ func applyDefaults(c *Config) {
 	if fm.Cache == "" {
 		fm.Cache = Open
 	}
+	if fm.RateLimits == "" {
+		fm.RateLimits = Open
+	}
+	if c.Limits.Backend == "" {
+		c.Limits.Backend = "memory"
+	}
+	if c.Limits.Redis.Prefix == "" {
+		c.Limits.Redis.Prefix = "tollgate:"
+	}
+	if c.Limits.DefaultOutputTokens == 0 {
+		c.Limits.DefaultOutputTokens = DefaultRateLimitOutputTokens
+	}
 	if c.Credentials.Inject == "" {
 		c.Credentials.Inject = "upstream"
 	}
@@ -137,6 +149,7 @@ func validate(c *Config) Problems {
 	v.pricing(c)
 	v.tenants(c)
 	v.budgets(c)
+	v.limits(c)
 	v.guardrails(c)
 	v.cache(c)
 	v.failureMode(c)
@@ -364,6 +377,51 @@ func (v *validator) budgets(c *Config) {
 	}
 }
 
+func (v *validator) limits(c *Config) {
+	l := c.Limits
+	switch l.Backend {
+	case "memory":
+	case "redis":
+		if l.Redis.Addr == "" {
+			v.add("limits.redis.addr", "required for backend redis")
+		}
+	default:
+		v.add("limits.backend", "must be memory or redis, got %q", l.Backend)
+	}
+	if l.Redis.Timeout < 0 {
+		v.add("limits.redis.timeout", "must not be negative, got %s", l.Redis.Timeout)
+	}
+	if l.DefaultOutputTokens < 0 {
+		v.add("limits.default_output_tokens", "must not be negative, got %d", l.DefaultOutputTokens)
+	}
+	check := func(path string, r RateLimit) {
+		if r.RPM < 0 {
+			v.add(path+".rpm", "must not be negative, got %d", r.RPM)
+		}
+		if r.TPM < 0 {
+			v.add(path+".tpm", "must not be negative, got %d", r.TPM)
+		}
+	}
+	check("limits.default", l.Default)
+	tenants := c.tenantIDs()
+	for _, t := range sortedKeys(l.Tenants) {
+		check("limits.tenants."+t, l.Tenants[t])
+		if !tenants[t] {
+			v.add("limits.tenants."+t, "tenant %q has no API key and is not the anonymous tenant", t)
+		}
+	}
+	keys := map[string]bool{}
+	for _, k := range c.Tenants.Keys {
+		keys[k.ID] = true
+	}
+	for _, id := range sortedKeys(l.Keys) {
+		check("limits.keys."+id, l.Keys[id])
+		if !keys[id] {
+			v.add("limits.keys."+id, "no entry in tenants.keys has id %q", id)
+		}
+	}
+}
+
 // tenantIDs is the set of tenants named by keys or anonymous access.
 func (c *Config) tenantIDs() map[string]bool {
 	out := map[string]bool{}
@@ -450,6 +508,7 @@ func (v *validator) failureMode(c *Config) {
 	for path, m := range map[string]Mode{
 		"failure_mode.extproc": fm.ExtProc, "failure_mode.guardrails": fm.Guardrails,
 		"failure_mode.cache": fm.Cache, "failure_mode.budgets": fm.Budgets,
+		"failure_mode.ratelimits": fm.RateLimits,
 	} {
 		if m != Open && m != Closed {
 			v.add(path, "must be open or closed, got %q", m)

@@ -17,22 +17,23 @@ type Metrics struct {
 	TimeToFirstToken   *prometheus.HistogramVec // gen_ai_server_time_to_first_token_seconds
 	TimePerOutputToken *prometheus.HistogramVec // gen_ai_server_time_per_output_token_seconds
 
-	CostUSD           *prometheus.CounterVec   // tollgate_cost_usd_total{tenant,provider,model}
-	Requests          *prometheus.CounterVec   // tollgate_requests_total{tenant,model,outcome}
-	EstimatedRequests *prometheus.CounterVec   // tollgate_usage_estimated_total{tenant,model}
-	CacheSavedUSD     *prometheus.CounterVec   // tollgate_cache_saved_usd_total{tenant}
-	GuardFindings     *prometheus.CounterVec   // tollgate_guardrail_findings_total{direction,detector,action}
-	StageDuration     *prometheus.HistogramVec // tollgate_stage_duration_seconds{stage}
-	BudgetSpent       *prometheus.GaugeVec     // tollgate_budget_spent_usd{tenant,window}
-	BudgetRejections  *prometheus.CounterVec   // tollgate_budget_rejections_total{tenant,window}
-	Failures          *prometheus.CounterVec   // tollgate_failures_total{layer,mode}
-	ProtocolErrors    *prometheus.CounterVec   // tollgate_extproc_protocol_errors_total{reason}
-	Passthrough       *prometheus.CounterVec   // tollgate_passthrough_requests_total{reason}
-	Streams           *prometheus.GaugeVec     // tollgate_extproc_streams{role}
-	Unpriced          *prometheus.CounterVec   // tollgate_unpriced_requests_total{provider,model}
-	PromptRequests    *prometheus.CounterVec   // tollgate_prompt_requests_total{prompt}
-	RoutingDecisions  *prometheus.CounterVec   // tollgate_routing_decisions_total{alias,tier,chosen,shadow}
-	ModelChanges      *prometheus.CounterVec   // tollgate_model_change_total{alias}
+	CostUSD             *prometheus.CounterVec   // tollgate_cost_usd_total{tenant,provider,model}
+	Requests            *prometheus.CounterVec   // tollgate_requests_total{tenant,model,outcome}
+	EstimatedRequests   *prometheus.CounterVec   // tollgate_usage_estimated_total{tenant,model}
+	CacheSavedUSD       *prometheus.CounterVec   // tollgate_cache_saved_usd_total{tenant}
+	GuardFindings       *prometheus.CounterVec   // tollgate_guardrail_findings_total{direction,detector,action}
+	StageDuration       *prometheus.HistogramVec // tollgate_stage_duration_seconds{stage}
+	BudgetSpent         *prometheus.GaugeVec     // tollgate_budget_spent_usd{tenant,window}
+	BudgetRejections    *prometheus.CounterVec   // tollgate_budget_rejections_total{tenant,window}
+	Failures            *prometheus.CounterVec   // tollgate_failures_total{layer,mode}
+	RateLimitRejections *prometheus.CounterVec   // tollgate_ratelimit_rejections_total{tenant,kind}
+	ProtocolErrors      *prometheus.CounterVec   // tollgate_extproc_protocol_errors_total{reason}
+	Passthrough         *prometheus.CounterVec   // tollgate_passthrough_requests_total{reason}
+	Streams             *prometheus.GaugeVec     // tollgate_extproc_streams{role}
+	Unpriced            *prometheus.CounterVec   // tollgate_unpriced_requests_total{provider,model}
+	PromptRequests      *prometheus.CounterVec   // tollgate_prompt_requests_total{prompt}
+	RoutingDecisions    *prometheus.CounterVec   // tollgate_routing_decisions_total{alias,tier,chosen,shadow}
+	ModelChanges        *prometheus.CounterVec   // tollgate_model_change_total{alias}
 }
 
 // NewMetrics creates and registers every metric on reg.
@@ -87,6 +88,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_failures_total", Help: "Degraded decisions: a layer failed and traffic was let through (open) or rejected (closed).",
 		}, []string{"layer", "mode"}),
+		RateLimitRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_ratelimit_rejections_total", Help: "Requests rejected with 429 rate_limit_exceeded, by the limit that refused them (rpm or tpm).",
+		}, []string{"tenant", "kind"}),
 		ProtocolErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_extproc_protocol_errors_total", Help: "ext_proc streams closed because of an unexpected or out-of-order message.",
 		}, []string{"reason"}),
@@ -112,7 +116,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.PromptRequests, m.RoutingDecisions, m.ModelChanges,
 		m.TokenUsage, m.RequestDuration, m.TimeToFirstToken, m.TimePerOutputToken,
 		m.CostUSD, m.Requests, m.EstimatedRequests, m.CacheSavedUSD, m.GuardFindings,
-		m.StageDuration, m.BudgetSpent, m.BudgetRejections, m.Failures, m.ProtocolErrors,
+		m.StageDuration, m.BudgetSpent, m.BudgetRejections, m.Failures, m.RateLimitRejections, m.ProtocolErrors,
 		m.Passthrough, m.Streams, m.Unpriced)
 	return m
 }
