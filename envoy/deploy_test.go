@@ -101,6 +101,7 @@ func TestDeployStaticEnvoyShape(t *testing.T) {
 // loads it beyond TestDeployEveryFileValidates (which loads all of them).
 var deployClaimed = map[string]string{
 	"tollgate.yaml":                      "pkg/config (embedded default)",
+	"tollgate.production.yaml":           "TestProductionExampleValidates",
 	"bootstrap.yaml":                     "TestBootstrapFileParsesAndValidates",
 	"extproc/downstream.yaml":            "TestExtProcFilterFilesMatchTranslator",
 	"extproc/upstream.yaml":              "TestExtProcFilterFilesMatchTranslator",

@@ -3,13 +3,17 @@ package translate
 import (
 	"fmt"
 
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	fileaccesslogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
@@ -125,7 +129,7 @@ func (m *Model) extensionConfigs() ([]*corev3.TypedExtensionConfig, error) {
 }
 
 func (m *Model) hcm(filters []*hcmv3.HttpFilter) *hcmv3.HttpConnectionManager {
-	return &hcmv3.HttpConnectionManager{
+	h := &hcmv3.HttpConnectionManager{
 		StatPrefix: "tollgate",
 		CodecType:  hcmv3.HttpConnectionManager_AUTO,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
@@ -134,6 +138,54 @@ func (m *Model) hcm(filters []*hcmv3.HttpFilter) *hcmv3.HttpConnectionManager {
 		}},
 		HttpFilters: filters,
 	}
+	return h
+}
+
+// accessLog is the listener's file access log (xds.access_log): Envoy's
+// default text format, or JSON with the fields an LLM gateway operator
+// looks for (the route Tollgate chose, the upstream host, the response
+// flags and details, timings).
+func accessLog(a *config.AccessLog) ([]*accesslogv3.AccessLog, error) {
+	fal := &fileaccesslogv3.FileAccessLog{Path: a.Path}
+	if a.JSON {
+		fal.AccessLogFormat = &fileaccesslogv3.FileAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
+			Format: &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: &structpb.Struct{Fields: map[string]*structpb.Value{
+				"start_time":     structpb.NewStringValue("%START_TIME%"),
+				"method":         structpb.NewStringValue("%REQ(:METHOD)%"),
+				"path":           structpb.NewStringValue("%REQ(:PATH)%"),
+				"status":         structpb.NewStringValue("%RESPONSE_CODE%"),
+				"details":        structpb.NewStringValue("%RESPONSE_CODE_DETAILS%"),
+				"flags":          structpb.NewStringValue("%RESPONSE_FLAGS%"),
+				"duration_ms":    structpb.NewStringValue("%DURATION%"),
+				"route":          structpb.NewStringValue("%DYNAMIC_METADATA(" + MetadataNamespace + ":" + MetadataRoute + ")%"),
+				"tenant":         structpb.NewStringValue("%DYNAMIC_METADATA(" + MetadataNamespace + ":" + MetadataTenant + ")%"),
+				"upstream_host":  structpb.NewStringValue("%UPSTREAM_HOST%"),
+				"upstream_retry": structpb.NewStringValue("%UPSTREAM_REQUEST_ATTEMPT_COUNT%"),
+				"request_id":     structpb.NewStringValue("%REQ(X-REQUEST-ID)%"),
+			}}},
+		}}
+	}
+	tc, err := toAny(fal)
+	if err != nil {
+		return nil, err
+	}
+	return []*accesslogv3.AccessLog{{Name: "envoy.access_loggers.file", ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: tc}}}, nil
+}
+
+// downstreamTLS is the listener's transport socket for xds.tls.
+func downstreamTLS(t *config.ListenerTLS) (*corev3.TransportSocket, error) {
+	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+		TlsCertificates: []*tlsv3.TlsCertificate{{
+			CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.CertFile}},
+			PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: t.KeyFile}},
+		}},
+		AlpnProtocols: []string{"h2", "http/1.1"},
+	}}
+	a, err := toAny(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &corev3.TransportSocket{Name: tlsSocketName, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: a}}, nil
 }
 
 // listener is the LLM listener Envoy binds at xds.listener.
@@ -142,9 +194,21 @@ func (m *Model) listener() (*listenerv3.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := toAny(m.hcm(filters))
+	hc := m.hcm(filters)
+	if a := m.cfg.XDS.AccessLog; a != nil {
+		if hc.AccessLog, err = accessLog(a); err != nil {
+			return nil, err
+		}
+	}
+	h, err := toAny(hc)
 	if err != nil {
 		return nil, err
+	}
+	var ts *corev3.TransportSocket
+	if t := m.cfg.XDS.TLS; t != nil {
+		if ts, err = downstreamTLS(t); err != nil {
+			return nil, err
+		}
 	}
 	return &listenerv3.Listener{
 		Name:    ListenerName,
@@ -158,6 +222,7 @@ func (m *Model) listener() (*listenerv3.Listener, error) {
 		// own OpenAI-shaped 413.
 		PerConnectionBufferLimitBytes: wrapperspb.UInt32(BufferLimit(m.cfg)),
 		FilterChains: []*listenerv3.FilterChain{{
+			TransportSocket: ts,
 			Filters: []*listenerv3.Filter{{
 				Name:       hcmFilterName,
 				ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: h},

@@ -2,6 +2,7 @@ package translate_test
 
 import (
 	"flag"
+	fileaccesslogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	"os"
 	"path/filepath"
 	"strings"
@@ -408,4 +409,37 @@ func TestWasmPluginConfig(t *testing.T) {
 			assert.JSONEq(t, tt.want, string(got))
 		})
 	}
+}
+
+// TestListenerTLSAndAccessLog: xds.tls terminates TLS on the LLM listener
+// and xds.access_log writes Envoy's file access log (JSON with the route and
+// tenant Tollgate chose); both pass Envoy's proto validation.
+func TestListenerTLSAndAccessLog(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte(`
+providers:
+  p: {base_url: "https://api.example.com"}
+models:
+  m: {targets: [{provider: p, model: x}]}
+xds:
+  tls: {cert_file: /etc/envoy/tls/tls.crt, key_file: /etc/envoy/tls/tls.key}
+  access_log: {path: /dev/stdout, json: true}
+`))
+	require.NoError(t, err)
+	r, err := translate.Envoy(cfg)
+	require.NoError(t, err)
+	fc := r.Listeners[0].GetFilterChains()[0]
+	require.NotNil(t, fc.GetTransportSocket())
+	var tc tlsv3.DownstreamTlsContext
+	require.NoError(t, fc.GetTransportSocket().GetTypedConfig().UnmarshalTo(&tc))
+	assert.Equal(t, "/etc/envoy/tls/tls.crt", tc.GetCommonTlsContext().GetTlsCertificates()[0].GetCertificateChain().GetFilename())
+	var hcm hcmv3.HttpConnectionManager
+	require.NoError(t, fc.GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm))
+	require.Len(t, hcm.GetAccessLog(), 1)
+	var fal fileaccesslogv3.FileAccessLog
+	require.NoError(t, hcm.GetAccessLog()[0].GetTypedConfig().UnmarshalTo(&fal))
+	assert.Equal(t, "/dev/stdout", fal.GetPath())
+	assert.Equal(t, "%DYNAMIC_METADATA(tollgate:route)%", fal.GetLogFormat().GetJsonFormat().GetFields()["route"].GetStringValue())
+
+	_, err = config.Parse("t.yaml", []byte("providers: {p: {base_url: \"https://a.example\"}}\nmodels: {m: {targets: [{provider: p, model: x}]}}\nxds: {tls: {cert_file: a}}\n"))
+	require.Error(t, err, "a certificate without a key")
 }

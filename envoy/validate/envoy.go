@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/config/preflight"
 )
 
 // envoyMessages builds an empty message for each Envoy kind.
@@ -152,7 +153,10 @@ var istioPatchTargets = map[string]func() proto.Message{
 // validateTollgate checks a tollgate.yaml whose first line is line
 // offset+1 of the file: each problem is reported at its file line.
 func validateTollgate(raw []byte, offset int) error {
-	_, err := config.Parse("tollgate.yaml", raw)
+	c, err := config.Parse("tollgate.yaml", raw)
+	if err == nil {
+		err = buildGuards(c)
+	}
 	var ps config.Problems
 	if !errors.As(err, &ps) {
 		if err != nil {
@@ -173,4 +177,23 @@ func validateTollgate(raw []byte, offset int) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// buildGuards builds the guardrails the server would build, so an unknown
+// detector or finding type is an error here too (the rest of what startup
+// builds, which depends on the host, is `tollgate validate --config`'s).
+func buildGuards(c *config.Config) error {
+	var ps config.Problems
+	for _, g := range []struct {
+		path string
+		d    config.GuardDirection
+	}{{"guardrails.input", c.Guardrails.Input}, {"guardrails.output", c.Guardrails.Output}} {
+		if _, err := preflight.BuildGuard(g.d); err != nil {
+			ps = append(ps, c.Problem(g.path+".detectors", "%v", err))
+		}
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
 }

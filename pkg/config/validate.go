@@ -167,6 +167,12 @@ func validate(c *Config) Problems {
 	if c.XDS.Wasm.Enabled && c.XDS.Wasm.Path == "" {
 		v.add("xds.wasm.path", "required when xds.wasm.enabled is true")
 	}
+	if t := c.XDS.TLS; t != nil && (t.CertFile == "" || t.KeyFile == "") {
+		v.add("xds.tls", "cert_file and key_file are both required")
+	}
+	if a := c.XDS.AccessLog; a != nil && a.Path == "" {
+		v.add("xds.access_log.path", "required")
+	}
 	return v.ps
 }
 

@@ -16,6 +16,25 @@ type XDS struct {
 	MessageTimeout time.Duration `yaml:"message_timeout"`
 	// Wasm enables the proxy-wasm header router in front of ext_proc.
 	Wasm WasmFilter `yaml:"wasm"`
+	// TLS, when set, makes the LLM listener terminate TLS.
+	TLS *ListenerTLS `yaml:"tls"`
+	// AccessLog, when set, writes one access-log line per request.
+	AccessLog *AccessLog `yaml:"access_log"`
+}
+
+// ListenerTLS is the listener's certificate and key (PEM files on the Envoy
+// host, read by Envoy).
+type ListenerTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// AccessLog is Envoy's file access log of the LLM listener.
+type AccessLog struct {
+	// Path is the file Envoy appends to ("/dev/stdout" for container logs).
+	Path string `yaml:"path"`
+	// JSON writes one JSON object per line instead of Envoy's text format.
+	JSON bool `yaml:"json"`
 }
 
 // WasmFilter locates the compiled tollgate-router.wasm for Envoy.
