@@ -92,7 +92,10 @@ type FileLedger struct {
 	size      int64  // bytes of the file including buffered records
 	last      []byte // the last record line (without newline), for snapshots
 	sinceSnap int    // records appended since the last snapshot
-	snapMu    sync.Mutex
+	// unsynced is when the oldest record not yet fsynced was appended
+	// (zero when everything is on disk): Lag.
+	unsynced time.Time
+	snapMu   sync.Mutex
 
 	stop chan struct{}
 	done chan struct{}
@@ -454,7 +457,22 @@ func (l *FileLedger) append(rec *record) error {
 	l.size += int64(len(l.buf))
 	l.last = append(l.last[:0], l.buf[:len(l.buf)-1]...)
 	l.sinceSnap++
+	if l.unsynced.IsZero() {
+		l.unsynced = l.opts.Now()
+	}
 	return nil
+}
+
+// Lag is how long the oldest record not yet fsynced has waited: about the
+// flush interval at most while the disk keeps up, growing when writes fail
+// (a restart would lose those records). Zero when everything is on disk.
+func (l *FileLedger) Lag() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.unsynced.IsZero() {
+		return 0
+	}
+	return l.opts.Now().Sub(l.unsynced)
 }
 
 func (l *FileLedger) flushLocked(sync bool) error {
@@ -473,6 +491,7 @@ func (l *FileLedger) flushLocked(sync bool) error {
 			l.werr = err
 			return fmt.Errorf("fsync ledger: %w", err)
 		}
+		l.unsynced = time.Time{}
 	}
 	return nil
 }
@@ -491,13 +510,21 @@ func (l *FileLedger) flushLoop() {
 			// surface on the next Reserve or Settle.
 			l.mu.Lock()
 			wrote := !l.closed && l.werr == nil && l.w.Buffered() > 0 && l.flushLocked(false) == nil
+			flushedAt := l.opts.Now()
 			l.mu.Unlock()
 			if wrote {
-				if err := l.f.Sync(); err != nil {
-					l.mu.Lock()
+				err := l.f.Sync()
+				l.mu.Lock()
+				if err != nil {
 					l.werr = fmt.Errorf("fsync ledger: %w", err)
-					l.mu.Unlock()
+				} else if !l.unsynced.After(flushedAt) {
+					// Records appended after the write are still buffered.
+					l.unsynced = time.Time{}
+					if l.w.Buffered() > 0 {
+						l.unsynced = flushedAt
+					}
 				}
+				l.mu.Unlock()
 			}
 			l.mu.Lock()
 			due := l.opts.SnapshotEvery > 0 && l.sinceSnap >= l.opts.SnapshotEvery

@@ -346,3 +346,21 @@ func TestFileLedgerCompact(t *testing.T) {
 		assert.Equal(t, tt.want, s, "%s at %s", tt.tenant, tt.at)
 	}
 }
+
+// TestFileLedgerLag: Lag is the age of the oldest record not yet on disk,
+// zero once it is flushed (the tollgate_ledger_lag_seconds alert).
+func TestFileLedgerLag(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	l, err := OpenFileLedger(filepath.Join(t.TempDir(), "l.jsonl"), FileLedgerOptions{FlushInterval: -1, Now: clock})
+	require.NoError(t, err)
+	defer l.Close()
+	assert.Zero(t, l.Lag())
+	b := NewBudgets(l, nil, WithClock(clock))
+	_, err = b.Reserve(testCtx(t), "acme", Dollar, "a")
+	require.NoError(t, err)
+	now = now.Add(90 * time.Second)
+	assert.Equal(t, 90*time.Second, l.Lag())
+	require.NoError(t, l.Flush())
+	assert.Zero(t, l.Lag())
+}
