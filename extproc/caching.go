@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/pkg/cache"
 	"github.com/tollgate-dev/tollgate/pkg/config"
@@ -20,7 +21,10 @@ type ResponseCache interface {
 }
 
 // CacheConfig maps tollgate.yaml's cache: section to the cache package.
-func CacheConfig(c config.Cache, getenv func(string) string) cache.Config {
+// Timeouts not set in it are derived from messageTimeout (xds.message_timeout,
+// how long Envoy waits for each answer; see cache.TimeoutsFor), so a hung
+// Redis or embedder makes the lookup a miss before Envoy gives up.
+func CacheConfig(c config.Cache, messageTimeout time.Duration, getenv func(string) string) cache.Config {
 	cc := cache.DefaultConfig()
 	cc.Exact.Enabled = c.Exact.Enabled
 	if c.Exact.MaxBytes > 0 {
@@ -49,7 +53,30 @@ func CacheConfig(c config.Cache, getenv func(string) string) cache.Config {
 	if c.Redis.PasswordEnv != "" && getenv != nil {
 		password = getenv(c.Redis.PasswordEnv)
 	}
-	cc.Redis = cache.RedisConfig{Addr: c.Redis.Addr, Password: password, DB: c.Redis.DB, Prefix: c.Redis.Prefix}
+	cc.Redis = cache.RedisConfig{Addr: c.Redis.Addr, Password: password, DB: c.Redis.DB, Prefix: c.Redis.Prefix, Timeout: c.Redis.Timeout}
+	if s := c.Semantic; s.MaxEntriesPerPartition > 0 {
+		cc.Semantic.MaxEntriesPerPartition = s.MaxEntriesPerPartition
+	}
+	if s := c.Semantic; s.MaxEntries > 0 {
+		cc.Semantic.MaxEntries = s.MaxEntries
+	}
+	if s := c.Semantic; s.MaxBytes > 0 {
+		cc.Semantic.MaxBytes = s.MaxBytes
+	}
+	if messageTimeout <= 0 {
+		messageTimeout = config.DefaultMessageTimeout
+	}
+	t := cache.TimeoutsFor(messageTimeout)
+	cc.LookupTimeout = t.Lookup
+	if cc.Redis.Timeout == 0 {
+		cc.Redis.Timeout = t.Redis
+	}
+	if cc.Semantic.Embedder.Timeout == 0 {
+		cc.Semantic.Embedder.Timeout = t.Embed
+	}
+	// Explicit per-call timeouts are the operator's choice: the lookup's
+	// overall bound does not cut them shorter.
+	cc.LookupTimeout = max(cc.LookupTimeout, cc.Semantic.Embedder.Timeout, 2*cc.Redis.Timeout)
 	return cc
 }
 

@@ -89,7 +89,7 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 	}
 	var respCache ResponseCache
 	if cfg.Cache.Enabled {
-		c, err := cache.New(CacheConfig(cfg.Cache, getenv), reg, cache.WithLogger(log))
+		c, err := cache.New(CacheConfig(cfg.Cache, cfg.XDS.MessageTimeout, getenv), reg, cache.WithLogger(log))
 		if err != nil {
 			return fmt.Errorf("cache: %w", err)
 		}

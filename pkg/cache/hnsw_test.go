@@ -109,7 +109,7 @@ func TestGraphRemove(t *testing.T) {
 
 func TestIndexCapsAndRebuild(t *testing.T) {
 	now := fixedNow()
-	x := newSemIndex(1500, 0, now)
+	x := newSemIndex(indexLimits{perPartition: 1500}, now)
 	vecs := clusteredVectors(4000, 16, 5)
 	var part [32]byte
 	keys := make([][32]byte, len(vecs))

@@ -362,6 +362,33 @@ func (v *validator) cache(c *Config) {
 	if c.Cache.Exact.MaxBytes < 0 {
 		v.add("cache.exact.max_bytes", "must be positive")
 	}
+	sc := c.Cache.Semantic
+	if sc.MaxEntriesPerPartition < 0 {
+		v.add("cache.semantic.max_entries_per_partition", "must be positive (0 = the shipped bound)")
+	}
+	if sc.MaxEntries < 0 {
+		v.add("cache.semantic.max_entries", "must be positive (0 = the shipped bound)")
+	}
+	if sc.MaxBytes < 0 {
+		v.add("cache.semantic.max_bytes", "must be positive (0 = the shipped bound)")
+	}
+	// A call that may outlast Envoy's wait can only end in an Envoy error.
+	mt := c.XDS.MessageTimeout
+	for _, t := range []struct {
+		path string
+		d    time.Duration
+	}{
+		{"cache.redis.timeout", c.Cache.Redis.Timeout},
+		{"cache.semantic.embedder.timeout", sc.Embedder.Timeout},
+	} {
+		path, d := t.path, t.d
+		switch {
+		case d < 0:
+			v.add(path, "must be positive (0 = derived from xds.message_timeout)")
+		case d > 0 && mt > 0 && d >= mt:
+			v.add(path, "must be below xds.message_timeout (%s): Envoy stops waiting for the answer then", mt)
+		}
+	}
 }
 
 func (v *validator) failureMode(c *Config) {

@@ -1,0 +1,232 @@
+package cache
+
+import (
+	"encoding/binary"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func testKey(i int) [32]byte {
+	var k [32]byte
+	binary.LittleEndian.PutUint64(k[:], uint64(i)+1)
+	return k
+}
+
+func testPart(i int) [32]byte {
+	var k [32]byte
+	k[31] = byte(i + 1)
+	return k
+}
+
+// fillIndex adds n entries with distinct keys, spread round-robin over
+// parts partitions; entry i expires at now+ttl.
+func fillIndex(x *semIndex, n, parts int, now func() time.Time, ttl time.Duration) [][]float32 {
+	vecs := clusteredVectors(n, 16, 7)
+	for i, v := range vecs {
+		x.add(testPart(i%parts), semEntry{key: testKey(i), prompt: "prompt", expires: now().Add(ttl)}, v)
+	}
+	return vecs
+}
+
+func evictions(x *semIndex) map[string]int {
+	got := map[string]int{}
+	x.evicted = func(r string) { got[r]++ }
+	return got
+}
+
+// partitionLen counts what a partition really holds (not the counters).
+func partitionLen(x *semIndex, part [32]byte) int {
+	x.mu.RLock()
+	p := x.parts[part]
+	x.mu.RUnlock()
+	if p == nil {
+		return 0
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return len(p.entries)
+}
+
+func TestIndexBounds(t *testing.T) {
+	now := fixedNow()
+	cost := entryCost("prompt", clusteredVectors(1, 16, 7)[0])
+	tests := []struct {
+		name       string
+		limits     indexLimits
+		parts      int
+		wantTotal  int
+		wantReason string
+		wantEvict  int
+	}{
+		{"per partition", indexLimits{perPartition: 100}, 3, 300, evictPartitionCap, 1000 - 300},
+		{"entries", indexLimits{entries: 250}, 4, 250, evictEntriesCap, 1000 - 250},
+		{"bytes", indexLimits{bytes: 120 * cost}, 2, 120, evictBytesCap, 1000 - 120},
+		{"all, the tightest wins", indexLimits{perPartition: 400, entries: 500, bytes: 450 * cost}, 1, 400, evictPartitionCap, 600},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := newSemIndex(tc.limits, now)
+			ev := evictions(x)
+			fillIndex(x, 1000, tc.parts, now, time.Hour)
+			assert.Equal(t, tc.wantTotal, x.len())
+			assert.Equal(t, int64(tc.wantTotal)*cost, x.size())
+			held := 0
+			for p := range tc.parts {
+				held += partitionLen(x, testPart(p))
+			}
+			assert.Equal(t, tc.wantTotal, held, "the counters match what the partitions hold")
+			assert.Equal(t, map[string]int{tc.wantReason: tc.wantEvict}, ev)
+			// Oldest first: the newest entry of each partition is kept, the
+			// first one is gone.
+			assert.True(t, x.has(testPart(999%tc.parts), testKey(999)))
+			assert.False(t, x.has(testPart(0), testKey(0)))
+			assert.LessOrEqual(t, len(x.fifo)-x.head, 2*tc.wantTotal+1024, "the queue stays proportional to the live entries")
+		})
+	}
+}
+
+// TestIndexEvictionNeverCrossesPartitions: a global bound evicts another
+// tenant's oldest entry but never makes one partition's entry findable in
+// another.
+func TestIndexEvictionNeverCrossesPartitions(t *testing.T) {
+	now := fixedNow()
+	x := newSemIndex(indexLimits{entries: 10}, now)
+	vecs := clusteredVectors(30, 16, 3)
+	a, b := testPart(0), testPart(1)
+	for i, v := range vecs {
+		part := a
+		if i >= 15 {
+			part = b
+		}
+		x.add(part, semEntry{key: testKey(i), prompt: "p", expires: now().Add(time.Hour)}, v)
+	}
+	assert.Zero(t, partitionLen(x, a), "tenant a's entries were the oldest")
+	assert.Equal(t, 10, partitionLen(x, b))
+	assert.Empty(t, x.search(a, vecs[25], 4), "b's entries are not searchable from a")
+	for _, c := range x.search(b, vecs[3], 4) {
+		assert.GreaterOrEqual(t, binary.LittleEndian.Uint64(c.entry.key[:]), uint64(21), "only b's own keys")
+	}
+}
+
+// TestIndexStaleRefNeverEvictsNewerEntry: an entry evicted by its
+// partition's cap and stored again is not removed by the queue ref of its
+// first insertion.
+func TestIndexStaleRefNeverEvictsNewerEntry(t *testing.T) {
+	now := fixedNow()
+	x := newSemIndex(indexLimits{perPartition: 2, entries: 3}, now)
+	vecs := clusteredVectors(4, 16, 9)
+	part := testPart(0)
+	add := func(i int) {
+		x.add(part, semEntry{key: testKey(i), prompt: "p", expires: now().Add(time.Hour)}, vecs[i])
+	}
+	add(0)
+	add(1)
+	add(2) // partition cap evicts 0
+	add(0) // 0 again, evicts 1
+	assert.True(t, x.has(part, testKey(0)))
+	x.add(testPart(1), semEntry{key: testKey(3), prompt: "p", expires: now().Add(time.Hour)}, vecs[3])
+	x.add(testPart(1), semEntry{key: testKey(4), prompt: "p", expires: now().Add(time.Hour)}, vecs[2])
+	// Total is now 4 > 3: the oldest live insertion is key 2, not key 0
+	// (whose first ref is stale).
+	assert.False(t, x.has(part, testKey(2)))
+	assert.True(t, x.has(part, testKey(0)))
+	assert.Equal(t, 3, x.len())
+}
+
+func TestIndexExpiredEntriesAreDropped(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	clock := t0
+	now := func() time.Time { return clock }
+	x := newSemIndex(indexLimits{}, now)
+	ev := evictions(x)
+	fillIndex(x, 100, 2, now, time.Minute)
+	clock = t0.Add(2 * time.Minute)
+	x.add(testPart(0), semEntry{key: testKey(1000), prompt: "p", expires: now().Add(time.Minute)}, clusteredVectors(1, 16, 1)[0])
+	assert.Equal(t, 1, x.len())
+	assert.Equal(t, map[string]int{evictExpired: 100}, ev)
+	x.mu.RLock()
+	assert.Len(t, x.parts, 1, "emptied partitions are dropped")
+	x.mu.RUnlock()
+}
+
+// TestCacheIndexBoundMetrics: filling a Cache past max_entries keeps the
+// gauges at the bound and counts the evictions.
+func TestCacheIndexBoundMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := DefaultConfig()
+	cfg.Semantic.MaxEntries = 20
+	c, err := New(cfg, reg)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	ctx := ctxT(t)
+	prompts := syntheticPrompts(50, 11)
+	for i, p := range prompts {
+		r, err := c.NewRequest([]string{"acme", "globex"}[i%2], "gpt", []byte(chatBody(p)))
+		require.NoError(t, err)
+		require.NoError(t, c.Store(ctx, r, completionJSON("x")))
+	}
+	assert.Equal(t, 20.0, gaugeValue(t, reg, "tollgate_cache_semantic_entries"))
+	assert.Equal(t, 20.0, gaugeValue(t, reg, "tollgate_cache_semantic_max_entries"))
+	assert.Equal(t, float64(DefaultMaxIndexBytes), gaugeValue(t, reg, "tollgate_cache_semantic_max_bytes"))
+	assert.InDelta(t, 20*(entryOverhead+400), gaugeValue(t, reg, "tollgate_cache_semantic_bytes"), 20*300)
+	assert.Equal(t, 30.0, testutil.ToFloat64(c.metrics.evictions.WithLabelValues(evictEntriesCap)))
+}
+
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestIndexEntryCost measures the heap one entry costs in a partition held
+// at its cap (tombstones included) with built-in embeddings of chat-sized
+// prompts, and checks entryCost stays within 20% of it. Run with -v to see
+// the numbers behind entryOverhead.
+func TestIndexEntryCost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures the heap of 20k entries")
+	}
+	const capN = 10_000
+	e := NewBuiltinEmbedder(DefaultIDF())
+	prompts := syntheticPrompts(2*capN, 5)
+	vecs := make([][]float32, len(prompts))
+	for i, p := range prompts {
+		// Chat-sized prompts: a sentence repeated to ~250 bytes.
+		prompts[i] = strings.Repeat(p+" ", 250/len(p)+1)[:250]
+		vecs[i], _ = e.Embed(t.Context(), prompts[i])
+	}
+	now := fixedNow()
+	x := newSemIndex(indexLimits{perPartition: capN}, now)
+	// 2*capN-1 insertions leave capN-1 tombstones, one short of the rebuild
+	// that drops them: the partition's largest footprint.
+	for i := range prompts[:2*capN-1] {
+		x.add(testPart(0), semEntry{key: testKey(i), prompt: strings.Clone(prompts[i]), expires: now().Add(time.Hour)}, vecs[i])
+	}
+	n, estimated := x.len(), float64(x.size())/float64(x.len())
+	// The index's cost is what the heap loses when it is dropped.
+	var with, without runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&with)
+	runtime.KeepAlive(x)
+	x = nil
+	runtime.GC()
+	runtime.ReadMemStats(&without)
+	measured := float64(with.HeapAlloc-without.HeapAlloc) / float64(n)
+	t.Logf("entries %d, measured %.0f B/entry, estimated %.0f B/entry (prompt 250 B, stored vector %d B)",
+		n, measured, estimated, storedVectorBytes(vecs[0]))
+	assert.InDelta(t, 1, estimated/measured, 0.2)
+}
