@@ -230,3 +230,31 @@ func TestIndexEntryCost(t *testing.T) {
 		n, measured, estimated, storedVectorBytes(vecs[0]))
 	assert.InDelta(t, 1, estimated/measured, 0.2)
 }
+
+// BenchmarkIndexAddAtBound is the index side of Store once the index is
+// full: insert into the HNSW graph, evict the oldest entry (entries cap) and
+// the amortised share of the tombstone rebuilds.
+func BenchmarkIndexAddAtBound(b *testing.B) {
+	const n = 10_000
+	e := NewBuiltinEmbedder(DefaultIDF())
+	prompts := syntheticPrompts(2*n, 13)
+	vecs := make([][]float32, len(prompts))
+	for i, p := range prompts {
+		vecs[i], _ = e.Embed(b.Context(), p)
+	}
+	now := fixedNow()
+	x := newSemIndex(indexLimits{entries: n}, now)
+	for i := range n {
+		x.add(testPart(0), semEntry{key: testKey(i), prompt: prompts[i], expires: now().Add(time.Hour)}, vecs[i])
+	}
+	b.ReportAllocs()
+	i := n
+	for b.Loop() {
+		v := i % len(vecs)
+		x.add(testPart(0), semEntry{key: testKey(i), prompt: prompts[v], expires: now().Add(time.Hour)}, vecs[v])
+		i++
+	}
+	if x.len() != n {
+		b.Fatalf("index holds %d entries, want %d", x.len(), n)
+	}
+}
