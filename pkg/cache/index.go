@@ -83,18 +83,20 @@ type candidate struct {
 
 // entryOverhead is the heap cost of one index entry besides its prompt text
 // and its stored vector: the graph node and its layer-0 links (m0+1 int32),
-// the two maps, the queue refs and slice growth slack. Measured by
+// the two maps, the queue refs and slice growth slack. Fitted with
 // TestIndexEntryCost at a partition's largest footprint (held at its cap,
-// one insertion short of the rebuild that drops tombstones): 1581 B per
-// entry with 250-byte prompts and built-in vectors (264 B stored).
-const entryOverhead = 800
+// one insertion short of the rebuild that drops tombstones) with 250-byte
+// prompts: 1581 B per entry measured with sparse vectors (264 B stored),
+// 6100 B with dense ones (2048 B).
+const entryOverhead = 750
 
-// entryCost approximates the heap bytes one entry holds at most. The stored
-// vector counts twice: a removed node keeps its vector as a tombstone until
-// its partition's graph is rebuilt, and tombstones may number as many as
-// the live entries.
+// entryCost approximates the most heap bytes one entry holds. The stored
+// vector counts 2.5 times: a removed node keeps its vector as a tombstone
+// until its partition's graph is rebuilt (tombstones may number as many as
+// the live entries), and the vector arena grows by a quarter at a time.
 func entryCost(prompt string, vec []float32) int64 {
-	return entryOverhead + int64(len(prompt)) + 2*int64(storedVectorBytes(vec))
+	v := int64(storedVectorBytes(vec))
+	return entryOverhead + int64(len(prompt)) + 2*v + v/2
 }
 
 // storedVectorBytes is what graph.store keeps for v: 4 bytes per non-zero

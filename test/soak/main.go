@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,11 @@ import (
 
 const apiKey = "sk-soak"
 
+var (
+	heapProfile   string
+	exactMaxBytes int64
+)
+
 func main() {
 	duration := flag.Duration("duration", 3*time.Minute, "how long to drive traffic")
 	rate := flag.Int("rate", 100, "new prompts per second")
@@ -47,7 +53,9 @@ func main() {
 	messageTimeout := flag.Duration("message-timeout", 200*time.Millisecond, "xds.message_timeout (Envoy's wait for each ext_proc answer)")
 	maxEntries := flag.Int("max-entries", 0, "cache.semantic.max_entries (0 = the shipped bound)")
 	maxBytes := flag.Int64("max-bytes", 0, "cache.semantic.max_bytes (0 = the shipped bound)")
+	flag.Int64Var(&exactMaxBytes, "exact-max-bytes", 0, "cache.exact.max_bytes, the response bodies' budget (0 = the shipped one)")
 	concurrency := flag.Int("concurrency", 256, "most requests in flight; a tick with all busy is counted as skipped")
+	flag.StringVar(&heapProfile, "heap-profile", "", "write a heap profile here at the end (after GC, before shutdown)")
 	flag.Parse()
 	if *rate <= 0 || *duration <= 0 || *every <= 0 || *concurrency <= 0 {
 		fmt.Fprintln(os.Stderr, "soak: -rate, -duration, -every and -concurrency must be positive")
@@ -84,9 +92,9 @@ guardrails:
   output: {enabled: true}
 cache:
   enabled: true
-  exact: {enabled: true}
+  exact: {enabled: true, max_bytes: %d}
   semantic: {enabled: true, max_entries: %d, max_bytes: %d}
-`, messageTimeout, providerURL, hex.EncodeToString(sum[:]), ledger, maxEntries, maxBytes)
+`, messageTimeout, providerURL, hex.EncodeToString(sum[:]), ledger, exactMaxBytes, maxEntries, maxBytes)
 }
 
 type sample struct {
@@ -171,6 +179,8 @@ func run(duration time.Duration, rate int, every, messageTimeout time.Duration, 
 	}
 	fmt.Printf("soak: %d new prompts/s for %s (message_timeout %s, cache and guardrails on, GOMAXPROCS %d)\n",
 		rate, duration, messageTimeout, runtime.GOMAXPROCS(0))
+	fmt.Printf("soak: cache.semantic.max_entries %d, max_bytes %d, cache.exact.max_bytes %d (0 = shipped default)\n",
+		maxEntries, maxBytes, exactMaxBytes)
 
 	start := time.Now()
 	samples := []sample{d.sample("start", 0, reg)}
@@ -199,6 +209,11 @@ loop:
 	samples = append(samples, d.sample("end", time.Since(start), reg))
 	runtime.GC()
 	samples = append(samples, d.sample("end, after GC", time.Since(start), reg))
+	if heapProfile != "" {
+		if err := writeHeapProfile(heapProfile); err != nil {
+			fmt.Fprintln(os.Stderr, "soak: heap profile:", err)
+		}
+	}
 
 	simErr := sim.Close()
 	runErr := stopServer()
@@ -298,6 +313,18 @@ func (d *driver) sample(label string, at time.Duration, reg *prometheus.Registry
 	s.indexMB = gauge(reg, "tollgate_cache_semantic_bytes") / (1 << 20)
 	s.evictions = gauge(reg, "tollgate_cache_semantic_evictions_total")
 	return s
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // errorCode is the OpenAI error code of a reply, or its first bytes.
