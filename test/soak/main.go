@@ -123,7 +123,8 @@ func run(duration time.Duration, rate int, every, messageTimeout time.Duration, 
 	if err != nil {
 		return fmt.Errorf("fake provider: %w", err)
 	}
-	defer provider.Close()
+	closeProvider := sync.OnceValue(provider.Close)
+	defer closeProvider()
 
 	cfg, err := config.Parse("soak.yaml", []byte(configYAML(providerURL, filepath.Join(dir, "ledger.jsonl"), messageTimeout, maxEntries, maxBytes)))
 	if err != nil {
@@ -217,11 +218,15 @@ loop:
 
 	simErr := sim.Close()
 	runErr := stopServer()
+	provErr := closeProvider()
+	// With everything stopped, what is left over: goroutines still running
+	// here would be leaks.
+	samples = append(samples, d.sample("after shutdown", time.Since(start), nil))
 	print(samples)
 	for why, n := range d.statuses {
 		fmt.Printf("failed: %d x %s\n", n, why)
 	}
-	return errors.Join(simErr, runErr)
+	return errors.Join(simErr, runErr, provErr)
 }
 
 type driver struct {
@@ -308,6 +313,9 @@ func (d *driver) sample(label string, at time.Duration, reg *prometheus.Registry
 	s := sample{
 		label: label, at: at, rssKB: rssKB(), heapMB: float64(ms.HeapInuse) / (1 << 20), goroutines: runtime.NumGoroutine(),
 		sent: d.sent.Load(), ok: d.ok.Load(), failed: d.failed.Load(), skipped: d.skipped.Load(),
+	}
+	if reg == nil {
+		return s
 	}
 	s.entries = gauge(reg, "tollgate_cache_semantic_entries")
 	s.indexMB = gauge(reg, "tollgate_cache_semantic_bytes") / (1 << 20)
