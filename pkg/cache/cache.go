@@ -367,6 +367,7 @@ func (c *Cache) Close() error {
 	if c.shared != nil {
 		err = c.shared.close()
 	}
+	c.index.wait()
 	c.bodies.Close()
 	return err
 }

@@ -28,7 +28,7 @@ const (
 	DefaultTTL                    = time.Hour
 	DefaultMaxEntriesPerPartition = 100_000
 	DefaultMaxEntries             = 100_000
-	DefaultMaxIndexBytes          = 96 << 20
+	DefaultMaxIndexBytes          = 64 << 20
 	DefaultEmbedTimeout           = 2 * time.Second
 	DefaultRedisPrefix            = "tollgate:cache:"
 	DefaultRedisTimeout           = 50 * time.Millisecond

@@ -33,6 +33,11 @@ type semIndex struct {
 
 	total atomic.Int64 // live entries
 	bytes atomic.Int64 // approximate bytes of live entries (entryCost)
+
+	rebuilds sync.WaitGroup // background graph rebuilds
+	// beforeSwap, when set, runs in a rebuild after the new graph is built
+	// and before it is swapped in (tests).
+	beforeSwap func()
 }
 
 // indexLimits are the bounds of a semIndex; 0 = unbounded.
@@ -73,6 +78,8 @@ type partition struct {
 	byKey   map[[32]byte]int32
 	order   []int32 // insertion order, for the per-partition cap
 	head    int
+	// rebuilding: a background rebuild of graph is in flight.
+	rebuilding bool
 }
 
 // candidate is one search result.
@@ -182,7 +189,7 @@ func (x *semIndex) add(part [32]byte, e semEntry, vec []float32) {
 				x.count(evictPartitionCap)
 			}
 		}
-		p.maybeRebuildLocked()
+		x.maybeRebuildLocked(p)
 	}
 	p.mu.Unlock()
 	x.fifo = append(x.fifo, entryRef{p: p, key: e.key, seq: e.seq, expires: e.expires.UnixNano()})
@@ -229,30 +236,92 @@ func (p *partition) live(key [32]byte, seq uint64) (int32, semEntry, bool) {
 	return id, e, e.seq == seq
 }
 
-// maybeRebuildLocked re-inserts the live entries into a fresh graph once
-// tombstones outnumber them, so memory and search width stay bounded.
-func (p *partition) maybeRebuildLocked() {
+// maybeRebuildLocked starts re-inserting the partition's live entries into
+// a fresh graph once tombstones outnumber them, so memory and search width
+// stay bounded. x.wmu and p.mu (write) must be held. The graph is built in
+// the background from a copy of the live vectors: at a bound, eviction keeps
+// producing tombstones and rebuilds recur, and a rebuild takes ~0.1 ms per
+// entry (seconds for a large partition), far longer than Envoy waits for a
+// lookup, so neither searches nor insertions may wait for it.
+func (x *semIndex) maybeRebuildLocked(p *partition) {
 	g := p.graph
 	dead := g.size() - g.live
-	if dead < 1024 || dead < g.live {
+	if p.rebuilding || dead < 1024 || dead < g.live {
 		return
 	}
-	ng := newGraph(g.dims)
+	snap := make([]rebuildEntry, 0, len(p.entries))
+	for _, id := range p.order[p.head:] {
+		e, ok := p.entries[id]
+		if !ok {
+			continue
+		}
+		snap = append(snap, rebuildEntry{key: e.key, vec: g.vec(id, make([]float32, g.dims))})
+	}
+	p.rebuilding = true
+	x.rebuilds.Add(1)
+	go func() {
+		defer x.rebuilds.Done()
+		x.rebuild(p, snap)
+	}()
+}
+
+type rebuildEntry struct {
+	key [32]byte
+	vec []float32
+}
+
+// rebuild builds a graph of snap with no lock held, then swaps it in,
+// dropping what was removed and adding what was inserted meanwhile.
+func (x *semIndex) rebuild(p *partition, snap []rebuildEntry) {
+	ng := newGraph(p.graph.dims)
+	ids := make([]int32, len(snap))
+	for i, s := range snap {
+		ids[i] = ng.add(s.vec)
+	}
+	if x.beforeSwap != nil {
+		x.beforeSwap()
+	}
+	x.wmu.Lock()
+	defer x.wmu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	entries := make(map[int32]semEntry, len(p.entries))
+	byKey := make(map[[32]byte]int32, len(p.entries))
 	order := make([]int32, 0, len(p.entries))
-	buf := make([]float32, g.dims)
+	for i, s := range snap {
+		old, ok := p.byKey[s.key]
+		if !ok {
+			ng.remove(ids[i]) // evicted during the rebuild
+			continue
+		}
+		entries[ids[i]] = p.entries[old] // possibly refreshed: same key, same vector
+		byKey[s.key] = ids[i]
+		order = append(order, ids[i])
+	}
+	var buf []float32
 	for _, old := range p.order[p.head:] {
 		e, ok := p.entries[old]
 		if !ok {
 			continue
 		}
-		id := ng.add(g.vec(old, buf))
+		if _, done := byKey[e.key]; done {
+			continue
+		}
+		// Inserted during the rebuild.
+		if buf == nil {
+			buf = make([]float32, ng.dims)
+		}
+		id := ng.add(p.graph.vec(old, buf))
 		entries[id] = e
-		p.byKey[e.key] = id
+		byKey[e.key] = id
 		order = append(order, id)
 	}
-	p.graph, p.entries, p.order, p.head = ng, entries, order, 0
+	p.graph, p.entries, p.byKey, p.order, p.head = ng, entries, byKey, order, 0
+	p.rebuilding = false
 }
+
+// wait blocks until background rebuilds have finished.
+func (x *semIndex) wait() { x.rebuilds.Wait() }
 
 func (p *partition) compactLocked() {
 	if p.head > 1024 && p.head*2 > len(p.order) {
@@ -290,7 +359,7 @@ func (x *semIndex) evictLocked() {
 		p := ref.p
 		p.mu.Lock()
 		p.removeLocked(id)
-		p.maybeRebuildLocked()
+		x.maybeRebuildLocked(p)
 		empty := len(p.entries) == 0
 		p.mu.Unlock()
 		x.dropped(e)

@@ -75,6 +75,7 @@ func TestIndexBounds(t *testing.T) {
 			x := newSemIndex(tc.limits, now)
 			ev := evictions(x)
 			fillIndex(x, 1000, tc.parts, now, time.Hour)
+			x.wait()
 			assert.Equal(t, tc.wantTotal, x.len())
 			assert.Equal(t, int64(tc.wantTotal)*cost, x.size())
 			held := 0
@@ -230,6 +231,7 @@ func TestIndexEntryCost(t *testing.T) {
 			for i := range prompts[:2*capN-1] {
 				x.add(testPart(0), semEntry{key: testKey(i), prompt: strings.Clone(prompts[i]), expires: now().Add(time.Hour)}, vecs[i])
 			}
+			x.wait()
 			n, estimated := x.len(), float64(x.size())/float64(x.len())
 			// The index's cost is what the heap loses when it is dropped.
 			var with, without runtime.MemStats
@@ -270,6 +272,8 @@ func BenchmarkIndexAddAtBound(b *testing.B) {
 		x.add(testPart(0), semEntry{key: testKey(i), prompt: prompts[v], expires: now().Add(time.Hour)}, vecs[v])
 		i++
 	}
+	b.StopTimer()
+	x.wait()
 	if x.len() != n {
 		b.Fatalf("index holds %d entries, want %d", x.len(), n)
 	}
@@ -296,6 +300,7 @@ func TestIndexConcurrentAtBounds(t *testing.T) {
 	for range 4 {
 		<-done
 	}
+	x.wait()
 	held := 0
 	for p := range 3 {
 		n := partitionLen(x, testPart(p))
@@ -304,4 +309,56 @@ func TestIndexConcurrentAtBounds(t *testing.T) {
 	}
 	assert.Equal(t, held, x.len())
 	assert.LessOrEqual(t, x.len(), 90)
+}
+
+// TestIndexRebuildDoesNotBlock: while a partition's graph is rebuilt,
+// searches and insertions in it go on; entries evicted meanwhile stay gone
+// and entries inserted meanwhile are in the new graph.
+func TestIndexRebuildDoesNotBlock(t *testing.T) {
+	now := fixedNow()
+	const capN = 1024
+	x := newSemIndex(indexLimits{perPartition: capN}, now)
+	started, release := make(chan struct{}), make(chan struct{})
+	x.beforeSwap = func() {
+		close(started)
+		<-release
+	}
+	vecs := clusteredVectors(2*capN+100, 16, 21)
+	part := testPart(0)
+	add := func(i int) {
+		x.add(part, semEntry{key: testKey(i), prompt: "p", expires: now().Add(time.Hour)}, vecs[i])
+	}
+	for i := range 2 * capN { // the last insertion leaves capN tombstones: rebuild
+		add(i)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no rebuild started")
+	}
+	// The new graph is built and waits to be swapped in; the partition
+	// serves meanwhile.
+	for i := 2 * capN; i < 2*capN+100; i++ {
+		add(i)
+		require.NotEmpty(t, x.search(part, vecs[i], 1))
+	}
+	x.beforeSwap = nil
+	close(release)
+	x.wait()
+	x.mu.RLock()
+	p := x.parts[part]
+	x.mu.RUnlock()
+	p.mu.RLock()
+	size, live := p.graph.size(), len(p.entries)
+	p.mu.RUnlock()
+	assert.Equal(t, capN, live)
+	assert.Equal(t, capN, x.len())
+	assert.Less(t, size, 2*capN, "the tombstones before the rebuild are gone")
+	assert.False(t, x.has(part, testKey(capN+50)), "evicted during the rebuild")
+	for _, i := range []int{capN + 100, 2*capN - 1, 2*capN + 99} {
+		require.True(t, x.has(part, testKey(i)))
+		res := x.search(part, vecs[i], 1)
+		require.Len(t, res, 1)
+		assert.Equal(t, testKey(i), res[0].entry.key, "entry %d is found in the new graph", i)
+	}
 }
