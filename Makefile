@@ -2,7 +2,7 @@
 GO ?= go
 export TOLLGATE_REQUIRE_REDIS ?= 1
 
-.PHONY: run test deps vet unit fuzz fuzz-short mutate bench bench-load bench-guard bench-cache wasm build test-envoy image clean
+.PHONY: run test deps vet unit fuzz fuzz-short mutate bench bench-load bench-guard bench-cache soak wasm build test-envoy image clean
 
 ## run: build and start tollgate extproc on the embedded default config, with the fake provider and the Envoy emulator
 run:
@@ -61,6 +61,10 @@ bench-guard:
 ## bench-cache: semantic cache hit / false-hit rates on ../shared/corpora/cache-*
 bench-cache:
 	$(GO) run ./pkg/cache/cmd/bench
+
+## soak: unique prompts at a fixed rate through the Envoy emulator into tollgate extproc (cache and guardrails on); prints RSS and goroutines (SOAK_ARGS="-duration 2m -rate 100")
+soak:
+	$(GO) run ./test/soak $(SOAK_ARGS)
 
 ## test-envoy: e2e scenarios through a real Envoy (ENVOY_BIN=/path/to/envoy, >= 1.33; skips without it; ENVOY_WASM=1 adds the wasm router)
 test-envoy:

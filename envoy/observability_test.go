@@ -47,9 +47,6 @@ const (
 // code instead.
 var obsPending = map[string][]string{
 	"tollgate_model_change_total": {"alias"},
-	// Seconds the oldest spend record not yet written to the ledger has
-	// waited (0 when everything is written), by backend (file, redis).
-	"tollgate_ledger_lag_seconds": {"backend"},
 }
 
 // obsBuiltin are series Prometheus itself produces.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/pkg/cache"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/config/preflight"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 )
@@ -20,37 +22,11 @@ type ResponseCache interface {
 }
 
 // CacheConfig maps tollgate.yaml's cache: section to the cache package.
-func CacheConfig(c config.Cache, getenv func(string) string) cache.Config {
-	cc := cache.DefaultConfig()
-	cc.Exact.Enabled = c.Exact.Enabled
-	if c.Exact.MaxBytes > 0 {
-		cc.Exact.MaxBytes = c.Exact.MaxBytes
-	}
-	if c.Exact.TTL > 0 {
-		cc.Exact.TTL = c.Exact.TTL
-	}
-	cc.Semantic.Enabled = c.Semantic.Enabled
-	if c.Semantic.Threshold > 0 {
-		cc.Semantic.Threshold = c.Semantic.Threshold
-	}
-	if c.Semantic.Verifier != nil {
-		cc.Semantic.Verifier = *c.Semantic.Verifier
-	}
-	if c.Semantic.DifferenceGuard != nil {
-		cc.Semantic.DifferenceGuard = *c.Semantic.DifferenceGuard
-	}
-	e := c.Semantic.Embedder
-	cc.Semantic.Embedder = cache.EmbedderConfig{Kind: e.Kind, URL: e.URL, Model: e.Model, APIKeyEnv: e.APIKeyEnv, Timeout: e.Timeout}
-	if c.MaxTemperature > 0 {
-		cc.MaxTemperature = c.MaxTemperature
-	}
-	cc.Backend = c.Backend
-	password := ""
-	if c.Redis.PasswordEnv != "" && getenv != nil {
-		password = getenv(c.Redis.PasswordEnv)
-	}
-	cc.Redis = cache.RedisConfig{Addr: c.Redis.Addr, Password: password, DB: c.Redis.DB, Prefix: c.Redis.Prefix}
-	return cc
+// Timeouts not set in it are derived from messageTimeout (xds.message_timeout,
+// how long Envoy waits for each answer; see cache.TimeoutsFor), so a hung
+// Redis or embedder makes the lookup a miss before Envoy gives up.
+func CacheConfig(c config.Cache, messageTimeout time.Duration, getenv func(string) string) cache.Config {
+	return preflight.CacheConfig(c, messageTimeout, getenv)
 }
 
 // cacheLookup runs the cache stage: a hit becomes an immediate response

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"reflect"
 	goruntime "runtime"
 	"strings"
 	"sync/atomic"
@@ -44,9 +45,10 @@ type RunOptions struct {
 	// Getenv reads provider credentials (default os.Getenv).
 	Getenv func(string) string
 	// ConfigPath, when set, is watched: a valid change is applied to new
-	// streams (tenants, aliases, prices, budgets caps, guardrails); an
-	// invalid one keeps the running config and is logged with file:line.
-	// Listen addresses and the cache backend need a restart.
+	// streams (see ReloadConfig); an invalid one keeps the running config
+	// and is logged with file:line. Changes to settings that are only read
+	// at start (see restartOnly) are logged as a warning naming them and
+	// counted as tollgate_config_reloads_total{result="restart_required"}.
 	ConfigPath string
 	// Pprof serves net/http/pprof on the admin address (off by default).
 	Pprof bool
@@ -71,7 +73,7 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("price catalog: %w", err)
 	}
-	budgets, ready, err := openBudgets(cfg)
+	budgets, ready, lag, err := openBudgets(cfg)
 	if err != nil {
 		return err
 	}
@@ -95,7 +97,7 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 	}
 	var respCache ResponseCache
 	if cfg.Cache.Enabled {
-		c, err := cache.New(CacheConfig(cfg.Cache, getenv), reg, cache.WithLogger(log))
+		c, err := cache.New(CacheConfig(cfg.Cache, cfg.XDS.MessageTimeout, getenv), reg, cache.WithLogger(log))
 		if err != nil {
 			return fmt.Errorf("cache: %w", err)
 		}
@@ -185,6 +187,7 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 		defer t.Stop()
 		for {
 			srv.RefreshBudgetGauges(ctx)
+			metrics.LedgerLag.WithLabelValues(cfg.Budgets.Ledger.Backend).Set(lag().Seconds())
 			select {
 			case <-ctx.Done():
 				return
@@ -195,14 +198,10 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 	if opts.ConfigPath != "" {
 		go func() {
 			err := config.Watch(ctx, opts.ConfigPath, func(nc *config.Config) {
-				if err := srv.ReloadConfig(nc, budgets); err != nil {
-					metrics.Failures.WithLabelValues("config_reload", "closed").Inc()
-					log.Error("config reload failed; keeping the running config", "err", err)
-					return
-				}
-				log.Info("config reloaded", "config", nc.Source)
+				applyReload(srv, cfg, nc, budgets, metrics, log)
 			}, func(err error) {
 				metrics.Failures.WithLabelValues("config_reload", "closed").Inc()
+				metrics.ConfigReloads.WithLabelValues(telemetry.ReloadError).Inc()
 				log.Error("config change rejected; keeping the running config", "problems", err.Error())
 			})
 			if err != nil {
@@ -245,9 +244,13 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 
 // openBudgets opens the configured spend ledger. ready reports whether it is
 // reachable (for /readyz).
-func openBudgets(cfg *config.Config) (*meter.Budgets, func(context.Context) error, error) {
+//
+// lag reports how far the ledger's durable state is behind (the
+// tollgate_ledger_lag_seconds gauge).
+func openBudgets(cfg *config.Config) (*meter.Budgets, func(context.Context) error, func() time.Duration, error) {
 	var store meter.Store
 	ready := func(context.Context) error { return nil }
+	lag := func() time.Duration { return 0 } // Redis writes are synchronous
 	switch cfg.Budgets.Ledger.Backend {
 	case "redis":
 		rc := cfg.Budgets.Ledger.Redis
@@ -270,12 +273,12 @@ func openBudgets(cfg *config.Config) (*meter.Budgets, func(context.Context) erro
 			SyncEveryWrite: cfg.Budgets.Ledger.Sync == config.LedgerSyncAlways,
 		})
 		if err != nil {
-			return nil, nil, fmt.Errorf("open ledger %s: %w", cfg.Budgets.Ledger.Path, err)
+			return nil, nil, nil, fmt.Errorf("open ledger %s: %w", cfg.Budgets.Ledger.Path, err)
 		}
-		store = fl
+		store, lag = fl, fl.Lag
 	}
 	caps, def := budgetCaps(cfg)
-	return meter.NewBudgets(store, caps, meter.WithDefaultCaps(def)), ready, nil
+	return meter.NewBudgets(store, caps, meter.WithDefaultCaps(def)), ready, lag, nil
 }
 
 func budgetCaps(cfg *config.Config) (map[string]meter.Caps, meter.Caps) {
@@ -288,7 +291,11 @@ func budgetCaps(cfg *config.Config) (map[string]meter.Caps, meter.Caps) {
 }
 
 // ReloadConfig applies a new configuration to streams that start after it:
-// a new price catalog, tenants, aliases, guardrails and budget caps.
+// providers, models (aliases and targets), pricing, tenants (keys, tiers),
+// budget caps (budgets.tenants and budgets.default), guardrails, prompts,
+// routing, credentials.inject, failure_mode.budgets and a lowered
+// listen.max_body_bytes. The settings restartOnly lists are read once at
+// start and keep their running values.
 func (s *Server) ReloadConfig(c *config.Config, budgets *meter.Budgets) error {
 	catalog, err := BuildCatalog(c)
 	if err != nil {
@@ -304,6 +311,52 @@ func (s *Server) ReloadConfig(c *config.Config, budgets *meter.Budgets) error {
 		budgets.SetAllCaps(caps, def)
 	}
 	return nil
+}
+
+// applyReload applies nc, counts the outcome and warns about changed
+// settings that need a restart (compared with running, the config the
+// process started with).
+func applyReload(srv *Server, running, nc *config.Config, budgets *meter.Budgets, metrics *telemetry.Metrics, log *slog.Logger) {
+	if err := srv.ReloadConfig(nc, budgets); err != nil {
+		metrics.Failures.WithLabelValues("config_reload", "closed").Inc()
+		metrics.ConfigReloads.WithLabelValues(telemetry.ReloadError).Inc()
+		log.Error("config reload failed; keeping the running config", "err", err)
+		return
+	}
+	if changed := restartOnly(running, nc); len(changed) > 0 {
+		metrics.ConfigReloads.WithLabelValues(telemetry.ReloadRestartRequired).Inc()
+		log.Warn("config reloaded, but these changed settings keep their running values until a restart",
+			"config", nc.Source, "restart_required", strings.Join(changed, ", "))
+		return
+	}
+	metrics.ConfigReloads.WithLabelValues(telemetry.ReloadOK).Inc()
+	log.Info("config reloaded", "config", nc.Source)
+}
+
+// restartOnly names the settings that differ between the running config
+// and next but are only read when the process starts: the listeners, the
+// spend ledger, the response cache, the audit trail, tracing, and
+// xds.message_timeout (from which the ledger's and the cache's timeouts are
+// derived). listen.max_body_bytes applies on reload when lowered; raising it
+// past the running value needs a restart (the gRPC message limit is set at
+// start).
+func restartOnly(running, next *config.Config) []string {
+	var out []string
+	check := func(name string, changed bool) {
+		if changed {
+			out = append(out, name)
+		}
+	}
+	check("listen.extproc", running.Listen.ExtProc != next.Listen.ExtProc)
+	check("listen.admin", running.Listen.Admin != next.Listen.Admin)
+	check("listen.shutdown_grace", running.Listen.ShutdownGrace != next.Listen.ShutdownGrace)
+	check("listen.max_body_bytes (raised)", next.Listen.MaxBodyBytes > running.Listen.MaxBodyBytes)
+	check("budgets.ledger", !reflect.DeepEqual(running.Budgets.Ledger, next.Budgets.Ledger))
+	check("cache", !reflect.DeepEqual(running.Cache, next.Cache))
+	check("audit", !reflect.DeepEqual(running.Audit, next.Audit))
+	check("tracing", !reflect.DeepEqual(running.Tracing, next.Tracing))
+	check("xds.message_timeout", running.XDS.MessageTimeout != next.XDS.MessageTimeout)
+	return out
 }
 
 func envOrEmpty(name string) string {

@@ -59,10 +59,10 @@ type Cache struct {
 	shared   *redisTier // nil for the memory backend
 	verifier *Verifier  // nil when the verifier is off
 	scratch  sync.Pool  // *keyScratch for NewRequest
+	// remoteEmbedder: the embedder may block on the network (not the
+	// built-in one), so Lookup needs its overall deadline.
+	remoteEmbedder bool
 }
-
-// maxSemanticEntriesTotal bounds the whole in-process index across partitions.
-const maxSemanticEntriesTotal = 2_000_000
 
 // New builds a Cache. reg may be nil (no metrics registered). With the redis
 // backend, New connects, subscribes and starts warming the local index in the
@@ -93,14 +93,19 @@ func New(cfg Config, reg prometheus.Registerer, opts ...Option) (*Cache, error) 
 		now:    o.now,
 		log:    o.logger,
 		bodies: bodies,
-		index:  newSemIndex(cfg.Semantic.MaxEntriesPerPartition, maxSemanticEntriesTotal, o.now),
-		idf:    DefaultIDF(),
+		index: newSemIndex(indexLimits{
+			perPartition: cfg.Semantic.MaxEntriesPerPartition,
+			entries:      cfg.Semantic.MaxEntries,
+			bytes:        cfg.Semantic.MaxBytes,
+		}, o.now),
+		idf: DefaultIDF(),
 	}
-	c.metrics, err = newMetrics(reg, func() float64 { return float64(c.index.len()) })
+	c.metrics, err = newMetrics(reg, c.index, cfg.Semantic)
 	if err != nil {
 		bodies.Close()
 		return nil, err
 	}
+	c.index.evicted = func(reason string) { c.metrics.evictions.WithLabelValues(reason).Inc() }
 	switch {
 	case o.embedder != nil:
 		c.embedder = o.embedder
@@ -113,6 +118,8 @@ func New(cfg Config, reg prometheus.Registerer, opts ...Option) (*Cache, error) 
 	default:
 		c.embedder = NewBuiltinEmbedder(c.idf)
 	}
+	_, builtin := c.embedder.(*BuiltinEmbedder)
+	c.remoteEmbedder = cfg.Semantic.Enabled && !builtin
 	if cfg.Semantic.Enabled && cfg.Semantic.Verifier {
 		if _, builtin := c.embedder.(*BuiltinEmbedder); !builtin {
 			bodies.Close()
@@ -150,10 +157,19 @@ func (c *Cache) cacheable(r *Request) bool {
 // Lookup returns a cached response for r. A miss, a non-cacheable request and
 // every internal failure (embedder, Redis) all return false: the caller then
 // forwards the request upstream.
+//
+// The lookup as a whole is bounded by the configured LookupTimeout.
 func (c *Cache) Lookup(ctx context.Context, r *Request) (Hit, bool) {
 	if !c.cacheable(r) {
 		c.metrics.requests.WithLabelValues(kindNone, resultBypass).Inc()
 		return Hit{}, false
+	}
+	if c.cfg.LookupTimeout > 0 && (c.shared != nil || c.remoteEmbedder) {
+		// Only remote calls can outlast the budget; the in-process path
+		// saves the timer.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.LookupTimeout)
+		defer cancel()
 	}
 	if c.cfg.Exact.Enabled {
 		if body, ok := c.body(ctx, r.exact); ok {
@@ -351,6 +367,7 @@ func (c *Cache) Close() error {
 	if c.shared != nil {
 		err = c.shared.close()
 	}
+	c.index.wait()
 	c.bodies.Close()
 	return err
 }

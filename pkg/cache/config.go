@@ -27,6 +27,8 @@ const (
 	DefaultMaxBytes               = 64 << 20
 	DefaultTTL                    = time.Hour
 	DefaultMaxEntriesPerPartition = 100_000
+	DefaultMaxEntries             = 100_000
+	DefaultMaxIndexBytes          = 64 << 20
 	DefaultEmbedTimeout           = 2 * time.Second
 	DefaultRedisPrefix            = "tollgate:cache:"
 	DefaultRedisTimeout           = 50 * time.Millisecond
@@ -74,9 +76,17 @@ type SemanticConfig struct {
 	// entities, negation or rare content words.
 	DifferenceGuard bool
 	Embedder        EmbedderConfig
-	// MaxEntriesPerPartition bounds each partition's vector index; the
-	// oldest entry is evicted first.
+	// MaxEntriesPerPartition bounds each partition's (tenant and alias)
+	// vector index; the partition's oldest entry is evicted first.
 	MaxEntriesPerPartition int
+	// MaxEntries bounds the whole in-process index across partitions; the
+	// oldest entry of any partition is evicted first.
+	MaxEntries int
+	// MaxBytes bounds the approximate heap bytes of the whole index (prompt
+	// text, stored vector and a measured fixed cost per entry); the oldest
+	// entry is evicted first. Response bodies are bounded separately by
+	// Exact.MaxBytes.
+	MaxBytes int64
 }
 
 // RedisConfig configures the shared tier.
@@ -100,6 +110,34 @@ type Config struct {
 	// Backend is "memory" (default) or "redis".
 	Backend string
 	Redis   RedisConfig
+	// LookupTimeout bounds one Lookup as a whole (every Redis and embedder
+	// call in it): past it the lookup is a miss. 0 = no overall bound (each
+	// call still has its own timeout). See TimeoutsFor.
+	LookupTimeout time.Duration
+}
+
+// Timeouts are the cache's deadlines on the request path.
+type Timeouts struct {
+	// Lookup bounds one Lookup as a whole.
+	Lookup time.Duration
+	// Redis bounds each Redis call.
+	Redis time.Duration
+	// Embed bounds each embeddings call.
+	Embed time.Duration
+}
+
+// TimeoutsFor derives the cache's deadlines from the ext_proc message
+// timeout (how long Envoy waits for each answer). A lookup runs in the
+// request-body phase next to the budget reservation (whose Redis ledger
+// gets 40% of the message timeout, see meter.RedisTimeoutsFor), so the
+// lookup as a whole gets the other 40%: one embeddings call may use all of
+// it, one Redis call half (a lookup makes up to two). A hung Redis or
+// embedder then turns the lookup into a miss while Envoy still waits, and
+// the request goes upstream instead of failing with an Envoy timeout. At
+// least 10ms (5ms per Redis call).
+func TimeoutsFor(messageTimeout time.Duration) Timeouts {
+	lookup := max(messageTimeout*2/5, 10*time.Millisecond)
+	return Timeouts{Lookup: lookup, Redis: max(lookup/2, 5*time.Millisecond), Embed: lookup}
 }
 
 // DefaultConfig returns the shipped defaults: exact and semantic caching on,
@@ -114,6 +152,8 @@ func DefaultConfig() Config {
 			DifferenceGuard:        true,
 			Embedder:               EmbedderConfig{Kind: EmbedderBuiltin},
 			MaxEntriesPerPartition: DefaultMaxEntriesPerPartition,
+			MaxEntries:             DefaultMaxEntries,
+			MaxBytes:               DefaultMaxIndexBytes,
 		},
 		MaxTemperature: DefaultMaxTemperature,
 		Backend:        BackendMemory,
@@ -141,6 +181,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Semantic.MaxEntriesPerPartition == 0 {
 		c.Semantic.MaxEntriesPerPartition = DefaultMaxEntriesPerPartition
+	}
+	if c.Semantic.MaxEntries == 0 {
+		c.Semantic.MaxEntries = DefaultMaxEntries
+	}
+	if c.Semantic.MaxBytes == 0 {
+		c.Semantic.MaxBytes = DefaultMaxIndexBytes
 	}
 	if c.Backend == "" {
 		c.Backend = BackendMemory
@@ -182,6 +228,12 @@ func (c Config) Validate() error {
 	if c.Semantic.MaxEntriesPerPartition < 0 {
 		bad("semantic.max_entries_per_partition must be positive, got %d", c.Semantic.MaxEntriesPerPartition)
 	}
+	if c.Semantic.MaxEntries < 0 {
+		bad("semantic.max_entries must be positive, got %d", c.Semantic.MaxEntries)
+	}
+	if c.Semantic.MaxBytes < 0 {
+		bad("semantic.max_bytes must be positive, got %d", c.Semantic.MaxBytes)
+	}
 	switch c.Semantic.Embedder.Kind {
 	case EmbedderBuiltin:
 	case EmbedderOpenAI:
@@ -196,6 +248,12 @@ func (c Config) Validate() error {
 	}
 	if c.Semantic.Embedder.Timeout < 0 {
 		bad("semantic.embedder.timeout must be positive, got %s", c.Semantic.Embedder.Timeout)
+	}
+	if c.LookupTimeout < 0 {
+		bad("lookup timeout must be positive, got %s", c.LookupTimeout)
+	}
+	if c.Redis.Timeout < 0 {
+		bad("redis.timeout must be positive, got %s", c.Redis.Timeout)
 	}
 	if c.MaxTemperature < 0 {
 		bad("max_temperature must be >= 0, got %g", c.MaxTemperature)

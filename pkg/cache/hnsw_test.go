@@ -109,7 +109,7 @@ func TestGraphRemove(t *testing.T) {
 
 func TestIndexCapsAndRebuild(t *testing.T) {
 	now := fixedNow()
-	x := newSemIndex(1500, 0, now)
+	x := newSemIndex(indexLimits{perPartition: 1500}, now)
 	vecs := clusteredVectors(4000, 16, 5)
 	var part [32]byte
 	keys := make([][32]byte, len(vecs))
@@ -117,6 +117,7 @@ func TestIndexCapsAndRebuild(t *testing.T) {
 		keys[i][0], keys[i][1] = byte(i), byte(i>>8)
 		x.add(part, semEntry{key: keys[i], prompt: "p", expires: now().Add(time.Hour)}, v)
 	}
+	x.wait()
 	p := x.parts[part]
 	assert.Len(t, p.entries, 1500)
 	assert.Less(t, p.graph.size(), 4000, "tombstones were compacted by a rebuild")

@@ -27,9 +27,10 @@ type metrics struct {
 	stores        *prometheus.CounterVec
 	backendErrors *prometheus.CounterVec
 	embedErrors   prometheus.Counter
+	evictions     *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, entries func() float64) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, index *semIndex, sc SemanticConfig) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_cache_requests_total",
@@ -51,15 +52,33 @@ func newMetrics(reg prometheus.Registerer, entries func() float64) (*metrics, er
 			Name: "tollgate_cache_embedder_errors_total",
 			Help: "Embedding calls that failed; the semantic tier was skipped for that request.",
 		}),
+		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_cache_semantic_evictions_total",
+			Help: "Entries removed from the in-process semantic index, by reason (partition_cap|entries_cap|bytes_cap|expired).",
+		}, []string{"reason"}),
 	}
-	entriesGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "tollgate_cache_semantic_entries",
-		Help: "Entries in the in-process semantic index.",
-	}, entries)
+	gauges := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_cache_semantic_entries",
+			Help: "Entries in the in-process semantic index.",
+		}, func() float64 { return float64(index.len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_cache_semantic_bytes",
+			Help: "Approximate heap bytes held by the in-process semantic index (prompts, vectors, graph links, bookkeeping).",
+		}, func() float64 { return float64(index.size()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_cache_semantic_max_entries",
+			Help: "Configured bound on entries in the in-process semantic index (cache.semantic.max_entries; 0 = none).",
+		}, func() float64 { return float64(sc.MaxEntries) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tollgate_cache_semantic_max_bytes",
+			Help: "Configured bound on approximate bytes of the in-process semantic index (cache.semantic.max_bytes; 0 = none).",
+		}, func() float64 { return float64(sc.MaxBytes) }),
+	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.vetoes, m.stores, m.backendErrors, m.embedErrors, entriesGauge} {
+	for _, c := range append([]prometheus.Collector{m.requests, m.vetoes, m.stores, m.backendErrors, m.embedErrors, m.evictions}, gauges...) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register cache metrics: %w", err)
 		}
@@ -72,5 +91,8 @@ func newMetrics(reg prometheus.Registerer, entries func() float64) (*metrics, er
 		}
 	}
 	m.requests.WithLabelValues(kindNone, resultBypass)
+	for _, r := range []string{evictPartitionCap, evictEntriesCap, evictBytesCap, evictExpired} {
+		m.evictions.WithLabelValues(r)
+	}
 	return m, nil
 }

@@ -259,7 +259,16 @@ type Cache struct {
 	MaxTemperature float64       `yaml:"max_temperature"`
 	Exact          ExactCache    `yaml:"exact"`
 	Semantic       SemanticCache `yaml:"semantic"`
-	Redis          Redis         `yaml:"redis"`
+	Redis          CacheRedis    `yaml:"redis"`
+}
+
+// CacheRedis is the Redis connection of the shared cache tier.
+type CacheRedis struct {
+	Redis `yaml:",inline"`
+	// Timeout bounds each Redis call of the cache. Zero derives it from
+	// xds.message_timeout (20% of it, half the cache lookup's 40% budget),
+	// so a hung Redis degrades a lookup to a miss while Envoy still waits.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // ExactCache configures the exact-match tier.
@@ -281,16 +290,27 @@ type SemanticCache struct {
 	Verifier        *bool    `yaml:"verifier"`
 	DifferenceGuard *bool    `yaml:"difference_guard"`
 	Embedder        Embedder `yaml:"embedder"`
+	// MaxEntriesPerPartition bounds the in-process index of one tenant and
+	// alias; 0 = the shipped bound. The oldest entries are evicted first.
+	MaxEntriesPerPartition int `yaml:"max_entries_per_partition"`
+	// MaxEntries bounds the whole in-process index; 0 = the shipped bound.
+	MaxEntries int `yaml:"max_entries"`
+	// MaxBytes bounds the approximate heap bytes of the whole in-process
+	// index (prompts, vectors, graph); 0 = the shipped bound. Response
+	// bodies are bounded by cache.exact.max_bytes.
+	MaxBytes int64 `yaml:"max_bytes"`
 }
 
 // Embedder selects the embedding model of the semantic cache.
 type Embedder struct {
 	// Kind is "builtin" (default, no network) or "openai".
-	Kind      string        `yaml:"kind"`
-	URL       string        `yaml:"url"`
-	Model     string        `yaml:"model"`
-	APIKeyEnv string        `yaml:"api_key_env"`
-	Timeout   time.Duration `yaml:"timeout"`
+	Kind      string `yaml:"kind"`
+	URL       string `yaml:"url"`
+	Model     string `yaml:"model"`
+	APIKeyEnv string `yaml:"api_key_env"`
+	// Timeout bounds one embeddings call. Zero derives it from
+	// xds.message_timeout (40% of it: the cache lookup's whole budget).
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Mode is a failure mode: what happens to traffic when a layer fails.

@@ -141,3 +141,36 @@ func TestLedgerRedisAndSync(t *testing.T) {
 		assert.Contains(t, err.Error(), want)
 	}
 }
+
+func TestCacheBoundsAndTimeouts(t *testing.T) {
+	c, err := Parse("c.yaml", []byte(minimal+`cache:
+  redis: {addr: "127.0.0.1:6379", timeout: 30ms}
+  semantic:
+    max_entries_per_partition: 5000
+    max_entries: 20000
+    max_bytes: 33554432
+    embedder: {timeout: 90ms}
+`))
+	require.NoError(t, err)
+	assert.Equal(t, 5000, c.Cache.Semantic.MaxEntriesPerPartition)
+	assert.Equal(t, 20000, c.Cache.Semantic.MaxEntries)
+	assert.Equal(t, int64(32<<20), c.Cache.Semantic.MaxBytes)
+	assert.Equal(t, 30*time.Millisecond, c.Cache.Redis.Timeout)
+	assert.Equal(t, "127.0.0.1:6379", c.Cache.Redis.Addr)
+	assert.Equal(t, 90*time.Millisecond, c.Cache.Semantic.Embedder.Timeout)
+
+	_, err = Parse("c.yaml", []byte(minimal+`xds: {message_timeout: 100ms}
+cache:
+  redis: {timeout: 100ms}
+  semantic:
+    max_entries: -1
+    max_bytes: -1
+    max_entries_per_partition: -1
+    embedder: {timeout: 2s}
+`))
+	require.Error(t, err)
+	for _, want := range []string{"cache.redis.timeout", "cache.semantic.embedder.timeout", "below xds.message_timeout",
+		"cache.semantic.max_entries", "cache.semantic.max_bytes", "cache.semantic.max_entries_per_partition"} {
+		assert.Contains(t, err.Error(), want)
+	}
+}

@@ -504,8 +504,32 @@ func (v *validator) cache(c *Config) {
 	if t := c.Cache.MaxTemperature; t < 0 || t > 2 {
 		v.add("cache.max_temperature", "must be within [0,2] (0 caches only temperature-0 requests), got %g", t)
 	}
-	if c.Cache.Semantic.Embedder.Timeout < 0 {
-		v.add("cache.semantic.embedder.timeout", "must be positive")
+	sc := c.Cache.Semantic
+	if sc.MaxEntriesPerPartition < 0 {
+		v.add("cache.semantic.max_entries_per_partition", "must be positive (0 = the shipped bound)")
+	}
+	if sc.MaxEntries < 0 {
+		v.add("cache.semantic.max_entries", "must be positive (0 = the shipped bound)")
+	}
+	if sc.MaxBytes < 0 {
+		v.add("cache.semantic.max_bytes", "must be positive (0 = the shipped bound)")
+	}
+	// A call that may outlast Envoy's wait can only end in an Envoy error.
+	mt := c.XDS.MessageTimeout
+	for _, t := range []struct {
+		path string
+		d    time.Duration
+	}{
+		{"cache.redis.timeout", c.Cache.Redis.Timeout},
+		{"cache.semantic.embedder.timeout", sc.Embedder.Timeout},
+	} {
+		path, d := t.path, t.d
+		switch {
+		case d < 0:
+			v.add(path, "must be positive (0 = derived from xds.message_timeout)")
+		case d > 0 && mt > 0 && d >= mt:
+			v.add(path, "must be below xds.message_timeout (%s): Envoy stops waiting for the answer then", mt)
+		}
 	}
 }
 

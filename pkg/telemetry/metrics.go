@@ -34,7 +34,16 @@ type Metrics struct {
 	PromptRequests      *prometheus.CounterVec   // tollgate_prompt_requests_total{prompt}
 	RoutingDecisions    *prometheus.CounterVec   // tollgate_routing_decisions_total{alias,tier,chosen,shadow}
 	ModelChanges        *prometheus.CounterVec   // tollgate_model_change_total{alias}
+	ConfigReloads       *prometheus.CounterVec   // tollgate_config_reloads_total{result}
+	LedgerLag           *prometheus.GaugeVec     // tollgate_ledger_lag_seconds{backend}
 }
+
+// Results of a config reload (label of tollgate_config_reloads_total).
+const (
+	ReloadOK              = "ok"
+	ReloadError           = "error"
+	ReloadRestartRequired = "restart_required"
+)
 
 // NewMetrics creates and registers every metric on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -112,8 +121,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ModelChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_model_change_total", Help: "Changes of the provider-reported model or system_fingerprint behind an alias.",
 		}, []string{"alias"}),
+		LedgerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tollgate_ledger_lag_seconds", Help: "Age of the oldest spend record not yet durable in the ledger (file: not yet fsynced; redis: 0, writes are synchronous). Refreshed every 10 s.",
+		}, []string{"backend"}),
+		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_config_reloads_total", Help: "Config file changes seen by the server: ok (applied), error (rejected, the running config stays), restart_required (applied, but some changed settings only take effect after a restart).",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.PromptRequests, m.RoutingDecisions, m.ModelChanges,
+	for _, r := range []string{ReloadOK, ReloadError, ReloadRestartRequired} {
+		m.ConfigReloads.WithLabelValues(r)
+	}
+	reg.MustRegister(m.ConfigReloads, m.LedgerLag, m.PromptRequests, m.RoutingDecisions, m.ModelChanges,
 		m.TokenUsage, m.RequestDuration, m.TimeToFirstToken, m.TimePerOutputToken,
 		m.CostUSD, m.Requests, m.EstimatedRequests, m.CacheSavedUSD, m.GuardFindings,
 		m.StageDuration, m.BudgetSpent, m.BudgetRejections, m.Failures, m.RateLimitRejections, m.ProtocolErrors,

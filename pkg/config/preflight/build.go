@@ -2,6 +2,7 @@ package preflight
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/pkg/cache"
 	"github.com/tollgate-dev/tollgate/pkg/config"
@@ -102,8 +103,10 @@ func BuildRouter(c config.Routing) (*route.Router, error) {
 // CacheConfig maps tollgate.yaml's cache: section to pkg/cache. Zero
 // sizes and durations mean the package defaults; max_temperature is taken
 // as written (config.Load fills in the default when the key is absent, so
-// an explicit 0 caches only temperature-0 requests).
-func CacheConfig(c config.Cache, getenv func(string) string) cache.Config {
+// an explicit 0 caches only temperature-0 requests). Timeouts not set
+// explicitly are derived from the ext_proc message timeout
+// (cache.TimeoutsFor), so a cache lookup ends before Envoy stops waiting.
+func CacheConfig(c config.Cache, messageTimeout time.Duration, getenv func(string) string) cache.Config {
 	cc := cache.DefaultConfig()
 	cc.Exact.Enabled = c.Exact.Enabled
 	if c.Exact.MaxBytes > 0 {
@@ -124,12 +127,35 @@ func CacheConfig(c config.Cache, getenv func(string) string) cache.Config {
 	}
 	e := c.Semantic.Embedder
 	cc.Semantic.Embedder = cache.EmbedderConfig{Kind: e.Kind, URL: e.URL, Model: e.Model, APIKeyEnv: e.APIKeyEnv, Timeout: e.Timeout}
-	cc.MaxTemperature = c.MaxTemperature
+	cc.MaxTemperature = c.MaxTemperature // 1.0 when absent (config defaults); an explicit 0 stays 0
 	cc.Backend = c.Backend
 	password := ""
 	if c.Redis.PasswordEnv != "" && getenv != nil {
 		password = getenv(c.Redis.PasswordEnv)
 	}
-	cc.Redis = cache.RedisConfig{Addr: c.Redis.Addr, Password: password, DB: c.Redis.DB, Prefix: c.Redis.Prefix}
+	cc.Redis = cache.RedisConfig{Addr: c.Redis.Addr, Password: password, DB: c.Redis.DB, Prefix: c.Redis.Prefix, Timeout: c.Redis.Timeout}
+	if s := c.Semantic; s.MaxEntriesPerPartition > 0 {
+		cc.Semantic.MaxEntriesPerPartition = s.MaxEntriesPerPartition
+	}
+	if s := c.Semantic; s.MaxEntries > 0 {
+		cc.Semantic.MaxEntries = s.MaxEntries
+	}
+	if s := c.Semantic; s.MaxBytes > 0 {
+		cc.Semantic.MaxBytes = s.MaxBytes
+	}
+	if messageTimeout <= 0 {
+		messageTimeout = config.DefaultMessageTimeout
+	}
+	t := cache.TimeoutsFor(messageTimeout)
+	cc.LookupTimeout = t.Lookup
+	if cc.Redis.Timeout == 0 {
+		cc.Redis.Timeout = t.Redis
+	}
+	if cc.Semantic.Embedder.Timeout == 0 {
+		cc.Semantic.Embedder.Timeout = t.Embed
+	}
+	// Explicit per-call timeouts are the operator's choice: the lookup's
+	// overall bound does not cut them shorter.
+	cc.LookupTimeout = max(cc.LookupTimeout, cc.Semantic.Embedder.Timeout, 2*cc.Redis.Timeout)
 	return cc
 }

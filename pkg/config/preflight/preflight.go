@@ -89,7 +89,7 @@ func Check(c *config.Config, opts Options) (b *Built, warnings config.Problems, 
 			ck.err("routing", "%v", e)
 		}
 	}
-	b.Cache = CacheConfig(c.Cache, opts.Getenv)
+	b.Cache = CacheConfig(c.Cache, c.XDS.MessageTimeout, opts.Getenv)
 	if c.Cache.Enabled {
 		if cerr := b.Cache.Validate(); cerr != nil {
 			for _, e := range unjoin(cerr) {
