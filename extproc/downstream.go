@@ -239,8 +239,10 @@ func (d *downstream) rejectWith(r *rejection) *extprocv3.ProcessingResponse {
 	return immediate(r)
 }
 
-// onRequestBody runs the request stages in order: parse, authenticate,
-// route, (guardrails, cache), reserve budget, rewrite.
+// onRequestBody runs the request stages in order (the key was checked at the
+// headers): parse, prompt, complexity, route (tier allow-list, canary),
+// guardrails, cache, mutate, rate limits, budget, then the rewrite that
+// removes the client's credentials and routes the request.
 func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.ProcessingResponse {
 	if d.pass || d.op == llm.OpUnknown {
 		d.passThrough("path")
