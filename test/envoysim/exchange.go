@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -649,7 +650,7 @@ func (ex *exchange) headerFilters() (lr *localReply, done bool) {
 			}
 			return ex.routerReply(&localReply{status: reply.Status, headers: h, body: reply.Body, details: reply.Details}), true
 		}
-		if !samePairs(ex.reqH.pairs(), out) {
+		if !slices.Equal(ex.reqH.pairs(), out) {
 			// A proxy-wasm filter (ABI 0.2.1) that modifies request headers
 			// clears the route cache (source/extensions/common/wasm/context.h
 			// Context::onHeadersModified), so the route is recomputed with
@@ -659,18 +660,6 @@ func (ex *exchange) headerFilters() (lr *localReply, done bool) {
 		ex.reqH = headerMapFromPairs(out)
 	}
 	return nil, false
-}
-
-func samePairs(a, b [][2]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // readLimited reads all of r, failing when it exceeds limit bytes.
