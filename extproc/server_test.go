@@ -400,3 +400,36 @@ func TestDownstreamCredentialInjection(t *testing.T) {
 	assert.NotContains(t, r.GetHeaderMutation().GetRemoveHeaders(), "authorization")
 	assert.Contains(t, string(r.GetBodyMutation().GetBody()), `"model":"gpt-4o-mini"`, "model rewritten for the first target")
 }
+
+// TestUpstreamRolePathPrefix: a provider whose base_url has a path (an
+// OpenAI-compatible API under /openai) gets it prepended to the attempt's
+// path; the next attempt to a provider without one gets the plain path back
+// (the header map is shared by every attempt).
+func TestUpstreamRolePathPrefix(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte(`
+providers:
+  groq: {base_url: "https://api.groq.com/openai", catalog: groq}
+  plain: {base_url: "https://api.example.com"}
+models:
+  m: {targets: [{provider: groq, model: a}, {provider: plain, model: b}]}
+pricing:
+  allow_unpriced: true
+`))
+	require.NoError(t, err)
+	cat, err := BuildCatalog(cfg)
+	require.NoError(t, err)
+	srv, err := New(Options{Config: cfg, Catalog: cat, Metrics: telemetry.NewMetrics(prometheus.NewRegistry())})
+	require.NoError(t, err)
+	attempt := func(provider, path string) string {
+		u := newUpstream(srv, srv.rt.Load())
+		h := requestHeaders(map[string]string{":path": path}, false)
+		h.Attributes = hostAttrs(provider, "x")
+		out, err := u.handle(t.Context(), h)
+		require.NoError(t, err)
+		p, _ := headerValue(out.GetRequestHeaders().GetResponse().GetHeaderMutation(), ":path")
+		return p
+	}
+	assert.Equal(t, "/openai/v1/chat/completions", attempt("groq", "/v1/chat/completions"))
+	assert.Equal(t, "/v1/chat/completions", attempt("plain", "/openai/v1/chat/completions"), "attempt 2 after attempt 1's prefix")
+	assert.Equal(t, "", attempt("plain", "/v1/chat/completions"), "nothing to change")
+}

@@ -2,7 +2,9 @@ package extproc
 
 import (
 	"context"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -38,7 +40,9 @@ func (u *upstream) handle(_ context.Context, req *extprocv3.ProcessingRequest) (
 		if r.RequestHeaders.GetEndOfStream() {
 			u.done = true
 		}
-		return requestHeadersReply(u.credentials()), nil
+		cr := u.credentials()
+		u.pathFor(fromHeaderMap(r.RequestHeaders.GetHeaders(), nil).get(":path"), cr)
+		return requestHeadersReply(cr), nil
 	case *extprocv3.ProcessingRequest_RequestBody:
 		u.done = true
 		return u.onBody(req, r.RequestBody.GetBody()), nil
@@ -103,6 +107,42 @@ func (u *upstream) credentials() *extprocv3.CommonResponse {
 		m.removeHeader("authorization")
 	}
 	return common(&m, nil, false)
+}
+
+// pathFor prepends the target provider's base_url path (for example
+// "/openai" of https://api.groq.com/openai) to the request path: Envoy's
+// clusters carry only the address, and one route cannot rewrite the path
+// differently per target. The header map is the router's, shared by every
+// attempt, so a prefix an earlier attempt added is taken off first.
+func (u *upstream) pathFor(path string, cr *extprocv3.CommonResponse) {
+	if path == "" {
+		return
+	}
+	orig := path
+	for _, pv := range u.rt.cfg.Providers {
+		if pre := basePath(pv.BaseURL); pre != "" && strings.HasPrefix(path, pre+"/") {
+			path = strings.TrimPrefix(path, pre)
+			break
+		}
+	}
+	if u.resolved {
+		path = basePath(u.rt.cfg.Providers[u.target.Provider].BaseURL) + path
+	}
+	if path == orig {
+		return
+	}
+	m := &mutation{set: cr.GetHeaderMutation().GetSetHeaders(), remove: cr.GetHeaderMutation().GetRemoveHeaders()}
+	m.setHeader(":path", path)
+	cr.HeaderMutation = m.proto()
+}
+
+// basePath is a base_url's path without a trailing slash ("" for none).
+func basePath(baseURL string) string {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(u.Path, "/")
 }
 
 // onBody rewrites the model for this attempt's target.
