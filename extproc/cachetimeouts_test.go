@@ -2,10 +2,10 @@ package extproc
 
 import (
 	"context"
-	"net"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/test/netfault"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
@@ -14,39 +14,6 @@ import (
 	"github.com/tollgate-dev/tollgate/pkg/cache"
 	"github.com/tollgate-dev/tollgate/pkg/config"
 )
-
-// frozenPeer is a TCP listener that accepts connections and never answers
-// (a hung Redis or embeddings endpoint).
-func frozenPeer(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		lis.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return lis.Addr().String()
-}
 
 func TestCacheConfigDerivesTimeouts(t *testing.T) {
 	tests := []struct {
@@ -98,7 +65,7 @@ func TestCacheLookupAgainstFrozenPeer(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			c, err := cache.New(CacheConfig(tc.cfg(frozenPeer(t)), messageTimeout, nil), reg)
+			c, err := cache.New(CacheConfig(tc.cfg(netfault.FrozenPeer(t)), messageTimeout, nil), reg)
 			require.NoError(t, err)
 			t.Cleanup(func() { c.Close() })
 			req, err := c.NewRequest("acme", "gpt", []byte(`{"model":"gpt","temperature":0,"messages":[{"role":"user","content":"What is the capital of France?"}]}`))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/test/extproctest"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tollgate-dev/tollgate/extproc"
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/test/envoysim"
 	"github.com/tollgate-dev/tollgate/test/fakeprovider"
@@ -74,7 +74,7 @@ func TestRenderEnvoy(t *testing.T) {
 	cfg, err := config.Load(cfgPath)
 	require.NoError(t, err)
 	cfg.Listen.ExtProc, cfg.Listen.Admin = "127.0.0.1:0", "127.0.0.1:0"
-	sc.ExtProcAddr = renderRunExtProc(t, cfg, map[string]string{"ALPHA_KEY": "sk-alpha", "BETA_KEY": "sk-beta"})
+	sc.ExtProcAddr = extproctest.Start(t, cfg, map[string]string{"ALPHA_KEY": "sk-alpha", "BETA_KEY": "sk-beta"})
 	sim, err := envoysim.New(sc)
 	require.NoError(t, err)
 	base, err := sim.Start()
@@ -156,33 +156,4 @@ func TestRenderEnvoyErrors(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "filename: /opt/router.wasm")
 	assert.Contains(t, out, "from the embedded default config")
-}
-
-// renderRunExtProc runs `tollgate extproc` on cfg until the test ends and
-// returns its ext_proc address.
-func renderRunExtProc(t *testing.T, cfg *config.Config, env map[string]string) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- extproc.Run(ctx, cfg, extproc.RunOptions{
-			Logger:      slog.New(slog.DiscardHandler),
-			OnListening: func(e, _ string) { ready <- e },
-			Getenv:      func(k string) string { return env[k] },
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	select {
-	case addr := <-ready:
-		return addr
-	case err := <-done:
-		t.Fatalf("extproc.Run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("extproc did not start")
-	}
-	return ""
 }

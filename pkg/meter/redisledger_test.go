@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/test/netfault"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -87,48 +88,13 @@ func TestRedisTimeoutsFor(t *testing.T) {
 	assert.Equal(t, -1, o.MaxRetries)
 }
 
-// frozenPeer accepts TCP connections and never answers, like a Redis that
-// was stopped (SIGSTOP) or a network path that black-holes replies.
-func frozenPeer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 // TestRedisLedgerFrozenPeer: with timeouts derived from the message timeout,
 // Reserve against a Redis that accepts but never answers fails with an error
 // well within the message timeout (go-redis' defaults wait 3s per try, with
 // retries), so the gateway answers before Envoy gives up.
 func TestRedisLedgerFrozenPeer(t *testing.T) {
 	const messageTimeout = time.Second
-	addr := frozenPeer(t)
+	addr := netfault.FrozenPeer(t)
 	opts := &redis.Options{Addr: addr}
 	RedisTimeoutsFor(messageTimeout).Apply(opts)
 	c := redis.NewClient(opts)

@@ -3,8 +3,6 @@ package tollgatee2e
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/test/extproctest"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	aggregatev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/clusters/aggregate/v3"
@@ -21,7 +21,6 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/tollgate-dev/tollgate/controlplane/translate"
-	"github.com/tollgate-dev/tollgate/extproc"
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/test/envoysim"
 	"github.com/tollgate-dev/tollgate/test/envoysim/wasmfilter"
@@ -98,37 +97,8 @@ func startDeployment(t *testing.T, chatFault string, mutate func(*config.Config)
 		mutate(cfg)
 	}
 	d.cfg = cfg
-	d.extProcAddr = runExtProc(t, cfg, map[string]string{"PRIMARY_KEY": primaryKey, "SECONDARY_KEY": secondaryKey})
+	d.extProcAddr = extproctest.Start(t, cfg, map[string]string{"PRIMARY_KEY": primaryKey, "SECONDARY_KEY": secondaryKey})
 	return d
-}
-
-// runExtProc runs `tollgate extproc` on cfg with provider keys env until
-// the test ends, and returns its address.
-func runExtProc(t *testing.T, cfg *config.Config, env map[string]string) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- extproc.Run(ctx, cfg, extproc.RunOptions{
-			Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-			OnListening: func(e, _ string) { ready <- e },
-			Getenv:      func(k string) string { return env[k] },
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	select {
-	case addr := <-ready:
-		return addr
-	case err := <-done:
-		t.Fatalf("extproc.Run: %v", err)
-	case <-time.After(testTimeout):
-		t.Fatal("extproc did not start")
-	}
-	return ""
 }
 
 // startBootstrap runs the static Envoy bootstrap at path (with the compiled

@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/tollgate-dev/tollgate/test/extproctest"
+
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -160,7 +162,7 @@ func startPlatform(t *testing.T, p platform) (*deployment, string, chan envoysim
 	t.Cleanup(func() { _ = provider.Close() })
 	cfg := k8sConfig(t)
 	d := &deployment{primary: provider, secondary: fakeprovider.New(fakeprovider.Options{}), cfg: cfg}
-	d.extProcAddr = runExtProc(t, cfg, map[string]string{"OPENAI_API_KEY": primaryKey})
+	d.extProcAddr = extproctest.Start(t, cfg, map[string]string{"OPENAI_API_KEY": primaryKey})
 	sc, err := envoysim.FromResources(p.resources(t), map[string]string{"api.openai.com:443": "http://" + provider.Addr()}, wasmfilter.Factory(routerModule(t)))
 	require.NoError(t, err)
 	base, _, exchanges := d.start(t, sc)

@@ -1,0 +1,44 @@
+// Package extproctest runs the real `tollgate extproc` (extproc.Run, the
+// same code as the binary) inside a test.
+package extproctest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/extproc"
+	"github.com/tollgate-dev/tollgate/pkg/config"
+)
+
+// Start runs extproc.Run on cfg until the test ends, with env as the
+// process environment (provider keys), and returns its ext_proc address.
+// cfg should listen on ephemeral ports ("127.0.0.1:0").
+func Start(t testing.TB, cfg *config.Config, env map[string]string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- extproc.Run(ctx, cfg, extproc.RunOptions{
+			Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+			OnListening: func(e, _ string) { ready <- e },
+			Getenv:      func(k string) string { return env[k] },
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	select {
+	case addr := <-ready:
+		return addr
+	case err := <-done:
+		t.Fatalf("extproc.Run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("extproc did not start")
+	}
+	return ""
+}
