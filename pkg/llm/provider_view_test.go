@@ -120,8 +120,9 @@ func providerView(op Operation, r *Request, body []byte) error {
 			return err
 		}
 	}
-	// max_completion_tokens wins over the older max_tokens (an explicit 0,
-	// which providers reject, is left out).
+	// Providers differ on which of max_completion_tokens and max_tokens wins
+	// when both are present, so the gateway must budget for the larger: it
+	// may reserve more than a provider generates, never less.
 	num := func(k string) (int64, bool) {
 		v, ok := req[k].(json.Number)
 		if !ok {
@@ -130,15 +131,10 @@ func providerView(op Operation, r *Request, body []byte) error {
 		n, err := strconv.ParseInt(string(v), 10, 64)
 		return n, err == nil
 	}
-	maxTokens, ok := num("max_completion_tokens")
-	if !ok {
-		maxTokens, _ = num("max_tokens")
-	}
-	if ok && maxTokens == 0 {
-		return nil
-	}
-	if r.MaxTokens != maxTokens {
-		return fmt.Errorf("the provider reads max tokens %d, the gateway %d", maxTokens, r.MaxTokens)
+	mct, _ := num("max_completion_tokens")
+	mt, _ := num("max_tokens")
+	if want := max(mct, mt); r.MaxTokens != want {
+		return fmt.Errorf("the provider may read max tokens %d, the gateway budgets %d", want, r.MaxTokens)
 	}
 	n, ok := num("n")
 	if !ok {
