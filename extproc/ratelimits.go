@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
@@ -40,16 +38,9 @@ func openRateLimits(cfg *config.Config) (RateLimiter, func() error, error) {
 		return ratelimit.New(ratelimit.NewMemory()), func() error { return nil }, nil
 	}
 	rc := cfg.Limits.Redis
-	opts := &redis.Options{Addr: rc.Addr, Password: envOrEmpty(rc.PasswordEnv), DB: rc.DB}
-	// As for the ledger: a hung Redis must fail the call while Envoy still
-	// waits, so that failure_mode.ratelimits decides, not an Envoy 504.
-	timeouts := meter.RedisTimeoutsFor(cfg.XDS.MessageTimeout)
-	if rc.Timeout > 0 {
-		timeouts = meter.RedisTimeouts{Dial: rc.Timeout, Read: rc.Timeout, Write: rc.Timeout}
-	}
-	timeouts.Apply(opts)
-	client := redis.NewClient(opts)
-	store := ratelimit.NewRedis(client, ratelimit.RedisOptions{KeyPrefix: rc.Prefix + "rl:", Timeout: timeouts.Read})
+	// A hung Redis fails the call in time for failure_mode.ratelimits to decide.
+	client, callTimeout := newBoundedRedis(rc.Redis, rc.Timeout, cfg.XDS.MessageTimeout)
+	store := ratelimit.NewRedis(client, ratelimit.RedisOptions{KeyPrefix: rc.Prefix + "rl:", Timeout: callTimeout})
 	return ratelimit.New(store), client.Close, nil
 }
 

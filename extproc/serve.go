@@ -254,18 +254,9 @@ func openBudgets(cfg *config.Config) (*meter.Budgets, func(context.Context) erro
 	switch cfg.Budgets.Ledger.Backend {
 	case "redis":
 		rc := cfg.Budgets.Ledger.Redis
-		opts := &redis.Options{Addr: rc.Addr, Password: envOrEmpty(rc.PasswordEnv), DB: rc.DB}
-		// Every ledger call must fail while Envoy still waits for the
-		// reply (one message_timeout covers the body phase), so that the
-		// budgets failure mode decides, not an Envoy 504.
-		timeouts := meter.RedisTimeoutsFor(cfg.XDS.MessageTimeout)
-		if rc.Timeout > 0 {
-			timeouts = meter.RedisTimeouts{Dial: rc.Timeout, Read: rc.Timeout, Write: rc.Timeout}
-		}
-		timeouts.Apply(opts)
-		client := redis.NewClient(opts)
+		client, callTimeout := newBoundedRedis(rc.Redis, rc.Timeout, cfg.XDS.MessageTimeout)
 		store = meter.NewRedisLedger(client, meter.RedisLedgerOptions{
-			KeyPrefix: rc.Prefix + "budget:", Timeout: timeouts.Read, HoldTTL: rc.HoldTTL,
+			KeyPrefix: rc.Prefix + "budget:", Timeout: callTimeout, HoldTTL: rc.HoldTTL,
 		})
 		ready = func(ctx context.Context) error { return client.Ping(ctx).Err() }
 	default:
@@ -357,6 +348,22 @@ func restartOnly(running, next *config.Config) []string {
 	check("tracing", !reflect.DeepEqual(running.Tracing, next.Tracing))
 	check("xds.message_timeout", running.XDS.MessageTimeout != next.XDS.MessageTimeout)
 	return out
+}
+
+// newBoundedRedis opens a Redis client for a dependency on the request path
+// (the spend ledger, the rate limiter). Every call must fail while Envoy
+// still waits for the reply (one message_timeout covers the body phase), so
+// that the dependency's failure mode decides, not an Envoy 504: the socket
+// timeouts are the configured one, or derived from messageTimeout when zero.
+// It returns the client and the per-call timeout.
+func newBoundedRedis(rc config.Redis, timeout, messageTimeout time.Duration) (*redis.Client, time.Duration) {
+	opts := &redis.Options{Addr: rc.Addr, Password: envOrEmpty(rc.PasswordEnv), DB: rc.DB}
+	timeouts := meter.RedisTimeoutsFor(messageTimeout)
+	if timeout > 0 {
+		timeouts = meter.RedisTimeouts{Dial: timeout, Read: timeout, Write: timeout}
+	}
+	timeouts.Apply(opts)
+	return redis.NewClient(opts), timeouts.Read
 }
 
 func envOrEmpty(name string) string {
