@@ -3,8 +3,10 @@ package preflight
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -149,13 +151,13 @@ func (ck *checker) catalog() *meter.Catalog {
 	for _, e := range cat.Entries() {
 		known[e.Provider] = true
 	}
-	for _, name := range sortedKeys(c.Providers) {
+	for _, name := range slices.Sorted(maps.Keys(c.Providers)) {
 		if cn := c.Providers[name].Catalog; cn != "" && !known[cn] {
-			ck.err("providers."+name+".catalog", "unknown price catalog %q (known: %s)%s", cn, strings.Join(sortedKeys(known), ", "), suggest(cn, known))
+			ck.err("providers."+name+".catalog", "unknown price catalog %q (known: %s)%s", cn, strings.Join(slices.Sorted(maps.Keys(known)), ", "), suggest(cn, known))
 		}
 	}
 	now := ck.opts.Now()
-	for _, alias := range sortedKeys(c.Models) {
+	for _, alias := range slices.Sorted(maps.Keys(c.Models)) {
 		for i, t := range c.Models[alias].Targets {
 			if _, ok := c.Providers[t.Provider]; !ok || t.Model == "" {
 				continue // config.Load reported it
@@ -166,7 +168,7 @@ func (ck *checker) catalog() *meter.Catalog {
 			path := fmt.Sprintf("models.%s.targets[%d].model", alias, i)
 			where := "catalog " + quoted(catalogOf(c, t.Provider))
 			if c.Providers[t.Provider].Catalog == "" && !known[t.Provider] {
-				where = fmt.Sprintf("pricing.models, and providers.%s names no catalog (%s)", t.Provider, strings.Join(sortedKeys(known), ", "))
+				where = fmt.Sprintf("pricing.models, and providers.%s names no catalog (%s)", t.Provider, strings.Join(slices.Sorted(maps.Keys(known)), ", "))
 			}
 			msg := "no price for %q in %s: its requests would cost $0 and budgets would never stop them; " +
 				"add it under pricing.models, fix providers.%s.catalog, or set pricing.allow_unpriced: true"
@@ -242,7 +244,7 @@ func (ck *checker) guardProblems(path string, d config.GuardDirection, err error
 	for _, e := range unjoin(err) {
 		msg := strings.TrimPrefix(e.Error(), guard.ErrInvalidConfig.Error()+": ")
 		at := path
-		for _, k := range sortedKeys(d.Detectors) {
+		for _, k := range slices.Sorted(maps.Keys(d.Detectors)) {
 			if strings.Contains(msg, fmt.Sprintf("%q", k)) {
 				at = path + ".detectors." + k
 				break
@@ -263,7 +265,7 @@ func knownDetectors() []string {
 			set[t] = true
 		}
 	}
-	return sortedKeys(set)
+	return slices.Sorted(maps.Keys(set))
 }
 
 // ledger checks that the spend ledger can be opened: the file ledger's
@@ -354,7 +356,7 @@ func (ck *checker) env() {
 			ck.err(path, "environment variable %s is not set (%s)", name, what)
 		}
 	}
-	for _, name := range sortedKeys(c.Providers) {
+	for _, name := range slices.Sorted(maps.Keys(c.Providers)) {
 		report("providers."+name+".api_key_env", c.Providers[name].APIKeyEnv, "requests to "+name+" would fail with 503")
 	}
 	if c.Budgets.Ledger.Backend == "redis" {
@@ -368,13 +370,4 @@ func (ck *checker) env() {
 			report("cache.semantic.embedder.api_key_env", e.APIKeyEnv, "the embedder's key")
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
