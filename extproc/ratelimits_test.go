@@ -2,7 +2,6 @@ package extproc
 
 import (
 	"encoding/json"
-	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -13,8 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
@@ -51,16 +48,7 @@ func startLimitedBudgets(t testing.TB, extra string, lim RateLimiter, budgets Bu
 	srv, err := New(Options{Config: cfg, Catalog: cat, Metrics: m, Limits: lim, Budgets: budgets, Now: func() time.Time { return rlNow },
 		Getenv: func(string) string { return "" }})
 	require.NoError(t, err)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	gs := grpc.NewServer(grpc.StreamInterceptor(srv.RecoverStream))
-	extprocv3.RegisterExternalProcessorServer(gs, srv)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	return &testServer{srv: srv, reg: reg, metrics: m, client: extprocv3.NewExternalProcessorClient(conn)}
+	return serveForTest(t, srv, reg, m)
 }
 
 func fixedLimiter() RateLimiter {

@@ -15,8 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
@@ -169,26 +167,7 @@ func TestReloadOfRestartOnlySettingIsCounted(t *testing.T) {
 	cfg, err := config.Load(path)
 	require.NoError(t, err)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	reg := prometheus.NewRegistry()
-	addrs := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cfg, RunOptions{ConfigPath: path, Registry: reg, OnListening: func(e, _ string) { addrs <- e }})
-	}()
-	var addr string
-	select {
-	case addr = <-addrs:
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not start")
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	defer conn.Close()
-	client := extprocv3.NewExternalProcessorClient(conn)
+	client, reg, stop := runWatching(t, cfg, path)
 	reloads := func(result string) float64 {
 		v, err := testutil.GatherAndCount(reg, "tollgate_config_reloads_total")
 		require.NoError(t, err)
@@ -212,8 +191,7 @@ func TestReloadOfRestartOnlySettingIsCounted(t *testing.T) {
 	require.NoError(t, os.WriteFile(path, []byte(base), 0o600))
 	require.Eventually(t, func() bool { return reloads(telemetry.ReloadOK) == 2 }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 404, requestStatus(t, client, added, demoHeaders))
-	cancel()
-	require.NoError(t, <-done)
+	stop()
 }
 
 // metricValue sums the series of a family whose label has the value (all

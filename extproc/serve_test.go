@@ -27,26 +27,7 @@ func TestRunReloadsConfig(t *testing.T) {
 	cfg, err := config.Load(path)
 	require.NoError(t, err)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	reg := prometheus.NewRegistry()
-	addrs := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cfg, RunOptions{ConfigPath: path, Registry: reg, OnListening: func(e, _ string) { addrs <- e }})
-	}()
-	var addr string
-	select {
-	case addr = <-addrs:
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not start")
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	defer conn.Close()
-	client := extprocv3.NewExternalProcessorClient(conn)
+	client, reg, stop := runWatching(t, cfg, path)
 	status := func() int {
 		out, err := exchange(t, client, nil, request(`{"model":"added","messages":[{"role":"user","content":"x"}]}`, demoHeaders)...)
 		require.NoError(t, err)
@@ -92,8 +73,39 @@ func TestRunReloadsConfig(t *testing.T) {
 		got = status()
 	}
 	require.Equal(t, 200, got, "the new alias is served after the reload")
-	cancel()
-	require.NoError(t, <-done)
+	stop()
+}
+
+// runWatching starts Run on cfg, loaded from the file at path, which it
+// watches for reloads. It returns a client of the ext_proc listener, the
+// registry of Run's metrics, and stop, which cancels Run and requires a
+// clean exit.
+func runWatching(t *testing.T, cfg *config.Config, path string) (extprocv3.ExternalProcessorClient, *prometheus.Registry, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	reg := prometheus.NewRegistry()
+	addrs := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, RunOptions{ConfigPath: path, Registry: reg, OnListening: func(e, _ string) { addrs <- e }})
+	}()
+	var addr string
+	select {
+	case addr = <-addrs:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not start")
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	stop := func() {
+		cancel()
+		require.NoError(t, <-done)
+	}
+	return extprocv3.NewExternalProcessorClient(conn), reg, stop
 }
 
 // TestGracefulShutdownFinishesStreamsAndFlushesLedger: after the stop

@@ -65,6 +65,13 @@ func startServer(t testing.TB, budgets Budgets) *testServer {
 			return ""
 		}})
 	require.NoError(t, err)
+	return serveForTest(t, srv, reg, m)
+}
+
+// serveForTest serves srv over gRPC on a loopback port, as Run does (with
+// the panic-recovering interceptor), and returns a client of it.
+func serveForTest(t testing.TB, srv *Server, reg *prometheus.Registry, m *telemetry.Metrics) *testServer {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	gs := grpc.NewServer(grpc.StreamInterceptor(srv.RecoverStream))
