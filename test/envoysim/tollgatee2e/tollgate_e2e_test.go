@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,9 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate-dev/tollgate/controlplane/translate"
-	"github.com/tollgate-dev/tollgate/extproc"
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/test/envoysim"
+	"github.com/tollgate-dev/tollgate/test/extproctest"
 	"github.com/tollgate-dev/tollgate/test/fakeprovider"
 )
 
@@ -97,27 +96,7 @@ budgets:
 	cfg, err := config.Parse("envoysim-e2e.yaml", []byte(yaml))
 	require.NoError(t, err)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- extproc.Run(ctx, cfg, extproc.RunOptions{
-			Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-			OnListening: func(e, _ string) { ready <- e },
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("extproc.Run: %v", err)
-	case <-time.After(testTimeout):
-		t.Fatal("extproc did not start")
-	}
+	addr := extproctest.Start(t, cfg, nil)
 
 	simCfg, err := envoysim.FromTollgate(cfg, nil, nil)
 	require.NoError(t, err)
