@@ -28,10 +28,7 @@ func startFake(t *testing.T, opts fakeprovider.Options) (*fakeprovider.Provider,
 	if opts.ReplyMode == "" && opts.Reply == "" {
 		opts.ReplyMode = fakeprovider.ReplyModeEcho
 	}
-	p := fakeprovider.New(opts)
-	base, err := p.Start()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close() })
+	p, base := fakeprovider.StartTest(t, opts)
 	return p, base + "/v1"
 }
 

@@ -124,10 +124,7 @@ func cacheErrorsNotStored(t *testing.T, g *Gateway) {
 func TestCacheSharedAcrossReplicasAndRedisDown(t *testing.T) {
 	t.Parallel()
 	rds := redistest.Start(t)
-	p := fakeprovider.New(fakeprovider.Options{})
-	_, err := p.Start()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close() })
+	p, _ := fakeprovider.StartTest(t, fakeprovider.Options{})
 	extra := cacheOn + "  backend: redis\n  redis: {addr: \"" + rds.Addr + "\"}\n"
 	r1 := StartEmulated(t, Options{Extra: extra, Provider: p})
 	r2 := StartEmulated(t, Options{Extra: extra, Provider: p})

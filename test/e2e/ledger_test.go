@@ -49,10 +49,7 @@ func TestLedgerSurvivesRestart(t *testing.T) {
 func TestReplicasShareRedisCap(t *testing.T) {
 	t.Parallel()
 	rds := redistest.Start(t)
-	p := fakeprovider.New(fakeprovider.Options{})
-	_, err := p.Start()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close() })
+	p, _ := fakeprovider.StartTest(t, fakeprovider.Options{})
 
 	// Cap 0.05 and each request reserves ~0.01 and spends 0.01 (1000 output
 	// tokens): at most 5 requests can be admitted across both replicas.

@@ -119,10 +119,7 @@ func rateLimitTPM(t *testing.T, g *Gateway) {
 func TestReplicasShareRateLimit(t *testing.T) {
 	t.Parallel()
 	rds := redistest.Start(t)
-	p := fakeprovider.New(fakeprovider.Options{})
-	_, err := p.Start()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close() })
+	p, _ := fakeprovider.StartTest(t, fakeprovider.Options{})
 	opts := Options{Provider: p, Extra: fmt.Sprintf("limits:\n  backend: redis\n  redis: {addr: %q}\n  tenants:\n    a: {rpm: 4}\n", rds.Addr)}
 	r1, r2 := StartEmulated(t, opts), StartEmulated(t, opts)
 

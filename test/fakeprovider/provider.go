@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -156,6 +157,19 @@ func (p *Provider) Start() (string, error) {
 		}
 	}(p.srv)
 	return "http://" + ln.Addr().String(), nil
+}
+
+// StartTest starts a provider with opts for the length of test t (closed
+// by t.Cleanup) and returns it with its base URL; a failed start fails t.
+func StartTest(t testing.TB, opts Options) (*Provider, string) {
+	t.Helper()
+	p := New(opts)
+	base, err := p.Start()
+	if err != nil {
+		t.Fatalf("fakeprovider: %v", err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p, base
 }
 
 // Addr is the listening address (host:port) after Start, "" before.

@@ -21,10 +21,7 @@ import (
 
 func start(t *testing.T, opts fakeprovider.Options) (*fakeprovider.Provider, string) {
 	t.Helper()
-	p := fakeprovider.New(opts)
-	base, err := p.Start()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = p.Close() })
+	p, base := fakeprovider.StartTest(t, opts)
 	return p, base
 }
 

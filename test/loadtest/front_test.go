@@ -69,10 +69,7 @@ func TestLoadThroughEnvoySim(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)
 
-	provider := fakeprovider.New(fakeprovider.Options{NoRecording: true})
-	upstream, err := provider.Start()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = provider.Close() })
+	provider, upstream := fakeprovider.StartTest(t, fakeprovider.Options{NoRecording: true})
 
 	cfg, err := config.Parse("default.yaml", envoy.DefaultConfig)
 	require.NoError(t, err)

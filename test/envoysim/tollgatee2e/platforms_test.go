@@ -156,10 +156,7 @@ func extProcFrom(t *testing.T, v any) *extprocfilterv3.ExternalProcessor {
 // with one fake provider standing in for api.openai.com.
 func startPlatform(t *testing.T, p platform) (*deployment, string, chan envoysim.Exchange) {
 	t.Helper()
-	provider := fakeprovider.New(fakeprovider.Options{APIKey: primaryKey})
-	_, err := provider.Start()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = provider.Close() })
+	provider, _ := fakeprovider.StartTest(t, fakeprovider.Options{APIKey: primaryKey})
 	cfg := k8sConfig(t)
 	d := &deployment{primary: provider, secondary: fakeprovider.New(fakeprovider.Options{}), cfg: cfg}
 	d.extProcAddr = extproctest.Start(t, cfg, map[string]string{"OPENAI_API_KEY": primaryKey})

@@ -64,14 +64,8 @@ func sha(s string) string {
 // answers 429, the router retries on target 2, and the upstream role
 // rewrites "model" for each attempt from xds.cluster_name.
 func TestTollgateEndToEnd(t *testing.T) {
-	busy := fakeprovider.New(fakeprovider.Options{Fault: "429"})
-	_, err := busy.Start()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = busy.Close() })
-	ok := fakeprovider.New(fakeprovider.Options{})
-	_, err = ok.Start()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = ok.Close() })
+	busy, _ := fakeprovider.StartTest(t, fakeprovider.Options{Fault: "429"})
+	ok, _ := fakeprovider.StartTest(t, fakeprovider.Options{})
 
 	yaml := fmt.Sprintf(`
 listen: {extproc: "127.0.0.1:0", admin: "127.0.0.1:0", max_body_bytes: 65536, shutdown_grace: 2s}
