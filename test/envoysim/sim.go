@@ -91,10 +91,13 @@ type Config struct {
 	// StreamWindow is how many STREAMED body chunks may await a reply before
 	// the emulator stops reading (default 4).
 	StreamWindow int
-	// Legacy selects the spurious-message handling of Envoy <= 1.34 (ignore
-	// the message, close the side stream, continue unmodified) instead of
-	// the behaviour since envoyproxy/envoy PR #39994 (local reply 500 when
-	// failure_mode_allow is false).
+	// Legacy selects older Envoy behaviour: the spurious-message handling
+	// of Envoy <= 1.34 (ignore the message, close the side stream, continue
+	// unmodified) instead of the behaviour since envoyproxy/envoy PR #39994
+	// (local reply 500 when failure_mode_allow is false); and the upstream
+	// ext_proc filter of Envoy <= 1.35, whose local replies are dropped and
+	// whose attempt stalls until per_try_timeout, instead of the behaviour
+	// since PR #41231 (the local reply is the attempt's final response).
 	Legacy bool
 	// Clock drives message_timeout; default real timers.
 	Clock Clock
