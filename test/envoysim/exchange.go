@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc/status"
@@ -301,7 +302,28 @@ func (ex *exchange) newRequest(dir direction, respH *headerMap) *extprocv3.Proce
 		ex.attrsSent[dir] = true
 		req.Attributes = map[string]*structpb.Struct{attributeKey: evalAttributes(exprs, ex.attrContext(respH))}
 	}
+	ex.addMetadataContext(req)
 	return req
+}
+
+// addMetadataContext is Filter::addDynamicMetadata (ext_proc.cc): every
+// headers, body and trailers message carries metadata_context with the
+// request's dynamic metadata of each namespace in
+// metadata_options.forwarding_namespaces.untyped (namespaces the request
+// does not have are left out). Without forwarding namespaces nothing of
+// the request's metadata reaches the server. The emulator has no
+// connection metadata, the fallback Envoy reads next.
+func (ex *exchange) addMetadataContext(req *extprocv3.ProcessingRequest) {
+	md := &corev3.Metadata{}
+	for _, ns := range ex.fc.filter.GetMetadataOptions().GetForwardingNamespaces().GetUntyped() {
+		if st, ok := ex.dynMeta[ns]; ok {
+			if md.FilterMetadata == nil {
+				md.FilterMetadata = map[string]*structpb.Struct{}
+			}
+			md.FilterMetadata[ns] = proto.Clone(st).(*structpb.Struct)
+		}
+	}
+	req.MetadataContext = md
 }
 
 // send opens the side stream if needed and sends req. The first message

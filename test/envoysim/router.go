@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // ErrUpstreamFilterStalled marks an attempt whose upstream ext_proc filter
@@ -315,6 +316,14 @@ func (ex *exchange) attempt(rt *route, upFilter *filterConf, tg target, payload 
 		up.clusterName = rt.cluster
 		up.hostMetadata = tg.metadata
 		up.rec.RequestID = ex.rec.RequestID
+		// The upstream filter chain's stream info is the router's downstream
+		// one (upstream_request.cc UpstreamRequestFilterManagerCallbacks::
+		// streamInfo returns parent_.callbacks()->streamInfo()), so upstream
+		// filters read and write the request's dynamic metadata.
+		if ex.dynMeta == nil {
+			ex.dynMeta = make(map[string]*structpb.Struct)
+		}
+		up.dynMeta = ex.dynMeta
 		if !up.modes[dirRequest].sendHeaders && up.modes[dirRequest].body == extprocfilterv3.ProcessingMode_BUFFERED {
 			// SKIP + BUFFERED: the headers go on at decodeHeaders without
 			// content-length (processor_state.h shouldRemoveContentLength).

@@ -586,6 +586,43 @@ func TestUpstreamFilterPerAttempt(t *testing.T) {
 	assert.Equal(t, uint64(1), st.StreamsStarted)
 }
 
+// TestUpstreamFilterForwardsRequestMetadata: the upstream filter reads the
+// request's dynamic metadata (its stream info is the downstream one) and
+// sends the namespaces in forwarding_namespaces as metadata_context on every
+// message; a filter without forwarding namespaces sends none of it.
+func TestUpstreamFilterForwardsRequestMetadata(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		forward []string
+		want    string
+	}{
+		{"forwarding tollgate", []string{"tollgate", "absent"}, "m"},
+		{"no forwarding namespaces", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := namedUpstream(t, "served")
+			down := replyScript(func(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse { return routeReply(req, "m") })
+			f := upstreamTestFilter()
+			if tc.forward != nil {
+				f.MetadataOptions = &extprocfilterv3.MetadataOptions{
+					ForwardingNamespaces: &extprocfilterv3.MetadataOptions_MetadataNamespaces{Untyped: tc.forward},
+				}
+			}
+			env := retrySim(t, roleScript(down, replyScript(continueFor)), f, 0, up.srv.URL)
+			resp, _ := do(t, post(t, env.url+"/v1/chat/completions", `{}`))
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			x := env.exchange(t)
+			require.Len(t, x.Attempts, 1)
+			require.Equal(t, []string{"request_headers", "request_body", "response_headers"}, kinds(x.Attempts[0].Sent))
+			for _, m := range x.Attempts[0].Sent {
+				fm := m.GetMetadataContext().GetFilterMetadata()
+				assert.Equal(t, tc.want, fm["tollgate"].GetFields()["route"].GetStringValue())
+				assert.NotContains(t, fm, "absent", "a namespace the request lacks is left out")
+			}
+		})
+	}
+}
+
 // routeReply admits to alias on the request body, CONTINUE otherwise.
 func routeReply(req *extprocv3.ProcessingRequest, alias string) *extprocv3.ProcessingResponse {
 	if req.GetRequestBody() == nil {
