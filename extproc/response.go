@@ -401,11 +401,16 @@ func (d *downstream) estimateUsage(completion string) llm.Usage {
 }
 
 func (d *downstream) countTokens(text string) int64 {
+	return countTokens(d.s.tokens, d.target, text)
+}
+
+// countTokens counts text with model's tokenizer, else estimates.
+func countTokens(tc TokenCounter, model, text string) int64 {
 	if text == "" {
 		return 0
 	}
-	if d.s.tokens != nil {
-		if n, err := d.s.tokens.CountTokens(d.target, text); err == nil {
+	if tc != nil {
+		if n, err := tc.CountTokens(model, text); err == nil {
 			return n
 		}
 	}
@@ -431,7 +436,7 @@ func (d *downstream) settle(ctx context.Context) meter.Money {
 				Estimated: estimated,
 			})
 		} else if d.usage.InputTokens+d.usage.OutputTokens > 0 {
-			d.s.metrics.Unpriced.WithLabelValues(rt.providerLabels.Value(d.provider), rt.targetLabels.Value(d.target)).Inc()
+			rt.unpriced(d.s.metrics, d.provider, d.target)
 		}
 	}
 	if d.hold != nil {

@@ -153,6 +153,11 @@ func (rt *runtime) lookupPrice(provider, model string, at time.Time) (meter.Pric
 	return meter.Price{}, false
 }
 
+// unpriced counts usage that has no catalog price (metered as $0).
+func (rt *runtime) unpriced(m *telemetry.Metrics, provider, model string) {
+	m.Unpriced.WithLabelValues(rt.providerLabels.Value(provider), rt.targetLabels.Value(model)).Inc()
+}
+
 func (rt *runtime) maxOutput(provider, model string) int64 {
 	if n := rt.catalog.MaxOutputTokens(provider, model); n > 0 {
 		return int64(n)

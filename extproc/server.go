@@ -34,6 +34,7 @@ import (
 // to the actual cost afterwards. *meter.Budgets implements it.
 type Budgets interface {
 	Reserve(ctx context.Context, tenant string, amount meter.Money, id string) (*meter.Reservation, error)
+	Charge(ctx context.Context, tenant string, amount meter.Money, id string) error
 	Spent(ctx context.Context, tenant string) (meter.Spend, error)
 	CapsFor(tenant string) meter.Caps
 }

@@ -11,7 +11,10 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/llm"
+	"github.com/tollgate-dev/tollgate/pkg/meter"
 )
 
 // upstream is the per-attempt role, running in the upstream filter chain of
@@ -26,29 +29,44 @@ type upstream struct {
 	target   config.Target
 	resolved bool
 	done     bool
+
+	// What an attempt cut before its answer is billed from: the tenant and
+	// route the downstream role admitted it with (forwarded as
+	// metadata_context), the request id, the operation and body it sent,
+	// and when.
+	tenant, route, requestID string
+	op                       llm.Operation
+	body                     []byte
+	sentAt                   time.Time
+	answered                 bool
 }
 
 func newUpstream(s *Server, rt *runtime) *upstream { return &upstream{s: s, rt: rt} }
 
-func (u *upstream) complete() bool               { return u.done }
-func (u *upstream) finish(context.Context, bool) {}
+func (u *upstream) complete() bool { return u.done }
 
 func (u *upstream) handle(_ context.Context, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	u.admission(req)
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
 		u.resolve(req)
 		if r.RequestHeaders.GetEndOfStream() {
 			u.done = true
+			u.sentAt = u.s.now()
 		}
 		cr := u.credentials()
 		u.pathFor(fromHeaderMap(r.RequestHeaders.GetHeaders(), nil).get(":path"), cr)
 		return requestHeadersReply(cr), nil
 	case *extprocv3.ProcessingRequest_RequestBody:
 		u.done = true
+		u.body, u.sentAt = r.RequestBody.GetBody(), u.s.now()
 		return u.onBody(req, r.RequestBody.GetBody()), nil
 	case *extprocv3.ProcessingRequest_ResponseHeaders:
-		// Not in the shipped mode (response SKIP); harmless.
-		u.done = true
+		// The provider answered this attempt (any status): whatever it
+		// bills, the downstream role meters from the answer, or it is an
+		// error providers do not bill.
+		u.done, u.answered = true, true
+		u.countAttempt("answered")
 		return responseHeadersReply(nil, nil), nil
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		return responseBodyReply(nil), nil
@@ -58,6 +76,97 @@ func (u *upstream) handle(_ context.Context, req *extprocv3.ProcessingRequest) (
 		return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}, nil
 	}
 	return nil, &protocolError{reason: "empty", detail: "ProcessingRequest without a request case"}
+}
+
+// admission reads the tenant and route the downstream role wrote as dynamic
+// metadata, which the shipped filter forwards on every message.
+func (u *upstream) admission(req *extprocv3.ProcessingRequest) {
+	if u.tenant != "" {
+		return
+	}
+	md := req.GetMetadataContext().GetFilterMetadata()[translate.MetadataNamespace].GetFields()
+	u.tenant = md[translate.MetadataTenant].GetStringValue()
+	u.route = md[translate.MetadataRoute].GetStringValue()
+	if u.requestID == "" {
+		u.requestID = valueString(attributes(req).GetFields()["request.id"])
+	}
+}
+
+// finish bills an attempt that never got its answer but ran for the whole
+// per-try timeout: Envoy starts that timer only once the connection is up
+// (UpstreamRequest::onPoolReady), so the provider received the request
+// and, like every provider, bills the prompt it processed. An attempt that
+// ended sooner (connect failure, reset, the client leaving) is not billed
+// here: the downstream role meters a request the client abandoned.
+func (u *upstream) finish(ctx context.Context, _ bool) {
+	if u.answered || u.sentAt.IsZero() || !u.resolved {
+		return
+	}
+	limit := u.perTryTimeout()
+	if limit <= 0 || u.s.now().Sub(u.sentAt) < limit {
+		u.countAttempt("unanswered")
+		return
+	}
+	u.countAttempt("timed_out")
+	if u.tenant == "" {
+		// A filter without the forwarded metadata (hand-written config):
+		// nobody to bill; counted so that the gap is visible.
+		u.s.metrics.Failures.WithLabelValues("upstream_metering", "open").Inc()
+		return
+	}
+	u.billTimedOut(ctx)
+}
+
+// perTryTimeout is the per_try_timeout of the attempt's route: the largest
+// timeout among the alias's providers (translate sets it so).
+func (u *upstream) perTryTimeout() time.Duration {
+	var limit time.Duration
+	if m, ok := u.rt.cfg.Models[u.route]; ok {
+		for _, t := range m.Targets {
+			limit = max(limit, u.rt.cfg.Providers[t.Provider].Timeout)
+		}
+		return limit
+	}
+	return u.rt.cfg.Providers[u.target.Provider].Timeout
+}
+
+// billTimedOut charges the tenant the attempt's prompt at the target's input
+// price, counted with the target's tokenizer, without a cap check: the
+// provider has billed it already. Output the provider may have generated
+// before it noticed the reset is invisible and not billed.
+func (u *upstream) billTimedOut(ctx context.Context) {
+	rt, now := u.rt, u.s.now()
+	price, ok := rt.price(u.target.Provider, u.target.Model, now)
+	if !ok {
+		rt.unpriced(u.s.metrics, u.target.Provider, u.target.Model)
+		return
+	}
+	req, err := llm.ParseRequest(u.op, u.body)
+	if err != nil {
+		return
+	}
+	tokens := countTokens(u.s.tokens, u.target.Model, req.PromptText())
+	cost := meter.Cost(price, meter.Usage{InputTokens: tokens, Estimated: true})
+	if cost <= 0 {
+		return
+	}
+	u.s.metrics.CostUSD.WithLabelValues(rt.tenantLabels.Value(u.tenant), rt.providerLabels.Value(u.target.Provider), rt.targetLabels.Value(u.target.Model)).Add(cost.USD())
+	if u.s.budgets == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := u.s.budgets.Charge(cctx, u.tenant, cost, u.s.reservationID(u.requestID)+"/timed-out"); err != nil {
+		u.s.metrics.Failures.WithLabelValues("budgets", string(rt.cfg.FailureMode.Budgets)).Inc()
+		u.s.log.Error("charging a timed-out attempt failed", "tenant", u.tenant, "err", err)
+	}
+}
+
+func (u *upstream) countAttempt(result string) {
+	if !u.resolved {
+		return
+	}
+	u.s.metrics.UpstreamAttempts.WithLabelValues(u.rt.providerLabels.Value(u.target.Provider), u.rt.targetLabels.Value(u.target.Model), result).Inc()
 }
 
 // resolve finds the attempt's target from the host attributes (sent with
@@ -125,6 +234,7 @@ func (u *upstream) pathFor(path string, cr *extprocv3.CommonResponse) {
 			break
 		}
 	}
+	u.op = llm.OperationForPath(path)
 	if u.resolved {
 		path = basePath(u.rt.cfg.Providers[u.target.Provider].BaseURL) + path
 	}

@@ -75,14 +75,17 @@ func DownstreamProcessingMode() *extprocv3.ProcessingMode {
 // UpstreamProcessingMode is the shipped mode of the upstream filter: request
 // headers sent (held until the body reply, so the provider credential set
 // there applies), the request body buffered (the model is rewritten for the
-// attempt's target), nothing of the response (the downstream role learns the
-// serving target from DownstreamResponseAttributes).
+// attempt's target), and the response headers, so that the server knows
+// which attempts a provider answered: an attempt cut by per_try_timeout
+// never has response headers, and a provider bills the prompt it received
+// (the downstream role learns the serving target from
+// DownstreamResponseAttributes and meters the answer).
 func UpstreamProcessingMode() *extprocv3.ProcessingMode {
 	return &extprocv3.ProcessingMode{
 		RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
 		RequestBodyMode:     extprocv3.ProcessingMode_BUFFERED,
 		RequestTrailerMode:  extprocv3.ProcessingMode_SKIP,
-		ResponseHeaderMode:  extprocv3.ProcessingMode_SKIP,
+		ResponseHeaderMode:  extprocv3.ProcessingMode_SEND,
 		ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
 		ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
 	}
@@ -121,6 +124,13 @@ func UpstreamExtProc(c *config.Config) *extprocv3.ExternalProcessor {
 		RequestAttributes: append([]string(nil), UpstreamRequestAttributes...),
 		MessageTimeout:    durationpb.New(c.XDS.MessageTimeout),
 		StatPrefix:        "tollgate_upstream",
+		// The downstream role's {"tollgate": {"route", "tenant"}} reaches
+		// each attempt as metadata_context (the upstream filter shares the
+		// request's stream info), so a timed-out attempt is billed to the
+		// right tenant.
+		MetadataOptions: &extprocv3.MetadataOptions{
+			ForwardingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{MetadataNamespace}},
+		},
 	}
 }
 

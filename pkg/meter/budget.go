@@ -180,6 +180,22 @@ func (b *Budgets) CapsFor(tenant string) Caps {
 // errors (for example Redis unreachable) are returned wrapped; the caller
 // decides whether to fail open or closed.
 func (b *Budgets) Reserve(ctx context.Context, tenant string, amount Money, id string) (*Reservation, error) {
+	return b.reserve(ctx, tenant, amount, id, b.CapsFor(tenant))
+}
+
+// Charge records amount as tenant's spend under id, without checking the
+// caps: money a provider bills for work Tollgate could not refuse in
+// advance, such as an attempt Envoy cut by its per-try timeout after the
+// provider had received it. The spend counts against later reservations.
+func (b *Budgets) Charge(ctx context.Context, tenant string, amount Money, id string) error {
+	r, err := b.reserve(ctx, tenant, amount, id, Caps{})
+	if err != nil {
+		return err
+	}
+	return r.Settle(ctx, amount)
+}
+
+func (b *Budgets) reserve(ctx context.Context, tenant string, amount Money, id string, caps Caps) (*Reservation, error) {
 	if amount < 0 {
 		return nil, fmt.Errorf("reserve %s: %w: negative amount %s", id, ErrInvalidAmount, amount)
 	}
@@ -192,7 +208,7 @@ func (b *Budgets) Reserve(ctx context.Context, tenant string, amount Money, id s
 		ID:      id,
 		Windows: WindowsAt(now),
 		Amount:  amount,
-		Caps:    b.CapsFor(tenant),
+		Caps:    caps,
 		At:      now,
 	}
 	if err := b.store.Reserve(ctx, req); err != nil {

@@ -116,6 +116,28 @@ func TestBudgetsReserveSettleRelease(t *testing.T) {
 	}
 }
 
+// TestBudgetsCharge: a charge is spend even past the cap (the provider has
+// billed it), and it counts against the next reservation.
+func TestBudgetsCharge(t *testing.T) {
+	for _, sf := range storeFactories() {
+		t.Run(sf.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			store, _ := sf.new(t)
+			b := NewBudgets(store, map[string]Caps{"acme": {Daily: Dollar}}, WithClock(newFakeClock(t0).Now))
+			r, err := b.Reserve(ctx, "acme", 80*Cent, "req-1")
+			require.NoError(t, err)
+			require.NoError(t, b.Charge(ctx, "acme", 70*Cent, "req-1/attempt"), "a charge is never refused by the cap")
+			require.NoError(t, r.Settle(ctx, 80*Cent))
+			s, err := b.Spent(ctx, "acme")
+			require.NoError(t, err)
+			assert.Equal(t, Spend{Daily: 150 * Cent, Monthly: 150 * Cent}, s)
+			_, err = b.Reserve(ctx, "acme", 1, "req-2")
+			assert.ErrorIs(t, err, ErrBudgetExceeded)
+			assert.ErrorIs(t, b.Charge(ctx, "acme", -1, "req-3"), ErrInvalidAmount)
+		})
+	}
+}
+
 func TestBudgetsExceeded(t *testing.T) {
 	tests := []struct {
 		name       string

@@ -31,6 +31,7 @@ type Metrics struct {
 	Passthrough         *prometheus.CounterVec   // tollgate_passthrough_requests_total{reason}
 	Streams             *prometheus.GaugeVec     // tollgate_extproc_streams{role}
 	Unpriced            *prometheus.CounterVec   // tollgate_unpriced_requests_total{provider,model}
+	UpstreamAttempts    *prometheus.CounterVec   // tollgate_upstream_attempts_total{provider,model,result}
 	PromptRequests      *prometheus.CounterVec   // tollgate_prompt_requests_total{prompt}
 	RoutingDecisions    *prometheus.CounterVec   // tollgate_routing_decisions_total{alias,tier,chosen,shadow}
 	ModelChanges        *prometheus.CounterVec   // tollgate_model_change_total{alias}
@@ -112,6 +113,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Unpriced: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_unpriced_requests_total", Help: "Requests whose provider/model has no catalog price (cost counted as 0).",
 		}, []string{"provider", "model"}),
+		UpstreamAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_upstream_attempts_total",
+			Help: "Attempts the upstream role saw, by result: answered (the provider's response headers arrived), timed_out (no answer within the per-try timeout: billed the prompt), unanswered (ended sooner without an answer: connect failure or reset, not billed).",
+		}, []string{"provider", "model", "result"}),
 		PromptRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_prompt_requests_total", Help: "Requests that used a registry prompt, by name@version.",
 		}, []string{"prompt"}),
@@ -135,7 +140,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.TokenUsage, m.RequestDuration, m.TimeToFirstToken, m.TimePerOutputToken,
 		m.CostUSD, m.Requests, m.EstimatedRequests, m.CacheSavedUSD, m.GuardFindings,
 		m.StageDuration, m.BudgetSpent, m.BudgetRejections, m.Failures, m.RateLimitRejections, m.ProtocolErrors,
-		m.Passthrough, m.Streams, m.Unpriced)
+		m.Passthrough, m.Streams, m.Unpriced, m.UpstreamAttempts)
 	return m
 }
 

@@ -59,6 +59,7 @@ func routerModule(t *testing.T) []byte {
 type deployment struct {
 	primary, secondary *fakeprovider.Provider
 	extProcAddr        string
+	adminAddr          string
 	cfg                *config.Config
 	hosts              map[string]string
 }
@@ -97,7 +98,8 @@ func startDeployment(t *testing.T, chatFault string, mutate func(*config.Config)
 		mutate(cfg)
 	}
 	d.cfg = cfg
-	d.extProcAddr = extproctest.Start(t, cfg, map[string]string{"PRIMARY_KEY": primaryKey, "SECONDARY_KEY": secondaryKey})
+	addrs := extproctest.StartAddrs(t, cfg, map[string]string{"PRIMARY_KEY": primaryKey, "SECONDARY_KEY": secondaryKey})
+	d.extProcAddr, d.adminAddr = addrs.ExtProc, addrs.Admin
 	return d
 }
 
