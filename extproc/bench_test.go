@@ -11,7 +11,9 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
+	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/config/preflight"
 )
@@ -33,8 +35,17 @@ const jsonResponse = `{"id":"chatcmpl-1","object":"chat.completion","created":1,
 // runExchanges drives b.N exchanges of msgs over one gRPC client.
 func runExchanges(b *testing.B, client extprocv3.ExternalProcessorClient, msgs []*extprocv3.ProcessingRequest) {
 	b.Helper()
+	runExchangesMD(b, client, nil, msgs)
+}
+
+// runExchangesMD is runExchanges with the stream's initial metadata.
+func runExchangesMD(b *testing.B, client extprocv3.ExternalProcessorClient, md metadata.MD, msgs []*extprocv3.ProcessingRequest) {
+	b.Helper()
 	b.ReportAllocs()
 	ctx := context.Background()
+	if md != nil {
+		ctx = metadata.NewOutgoingContext(ctx, md)
+	}
 	for b.Loop() {
 		st, err := client.Process(ctx)
 		if err != nil {
@@ -73,6 +84,35 @@ func BenchmarkExchange(b *testing.B) {
 		responseBody(jsonResponse),
 	)
 	runExchanges(b, ts.client, msgs)
+}
+
+// BenchmarkUpstreamAttempt is one attempt of the upstream role over a
+// real loopback gRPC connection: request headers (credential), the 2 KiB
+// buffered body ("model" rewrite), and, in the shipped mode, the response
+// headers that tell an answered attempt from a timed-out one.
+func BenchmarkUpstreamAttempt(b *testing.B) {
+	ts := startServer(b, nil)
+	attempt := func(withResponse bool) []*extprocv3.ProcessingRequest {
+		h := requestHeaders(map[string]string{":path": "/v1/chat/completions", "authorization": "Bearer sk-tollgate-demo"}, false)
+		h.Attributes = hostAttrs("fake", "gpt-4o-mini")
+		msgs := []*extprocv3.ProcessingRequest{h, requestBody(chat2KiB())}
+		for _, m := range msgs {
+			m.MetadataContext = admissionMetadata("demo", "small")
+		}
+		if withResponse {
+			msgs = append(msgs, responseHeaders(":status", "200", "content-type", "application/json"))
+		}
+		return msgs
+	}
+	md := metadata.Pairs(translate.RoleHeader, translate.RoleUpstream)
+	for _, bc := range []struct {
+		name     string
+		response bool
+	}{{"request_only", false}, {"shipped", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			runExchangesMD(b, ts.client, md, attempt(bc.response))
+		})
+	}
 }
 
 // passthrough replies CONTINUE to every message: the naive ext_proc server.
