@@ -27,6 +27,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 )
 
 // deployDoc is one document of a multi-document file, as JSON.
@@ -207,7 +208,7 @@ func TestDeployGateway(t *testing.T) {
 	assert.Equal(t, "Buffered", ep.ProcessingMode.Response.Body)
 	assert.True(t, ep.ProcessingMode.AllowModeOverride)
 	assert.False(t, ep.FailOpen)
-	assert.Equal(t, []string{translate.MetadataNamespace}, ep.Metadata.WritableNamespaces)
+	assert.Equal(t, []string{contract.MetadataNamespace}, ep.Metadata.WritableNamespaces)
 	require.Len(t, ep.BackendRefs, 1)
 	assert.Equal(t, "tollgate-extproc", ep.BackendRefs[0].Name)
 	assert.Equal(t, "tollgate", ep.BackendRefs[0].Namespace)

@@ -18,6 +18,7 @@ import (
 	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/envoy/validate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 )
 
 // deployStaticFile is the static Envoy config for users without tollgate xds.
@@ -84,7 +85,7 @@ func TestDeployStaticEnvoyShape(t *testing.T) {
 	// Routes match the dynamic metadata ext_proc writes, never a header.
 	for _, r := range routes[:len(routes)-1] {
 		require.Len(t, r.GetMatch().GetDynamicMetadata(), 1, "route %s", r.GetName())
-		assert.Equal(t, translate.MetadataNamespace, r.GetMatch().GetDynamicMetadata()[0].GetFilter())
+		assert.Equal(t, contract.MetadataNamespace, r.GetMatch().GetDynamicMetadata()[0].GetFilter())
 		assert.Empty(t, r.GetMatch().GetHeaders())
 	}
 	assert.NotNil(t, routes[len(routes)-1].GetDirectResponse(), "the last route answers 404")

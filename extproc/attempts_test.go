@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 	"github.com/tollgate-dev/tollgate/pkg/telemetry"
@@ -44,9 +44,9 @@ func (c *stepClock) advance(d time.Duration) {
 // forwards: what the downstream role admitted the request with.
 func admissionMetadata(tenant, route string) *corev3.Metadata {
 	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
-		translate.MetadataNamespace: {Fields: map[string]*structpb.Value{
-			translate.MetadataTenant: structpb.NewStringValue(tenant),
-			translate.MetadataRoute:  structpb.NewStringValue(route),
+		contract.MetadataNamespace: {Fields: map[string]*structpb.Value{
+			contract.MetadataTenant: structpb.NewStringValue(tenant),
+			contract.MetadataRoute:  structpb.NewStringValue(route),
 		}},
 	}}
 }
@@ -99,7 +99,7 @@ func TestTimedOutAttemptsAreBilled(t *testing.T) {
 			ts := serveForTest(t, srv, reg, m)
 
 			ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(),
-				metadata.Pairs(translate.RoleHeader, translate.RoleUpstream)), 5*time.Second)
+				metadata.Pairs(contract.RoleHeader, contract.RoleUpstream)), 5*time.Second)
 			defer cancel()
 			st, err := ts.client.Process(ctx)
 			require.NoError(t, err)

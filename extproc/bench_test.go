@@ -13,9 +13,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/config/preflight"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 )
 
 func chat2KiB() string {
@@ -104,7 +104,7 @@ func BenchmarkUpstreamAttempt(b *testing.B) {
 		}
 		return msgs
 	}
-	md := metadata.Pairs(translate.RoleHeader, translate.RoleUpstream)
+	md := metadata.Pairs(contract.RoleHeader, contract.RoleUpstream)
 	for _, bc := range []struct {
 		name     string
 		response bool

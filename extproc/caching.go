@@ -9,6 +9,7 @@ import (
 	"github.com/tollgate-dev/tollgate/pkg/cache"
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/config/preflight"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 )
@@ -76,11 +77,11 @@ func (d *downstream) answerFromCache(h *hitReply) (status int, body []byte, m *m
 			m.setHeader("cache-control", "no-cache")
 		}
 	}
-	m.setHeader(HeaderCache, "hit")
+	m.setHeader(contract.HeaderCache, "hit")
 	if h.hit.Kind == cache.KindSemantic {
-		m.setHeader(HeaderSimilarity, strconv.FormatFloat(h.hit.Similarity, 'f', 4, 64))
+		m.setHeader(contract.HeaderSimilarity, strconv.FormatFloat(h.hit.Similarity, 'f', 4, 64))
 	}
-	m.setHeader(HeaderCost, "0")
+	m.setHeader(contract.HeaderCost, "0")
 	d.setGuardrailsHeader(m) // a cached answer was screened before it was stored
 	// The saving: what the cached answer's usage costs at the alias's
 	// first target price.

@@ -12,9 +12,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/cache"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 )
@@ -359,12 +359,12 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 	mut.removeHeader("proxy-authorization")
 	// The identity the wasm router set travels on as dynamic metadata
 	// (tollgate.tenant), not as headers a provider would receive.
-	mut.removeHeader(HeaderTenant)
-	mut.removeHeader(HeaderTier)
-	mut.removeHeader(HeaderKeyID)
+	mut.removeHeader(contract.HeaderTenant)
+	mut.removeHeader(contract.HeaderTier)
+	mut.removeHeader(contract.HeaderKeyID)
 	// x-tollgate-route stays: platforms that route on headers (Istio,
 	// Envoy Gateway) need it; the upstream role removes it.
-	mut.setHeader(HeaderRoute, d.alias)
+	mut.setHeader(contract.HeaderRoute, d.alias)
 	changed := len(req.Body) != len(body) || string(req.Body) != string(body)
 	if changed && d.headers.get("content-length") != "" {
 		mut.setHeader("content-length", strconv.Itoa(len(req.Body)))
@@ -547,9 +547,9 @@ func (d *downstream) listModels() *extprocv3.ProcessingResponse {
 // can write it, so only admitted requests reach a provider route.
 func routeMetadata(alias, tenant string) *structpb.Struct {
 	return &structpb.Struct{Fields: map[string]*structpb.Value{
-		translate.MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
-			translate.MetadataRoute:  structpb.NewStringValue(alias),
-			translate.MetadataTenant: structpb.NewStringValue(tenant),
+		contract.MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			contract.MetadataRoute:  structpb.NewStringValue(alias),
+			contract.MetadataTenant: structpb.NewStringValue(tenant),
 		}}),
 	}}
 }

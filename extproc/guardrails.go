@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 	"github.com/tollgate-dev/tollgate/pkg/guard"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
 )
@@ -36,7 +37,7 @@ func (d *downstream) guardInput() *rejection {
 	return nil
 }
 
-// setGuardrailsHeader sets HeaderGuardrails on a response: whether the
+// setGuardrailsHeader sets contract.HeaderGuardrails on a response: whether the
 // input guard redacted the request and whether the output guard changed the
 // answer (known only for a buffered answer, whose headers wait for the
 // body; a stream's headers leave before its first chunk). No header when
@@ -54,7 +55,7 @@ func (d *downstream) setGuardrailsHeader(m *mutation) {
 	case d.outputModified:
 		v = "redacted-output"
 	}
-	m.setHeader(HeaderGuardrails, v)
+	m.setHeader(contract.HeaderGuardrails, v)
 }
 
 func blocked(f *guard.Finding) *rejection {

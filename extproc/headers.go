@@ -7,29 +7,11 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/tollgate-dev/tollgate/controlplane/translate"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 )
 
-// Header names of the contract in ARCHITECTURE.md.
-const (
-	HeaderTenant     = "x-tollgate-tenant"
-	HeaderTier       = "x-tollgate-tier"
-	HeaderKeyID      = "x-tollgate-key-id"
-	HeaderRoute      = "x-tollgate-route"
-	HeaderCache      = "x-tollgate-cache"
-	HeaderSimilarity = "x-tollgate-cache-similarity"
-	HeaderCost       = "x-tollgate-cost-usd"
-	HeaderProvider   = "x-tollgate-provider"
-	HeaderModel      = "x-tollgate-model"
-	HeaderEstimated  = "x-tollgate-usage-estimated"
-	// HeaderGuardrails says whether guardrails changed the exchange:
-	// "redacted-input", "redacted-output", both comma-separated, or "none";
-	// absent when guardrails are off.
-	HeaderGuardrails = "x-tollgate-guardrails"
-	tollgatePrefix   = "x-tollgate-"
-
-	attrNamespace = "envoy.filters.http.ext_proc"
-)
+// attrNamespace is where Envoy puts the attributes of a ProcessingRequest.
+const attrNamespace = "envoy.filters.http.ext_proc"
 
 // headerMap is a request's or response's headers, keys lowercased.
 type headerMap map[string]string
@@ -67,13 +49,13 @@ func attributes(req *extprocv3.ProcessingRequest) *structpb.Struct {
 }
 
 // hostTarget reads the provider and model of the upstream host Envoy chose,
-// from the attributes translate.HostAttribute names.
+// from the attributes contract.HostAttribute names.
 func hostTarget(attrs *structpb.Struct) (provider, model string) {
 	if attrs == nil {
 		return "", ""
 	}
 	f := attrs.GetFields()
-	return valueString(f[translate.HostAttribute(translate.HostProvider)]), valueString(f[translate.HostAttribute(translate.HostModel)])
+	return valueString(f[contract.HostAttribute(contract.HostProvider)]), valueString(f[contract.HostAttribute(contract.HostModel)])
 }
 
 // headersFromAttributes reads request.path/method/id and the

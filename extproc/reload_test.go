@@ -19,6 +19,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 	"github.com/tollgate-dev/tollgate/pkg/telemetry"
 )
@@ -68,7 +69,7 @@ func TestReloadAppliesEachSection(t *testing.T) {
 			responseHeaders(":status", "200", "content-type", "application/json"),
 			responseBody(`{"model":"gpt-4o-mini","choices":[{"message":{"content":"y"}}],"usage":{"prompt_tokens":100,"completion_tokens":100}}`))...)
 		require.NoError(t, err)
-		v, _ := headerValue(out[len(out)-1].GetResponseBody().GetResponse().GetHeaderMutation(), HeaderCost)
+		v, _ := headerValue(out[len(out)-1].GetResponseBody().GetResponse().GetHeaderMutation(), contract.HeaderCost)
 		return v
 	}
 	auth := func(t *testing.T, c extprocv3.ExternalProcessorClient) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/sjson"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 	"github.com/tollgate-dev/tollgate/pkg/guard"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
@@ -38,12 +39,12 @@ func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders, attrs *structpb
 		d.provider, d.target = p, m
 	}
 	var mut mutation
-	mut.setHeader(HeaderProvider, d.provider)
-	mut.setHeader(HeaderModel, d.target)
+	mut.setHeader(contract.HeaderProvider, d.provider)
+	mut.setHeader(contract.HeaderModel, d.target)
 	if d.cacheState == "" {
 		d.cacheState = "bypass" // cache off, or the request was not cacheable
 	}
-	mut.setHeader(HeaderCache, d.cacheState)
+	mut.setHeader(contract.HeaderCache, d.cacheState)
 	d.rateHeaders(&mut)
 
 	if d.status >= 300 || h.GetEndOfStream() {
@@ -139,10 +140,10 @@ func (d *downstream) onResponseBody(ctx context.Context, body []byte) *extprocv3
 		d.outcome = "blocked_output"
 		return immediate(rej)
 	}
-	mut.setHeader(HeaderCost, formatUSD(cost.USD()))
+	mut.setHeader(contract.HeaderCost, formatUSD(cost.USD()))
 	d.setGuardrailsHeader(&mut)
 	if !d.hasUsage {
-		mut.setHeader(HeaderEstimated, "true")
+		mut.setHeader(contract.HeaderEstimated, "true")
 	}
 	if d.status == 200 && err == nil && !resp.IsError {
 		t = time.Now()

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 )
 
 // TestRunReloadsConfig: a valid edit of the config file reaches new streams;
@@ -148,7 +149,7 @@ func TestGracefulShutdownFinishesStreamsAndFlushesLedger(t *testing.T) {
 	}
 	send(responseHeaders(":status", "200", "content-type", "application/json"))
 	r := send(responseBody(`{"choices":[{"message":{"content":"y"}}],"usage":{"prompt_tokens":100,"completion_tokens":100}}`))
-	cost, _ := headerValue(r.GetResponseBody().GetResponse().GetHeaderMutation(), HeaderCost)
+	cost, _ := headerValue(r.GetResponseBody().GetResponse().GetHeaderMutation(), contract.HeaderCost)
 	require.Equal(t, "0.000075", cost, "gpt-4o-mini: 100*0.15/1e6 + 100*0.60/1e6")
 	require.NoError(t, st.CloseSend())
 	select {

@@ -23,8 +23,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 	"github.com/tollgate-dev/tollgate/pkg/eval"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 	"github.com/tollgate-dev/tollgate/pkg/telemetry"
@@ -147,7 +147,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 	defer s.metrics.Streams.WithLabelValues(role).Dec()
 
 	var h handler
-	if role == translate.RoleUpstream {
+	if role == contract.RoleUpstream {
 		h = newUpstream(s, s.rt.Load())
 	} else {
 		h = newDownstream(s, s.rt.Load())
@@ -216,10 +216,10 @@ func (e *protocolError) Error() string { return "unexpected ext_proc message: " 
 
 func roleOf(ctx context.Context) string {
 	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get(translate.RoleHeader); len(v) > 0 && v[0] == translate.RoleUpstream {
-		return translate.RoleUpstream
+	if v := md.Get(contract.RoleHeader); len(v) > 0 && v[0] == contract.RoleUpstream {
+		return contract.RoleUpstream
 	}
-	return translate.RoleDownstream
+	return contract.RoleDownstream
 }
 
 // kindOf names the oneof case of a request, for errors and metrics.

@@ -20,8 +20,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 	"github.com/tollgate-dev/tollgate/pkg/telemetry"
 )
 
@@ -184,16 +184,16 @@ func TestDownstreamExchange(t *testing.T) {
 	rb := out[1].GetRequestBody().GetResponse()
 	require.NotNil(t, rb)
 	assert.True(t, rb.GetClearRouteCache())
-	route, _ := headerValue(rb.GetHeaderMutation(), HeaderRoute)
+	route, _ := headerValue(rb.GetHeaderMutation(), contract.HeaderRoute)
 	assert.Equal(t, "small", route)
-	for _, h := range []string{"authorization", "x-api-key", "proxy-authorization", HeaderTenant, HeaderTier, HeaderKeyID} {
+	for _, h := range []string{"authorization", "x-api-key", "proxy-authorization", contract.HeaderTenant, contract.HeaderTier, contract.HeaderKeyID} {
 		assert.Contains(t, rb.GetHeaderMutation().GetRemoveHeaders(), h, "%s never reaches a provider", h)
 	}
 	assert.Equal(t, "demo", out[1].GetDynamicMetadata().GetFields()["tollgate"].GetStructValue().GetFields()["tenant"].GetStringValue(), "the tenant travels as dynamic metadata")
 
 	rh := out[2]
 	assert.Nil(t, rh.GetModeOverride(), "JSON stays BUFFERED")
-	cost, ok := headerValue(out[3].GetResponseBody().GetResponse().GetHeaderMutation(), HeaderCost)
+	cost, ok := headerValue(out[3].GetResponseBody().GetResponse().GetHeaderMutation(), contract.HeaderCost)
 	require.True(t, ok)
 	// gpt-4o-mini (built-in OpenAI price 0.15 / 0.60 per M).
 	assert.Equal(t, "0.00135", cost)
@@ -299,15 +299,15 @@ func TestRejections(t *testing.T) {
 // hostAttrs are the attributes of the upstream host Envoy chose.
 func hostAttrs(provider, model string) map[string]*structpb.Struct {
 	return attrs(map[string]string{
-		translate.HostAttribute(translate.HostProvider): provider,
-		translate.HostAttribute(translate.HostModel):    model,
+		contract.HostAttribute(contract.HostProvider): provider,
+		contract.HostAttribute(contract.HostModel):    model,
 		"request.id": "r1",
 	})
 }
 
 func TestUpstreamRole(t *testing.T) {
 	ts := startServer(t, nil)
-	md := metadata.Pairs(translate.RoleHeader, translate.RoleUpstream)
+	md := metadata.Pairs(contract.RoleHeader, contract.RoleUpstream)
 	attempt := func(provider, model string) []*extprocv3.ProcessingRequest {
 		h := requestHeaders(map[string]string{":path": "/v1/chat/completions", "authorization": "Bearer sk-tollgate-demo"}, false)
 		h.Attributes = hostAttrs(provider, model)

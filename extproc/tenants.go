@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 )
 
 // identity is who a request is billed to.
@@ -50,8 +51,8 @@ func apiKey(h headerMap) string {
 // resolve returns the identity of a request or a 401 rejection.
 func (t *tenants) resolve(h headerMap) (identity, *rejection) {
 	if t.trustHeader {
-		if tenant := h.get(HeaderTenant); tenant != "" {
-			return identity{Tenant: tenant, Tier: h.get(HeaderTier), KeyID: h.get(HeaderKeyID)}, nil
+		if tenant := h.get(contract.HeaderTenant); tenant != "" {
+			return identity{Tenant: tenant, Tier: h.get(contract.HeaderTier), KeyID: h.get(contract.HeaderKeyID)}, nil
 		}
 	}
 	key := apiKey(h)

@@ -11,8 +11,8 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
-	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 )
@@ -21,7 +21,7 @@ import (
 // an alias's aggregate cluster: Envoy sends the request headers, then the
 // buffered body, once per attempt (retries build a fresh chain). The
 // attempt's target comes from the chosen host's endpoint metadata
-// (translate.UpstreamRequestAttributes), since xds.cluster_name is the
+// (contract.UpstreamRequestAttributes()), since xds.cluster_name is the
 // aggregate on every attempt.
 type upstream struct {
 	s        *Server
@@ -84,9 +84,9 @@ func (u *upstream) admission(req *extprocv3.ProcessingRequest) {
 	if u.tenant != "" {
 		return
 	}
-	md := req.GetMetadataContext().GetFilterMetadata()[translate.MetadataNamespace].GetFields()
-	u.tenant = md[translate.MetadataTenant].GetStringValue()
-	u.route = md[translate.MetadataRoute].GetStringValue()
+	md := req.GetMetadataContext().GetFilterMetadata()[contract.MetadataNamespace].GetFields()
+	u.tenant = md[contract.MetadataTenant].GetStringValue()
+	u.route = md[contract.MetadataRoute].GetStringValue()
 	if u.requestID == "" {
 		u.requestID = valueString(attributes(req).GetFields()["request.id"])
 	}
@@ -193,7 +193,7 @@ func (u *upstream) credentials() *extprocv3.CommonResponse {
 	var m mutation
 	m.removeHeader("x-api-key")
 	m.removeHeader("proxy-authorization")
-	for _, h := range []string{HeaderRoute, HeaderTenant, HeaderTier, HeaderKeyID} {
+	for _, h := range []string{contract.HeaderRoute, contract.HeaderTenant, contract.HeaderTier, contract.HeaderKeyID} {
 		m.removeHeader(h) // Tollgate's own headers are not the provider's business
 	}
 	if !u.resolved {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/xds"
 
 	"github.com/tollgate-dev/tollgate/controlplane/translate"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 )
 
 // backend is a gRPC server standing in for one provider target.
@@ -69,7 +70,7 @@ models:
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ctx = metadata.AppendToOutgoingContext(ctx, translate.RouteHeader, "chat")
+	ctx = metadata.AppendToOutgoingContext(ctx, contract.HeaderRoute, "chat")
 
 	call := func() (string, error) {
 		var p peer.Peer

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 )
 
 // Extension names used by clusters.
@@ -204,12 +206,12 @@ func circuitBreakers() *clusterv3.CircuitBreakers {
 }
 
 // hostMetadata names the target an endpoint serves, for the ext_proc
-// attributes built with HostAttribute.
+// attributes built with contract.HostAttribute.
 func hostMetadata(t Target) *corev3.Metadata {
 	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
-		MetadataNamespace: {Fields: map[string]*structpb.Value{
-			HostProvider: structpb.NewStringValue(t.Provider),
-			HostModel:    structpb.NewStringValue(t.Model),
+		contract.MetadataNamespace: {Fields: map[string]*structpb.Value{
+			contract.HostProvider: structpb.NewStringValue(t.Provider),
+			contract.HostModel:    structpb.NewStringValue(t.Model),
 		}},
 	}}
 }

@@ -6,49 +6,11 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 )
 
 // ExtProcCluster is the name of the Envoy cluster that reaches `tollgate extproc`.
 const ExtProcCluster = "tollgate_extproc"
-
-// MetadataNamespace is the dynamic-metadata namespace the downstream role
-// writes (keys MetadataRoute and MetadataTenant) and routes match on. The
-// provider endpoints carry static metadata in the same namespace (keys
-// HostProvider and HostModel) naming the target they serve.
-const (
-	MetadataNamespace = "tollgate"
-	MetadataRoute     = "route"
-	MetadataTenant    = "tenant"
-	HostProvider      = "provider"
-	HostModel         = "model"
-)
-
-// RoleHeader is the gRPC initial-metadata key that tells the ext_proc server
-// which role a stream plays; values RoleDownstream and RoleUpstream.
-const (
-	RoleHeader     = "x-tollgate-role"
-	RoleDownstream = "downstream"
-	RoleUpstream   = "upstream"
-)
-
-// HostAttribute is the CEL attribute that reads key from the metadata of the
-// upstream host Envoy chose for the current attempt (an endpoint of one of
-// the aggregate cluster's member clusters). Envoy evaluates
-// xds.upstream_host_metadata from the stream's upstream info
-// (source/extensions/filters/common/expr/context.cc, XDSLookupValues), which
-// the router sets per attempt (source/common/router/upstream_request.cc).
-func HostAttribute(key string) string {
-	return "xds.upstream_host_metadata.filter_metadata['" + MetadataNamespace + "']['" + key + "']"
-}
-
-// UpstreamRequestAttributes tell the upstream role which target an attempt
-// goes to: the chosen host's provider and model. xds.cluster_name is the
-// route's (aggregate) cluster on every attempt, so it cannot name the target.
-var UpstreamRequestAttributes = []string{HostAttribute(HostProvider), HostAttribute(HostModel), "request.id"}
-
-// DownstreamResponseAttributes tell the downstream role, with the response
-// headers, which target served the final attempt (prices follow it).
-var DownstreamResponseAttributes = []string{HostAttribute(HostProvider), HostAttribute(HostModel)}
 
 // DownstreamProcessingMode is the shipped mode of the downstream filter.
 // Request headers are SENT: Envoy then holds them (and the router) until the
@@ -79,7 +41,7 @@ func DownstreamProcessingMode() *extprocv3.ProcessingMode {
 // which attempts a provider answered: an attempt cut by per_try_timeout
 // never has response headers, and a provider bills the prompt it received
 // (the downstream role learns the serving target from
-// DownstreamResponseAttributes and meters the answer).
+// contract.DownstreamResponseAttributes and meters the answer).
 func UpstreamProcessingMode() *extprocv3.ProcessingMode {
 	return &extprocv3.ProcessingMode{
 		RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
@@ -94,10 +56,10 @@ func UpstreamProcessingMode() *extprocv3.ProcessingMode {
 // DownstreamExtProc is the ext_proc filter config for the downstream role.
 func DownstreamExtProc(c *config.Config) *extprocv3.ExternalProcessor {
 	return &extprocv3.ExternalProcessor{
-		GrpcService:        grpcService(RoleDownstream, c),
+		GrpcService:        grpcService(contract.RoleDownstream, c),
 		FailureModeAllow:   c.FailureMode.ExtProc == config.Open,
 		ProcessingMode:     DownstreamProcessingMode(),
-		ResponseAttributes: append([]string(nil), DownstreamResponseAttributes...),
+		ResponseAttributes: contract.DownstreamResponseAttributes(),
 		MessageTimeout:     durationpb.New(c.XDS.MessageTimeout),
 		AllowModeOverride:  true,
 		StatPrefix:         "tollgate",
@@ -106,7 +68,7 @@ func DownstreamExtProc(c *config.Config) *extprocv3.ExternalProcessor {
 		// a client can never reach a provider by sending x-tollgate-route
 		// itself (dynamic metadata cannot come from the client).
 		MetadataOptions: &extprocv3.MetadataOptions{
-			ReceivingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{MetadataNamespace}},
+			ReceivingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{contract.MetadataNamespace}},
 		},
 	}
 }
@@ -118,10 +80,10 @@ func DownstreamExtProc(c *config.Config) *extprocv3.ExternalProcessor {
 // for the chosen host's target and injects the provider credential.
 func UpstreamExtProc(c *config.Config) *extprocv3.ExternalProcessor {
 	return &extprocv3.ExternalProcessor{
-		GrpcService:       grpcService(RoleUpstream, c),
+		GrpcService:       grpcService(contract.RoleUpstream, c),
 		FailureModeAllow:  c.FailureMode.ExtProc == config.Open,
 		ProcessingMode:    UpstreamProcessingMode(),
-		RequestAttributes: append([]string(nil), UpstreamRequestAttributes...),
+		RequestAttributes: contract.UpstreamRequestAttributes(),
 		MessageTimeout:    durationpb.New(c.XDS.MessageTimeout),
 		StatPrefix:        "tollgate_upstream",
 		// The downstream role's {"tollgate": {"route", "tenant"}} reaches
@@ -129,7 +91,7 @@ func UpstreamExtProc(c *config.Config) *extprocv3.ExternalProcessor {
 		// request's stream info), so a timed-out attempt is billed to the
 		// right tenant.
 		MetadataOptions: &extprocv3.MetadataOptions{
-			ForwardingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{MetadataNamespace}},
+			ForwardingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{contract.MetadataNamespace}},
 		},
 	}
 }
@@ -142,7 +104,7 @@ func grpcService(role string, c *config.Config) *corev3.GrpcService {
 		// No stream timeout: one stream lives as long as its HTTP request,
 		// and streamed completions can run for minutes.
 		InitialMetadata: []*corev3.HeaderValue{
-			{Key: RoleHeader, Value: role},
+			{Key: contract.RoleHeader, Value: role},
 		},
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 )
 
 // bufferHeadroom is how far above listen.max_body_bytes Envoy still
@@ -157,8 +158,8 @@ func accessLog(a *config.AccessLog) ([]*accesslogv3.AccessLog, error) {
 				"details":        structpb.NewStringValue("%RESPONSE_CODE_DETAILS%"),
 				"flags":          structpb.NewStringValue("%RESPONSE_FLAGS%"),
 				"duration_ms":    structpb.NewStringValue("%DURATION%"),
-				"route":          structpb.NewStringValue("%DYNAMIC_METADATA(" + MetadataNamespace + ":" + MetadataRoute + ")%"),
-				"tenant":         structpb.NewStringValue("%DYNAMIC_METADATA(" + MetadataNamespace + ":" + MetadataTenant + ")%"),
+				"route":          structpb.NewStringValue("%DYNAMIC_METADATA(" + contract.MetadataNamespace + ":" + contract.MetadataRoute + ")%"),
+				"tenant":         structpb.NewStringValue("%DYNAMIC_METADATA(" + contract.MetadataNamespace + ":" + contract.MetadataTenant + ")%"),
 				"upstream_host":  structpb.NewStringValue("%UPSTREAM_HOST%"),
 				"upstream_retry": structpb.NewStringValue("%UPSTREAM_REQUEST_ATTEMPT_COUNT%"),
 				"request_id":     structpb.NewStringValue("%REQ(X-REQUEST-ID)%"),

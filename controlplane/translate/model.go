@@ -23,10 +23,6 @@ const (
 	WasmFilterName = WasmPluginName
 	// ExtProcFilterName is the ECDS name of the downstream ext_proc filter config.
 	ExtProcFilterName = "tollgate.extproc"
-	// RouteHeader is the header ext_proc sets to the model alias. Envoy
-	// routes match the dynamic metadata instead (see aliasMatch); the gRPC
-	// variant's routes match this header.
-	RouteHeader = "x-tollgate-route"
 
 	aliasClusterPrefix  = "tollgate/alias/"
 	targetClusterPrefix = "tollgate/target/"

@@ -7,6 +7,8 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 )
 
 // Retry settings for provider fallback.
@@ -80,24 +82,24 @@ func (m *Model) routeConfig(envoy bool) (*routev3.RouteConfiguration, error) {
 
 // aliasMatch selects an alias's route. For Envoy it matches the dynamic
 // metadata the downstream ext_proc role writes when it admits a request
-// (filter MetadataNamespace, key MetadataRoute): a client cannot set dynamic
+// (filter contract.MetadataNamespace, key contract.MetadataRoute): a client cannot set dynamic
 // metadata, so a request reaches a provider only through ext_proc, even with
 // failure_mode open or the wasm router off. x-tollgate-route, which ext_proc
 // also sets, is informational for Envoy. Proxyless gRPC clients have no
-// ext_proc and send RouteHeader themselves.
+// ext_proc and send contract.HeaderRoute themselves.
 func aliasMatch(alias string, metadata bool) *routev3.RouteMatch {
 	m := &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}
 	exact := &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: alias}}
 	if metadata {
 		m.DynamicMetadata = []*matcherv3.MetadataMatcher{{
-			Filter: MetadataNamespace,
-			Path:   []*matcherv3.MetadataMatcher_PathSegment{{Segment: &matcherv3.MetadataMatcher_PathSegment_Key{Key: MetadataRoute}}},
+			Filter: contract.MetadataNamespace,
+			Path:   []*matcherv3.MetadataMatcher_PathSegment{{Segment: &matcherv3.MetadataMatcher_PathSegment_Key{Key: contract.MetadataRoute}}},
 			Value:  &matcherv3.ValueMatcher{MatchPattern: &matcherv3.ValueMatcher_StringMatch{StringMatch: exact}},
 		}}
 		return m
 	}
 	m.Headers = []*routev3.HeaderMatcher{{
-		Name:                 RouteHeader,
+		Name:                 contract.HeaderRoute,
 		HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: exact},
 	}}
 	return m

@@ -23,6 +23,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/out")
@@ -189,8 +190,8 @@ func TestFallbackRoutesAndClusters(t *testing.T) {
 	assert.Empty(t, rt.Match.Headers, "Envoy routes never trust a header the client could send")
 	require.Len(t, rt.Match.DynamicMetadata, 1)
 	md := rt.Match.DynamicMetadata[0]
-	assert.Equal(t, translate.MetadataNamespace, md.Filter)
-	assert.Equal(t, translate.MetadataRoute, md.Path[0].GetKey())
+	assert.Equal(t, contract.MetadataNamespace, md.Filter)
+	assert.Equal(t, contract.MetadataRoute, md.Path[0].GetKey())
 	assert.Equal(t, "chat", md.Value.GetStringMatch().GetExact())
 	act := rt.GetRoute()
 	assert.Equal(t, translate.AliasClusterName("chat"), act.GetCluster())
@@ -224,9 +225,9 @@ func TestFallbackRoutesAndClusters(t *testing.T) {
 	assert.Equal(t, "envoy.filters.http.upstream_codec", apo.HttpFilters[1].Name, "upstream codec must be last")
 	var ep extprocv3.ExternalProcessor
 	require.NoError(t, apo.HttpFilters[0].GetTypedConfig().UnmarshalTo(&ep))
-	assert.Equal(t, translate.RoleUpstream, ep.GrpcService.InitialMetadata[0].Value)
+	assert.Equal(t, contract.RoleUpstream, ep.GrpcService.InitialMetadata[0].Value)
 	assert.Equal(t, extprocv3.ProcessingMode_SEND, ep.ProcessingMode.RequestHeaderMode)
-	assert.Equal(t, translate.UpstreamRequestAttributes, ep.RequestAttributes)
+	assert.Equal(t, contract.UpstreamRequestAttributes(), ep.RequestAttributes)
 	require.NotNil(t, agg.CircuitBreakers)
 	assert.Equal(t, uint32(1024), agg.CircuitBreakers.Thresholds[0].MaxRetries.GetValue())
 
@@ -243,10 +244,10 @@ func TestFallbackRoutesAndClusters(t *testing.T) {
 		var po httpv3.HttpProtocolOptions
 		require.NoError(t, c.TypedExtensionProtocolOptions["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].UnmarshalTo(&po))
 		assert.Empty(t, po.HttpFilters, "filters on a member cluster never run")
-		md := c.LoadAssignment.Endpoints[0].LbEndpoints[0].GetMetadata().GetFilterMetadata()[translate.MetadataNamespace]
+		md := c.LoadAssignment.Endpoints[0].LbEndpoints[0].GetMetadata().GetFilterMetadata()[contract.MetadataNamespace]
 		require.NotNil(t, md, "target %d endpoint names its target", i)
-		assert.NotEmpty(t, md.Fields[translate.HostProvider].GetStringValue())
-		assert.NotEmpty(t, md.Fields[translate.HostModel].GetStringValue())
+		assert.NotEmpty(t, md.Fields[contract.HostProvider].GetStringValue())
+		assert.NotEmpty(t, md.Fields[contract.HostModel].GetStringValue())
 		assert.NotNil(t, c.OutlierDetection)
 		assert.NotNil(t, c.CircuitBreakers)
 	}
@@ -335,7 +336,7 @@ func TestGRPCRoutesMatchHeader(t *testing.T) {
 	var h hcmv3.HttpConnectionManager
 	require.NoError(t, r.Listeners[0].ApiListener.ApiListener.UnmarshalTo(&h))
 	rt := h.GetRouteConfig().VirtualHosts[0].Routes[0]
-	assert.Equal(t, translate.RouteHeader, rt.Match.Headers[0].Name)
+	assert.Equal(t, contract.HeaderRoute, rt.Match.Headers[0].Name)
 	assert.Equal(t, "chat", rt.Match.Headers[0].GetStringMatch().GetExact())
 	assert.Nil(t, rt.GetRoute().RetryPolicy)
 	assert.Len(t, r.Endpoints, 3)

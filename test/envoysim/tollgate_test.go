@@ -10,6 +10,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/controlplane/translate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 )
 
 func TestDefaultFilterEqualsTranslator(t *testing.T) {
@@ -38,8 +39,8 @@ func TestFromTollgate(t *testing.T) {
 	for _, e := range entries[:len(entries)-1] {
 		require.Len(t, e.metadata, 1)
 		alias := e.metadata[0].exact
-		assert.Equal(t, translate.MetadataNamespace, e.metadata[0].filter)
-		assert.Equal(t, translate.MetadataRoute, e.metadata[0].key)
+		assert.Equal(t, contract.MetadataNamespace, e.metadata[0].filter)
+		assert.Equal(t, contract.MetadataRoute, e.metadata[0].key)
 		m, ok := cfg.Models[alias]
 		require.True(t, ok, alias)
 		rt := e.route
@@ -51,9 +52,9 @@ func TestFromTollgate(t *testing.T) {
 			u, err := url.Parse(cfg.Providers[tg.Provider].BaseURL)
 			require.NoError(t, err)
 			assert.Equal(t, u.Host, rt.targets[i].url.Host)
-			md := rt.targets[i].metadata[translate.MetadataNamespace].AsMap()
-			assert.Equal(t, tg.Provider, md[translate.HostProvider])
-			assert.Equal(t, tg.Model, md[translate.HostModel])
+			md := rt.targets[i].metadata[contract.MetadataNamespace].AsMap()
+			assert.Equal(t, tg.Provider, md[contract.HostProvider])
+			assert.Equal(t, tg.Model, md[contract.HostModel])
 		}
 		assert.True(t, proto.Equal(translate.UpstreamExtProc(cfg), rt.upFilterConfig), "the aggregate's upstream filter")
 		assert.Equal(t, len(m.Targets)-1, rt.retries)
