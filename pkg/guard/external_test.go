@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate-dev/tollgate/test/netfault"
 )
 
 func externalGuard(t *testing.T, url string, timeout time.Duration) *Guard {
@@ -72,4 +74,24 @@ func TestCheckExternalFailures(t *testing.T) {
 	g, _ := New(Config{})
 	_, err = g.CheckExternal(ctx, "x")
 	assert.ErrorIs(t, err, ErrExternalDisabled)
+}
+
+// TestCheckExternalFrozenPeer: an endpoint that accepts and never answers
+// (a hung moderation service) fails the call within the deadline derived
+// from the ext_proc message timeout, before Envoy stops waiting.
+func TestCheckExternalFrozenPeer(t *testing.T) {
+	const messageTimeout = 200 * time.Millisecond
+	timeout := ExternalTimeoutFor(messageTimeout)
+	assert.Equal(t, 40*time.Millisecond, timeout)
+	assert.Equal(t, 10*time.Millisecond, ExternalTimeoutFor(time.Millisecond), "never below 10ms")
+	g := externalGuard(t, "http://"+netfault.FrozenPeer(t)+"/v1/moderations", timeout)
+	require.True(t, g.HasExternal())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := g.CheckExternal(ctx, "x")
+	elapsed := time.Since(start)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.GreaterOrEqual(t, elapsed, timeout, "it did wait on the peer")
+	assert.Less(t, elapsed, messageTimeout)
 }

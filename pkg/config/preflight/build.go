@@ -2,6 +2,8 @@ package preflight
 
 import (
 	"fmt"
+	"net/http"
+	"os"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/pkg/cache"
@@ -35,8 +37,17 @@ func BuildCatalog(c *config.Config) (*meter.Catalog, error) {
 	return base.Override(entries)
 }
 
-// BuildGuard builds one direction's guardrails; nil when it is off.
+// BuildGuard builds one direction's guardrails; nil when it is off. An
+// external detector's key is read with os.Getenv and its timeout derived
+// from the default message timeout; BuildGuardWith takes both.
 func BuildGuard(d config.GuardDirection) (*guard.Guard, error) {
+	return BuildGuardWith(d, config.DefaultMessageTimeout, os.Getenv)
+}
+
+// BuildGuardWith builds one direction's guardrails; nil when it is off. An
+// external detector without its own timeout gets
+// guard.ExternalTimeoutFor(messageTimeout); its key is getenv(api_key_env).
+func BuildGuardWith(d config.GuardDirection, messageTimeout time.Duration, getenv func(string) string) (*guard.Guard, error) {
 	if !d.Enabled {
 		return nil, nil
 	}
@@ -55,6 +66,22 @@ func BuildGuard(d config.GuardDirection) (*guard.Guard, error) {
 			return nil, fmt.Errorf("detector %s: %w", k, err)
 		}
 		cfg.Rules[k] = a
+	}
+	if e := d.External; e != nil {
+		if messageTimeout <= 0 {
+			messageTimeout = config.DefaultMessageTimeout
+		}
+		timeout := e.Timeout
+		if timeout == 0 {
+			timeout = guard.ExternalTimeoutFor(messageTimeout)
+		}
+		key := ""
+		if e.APIKeyEnv != "" && getenv != nil {
+			key = getenv(e.APIKeyEnv)
+		}
+		// One client per guard: connections to the endpoint are reused.
+		cfg.External = &guard.ExternalConfig{URL: e.URL, APIKey: key, Model: e.Model, Timeout: timeout,
+			Threshold: e.Threshold, Client: &http.Client{Timeout: timeout}}
 	}
 	return guard.New(cfg)
 }
