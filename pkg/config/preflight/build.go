@@ -10,6 +10,7 @@ import (
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/guard"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
+	"github.com/tollgate-dev/tollgate/pkg/prompts"
 	"github.com/tollgate-dev/tollgate/pkg/route"
 )
 
@@ -84,6 +85,19 @@ func BuildGuardWith(d config.GuardDirection, messageTimeout time.Duration, geten
 			Threshold: e.Threshold, Client: &http.Client{Timeout: timeout}}
 	}
 	return guard.New(cfg)
+}
+
+// LoadPrompts loads the prompt registry: from prompts.FS when set (the
+// embedded default config's compiled-in files), else from prompts.dir on
+// disk; nil when prompts.dir is unset.
+func LoadPrompts(c config.Prompts) (*prompts.Registry, error) {
+	switch {
+	case c.Dir == "":
+		return nil, nil
+	case c.FS != nil:
+		return prompts.LoadFS(c.FS, c.Dir)
+	}
+	return prompts.LoadDir(c.Dir)
 }
 
 // RouteConfig maps tollgate.yaml's routing: section to pkg/route.

@@ -81,7 +81,7 @@ func Check(c *config.Config, opts Options) (b *Built, warnings config.Problems, 
 	}
 	if c.Prompts.Dir != "" {
 		var perr error
-		if b.Prompts, perr = prompts.LoadDir(c.Prompts.Dir); perr != nil {
+		if b.Prompts, perr = LoadPrompts(c.Prompts); perr != nil {
 			ck.err("prompts.dir", "%v", perr)
 		}
 	}
