@@ -95,3 +95,24 @@ func TestCheckExternalFrozenPeer(t *testing.T) {
 	assert.GreaterOrEqual(t, elapsed, timeout, "it did wait on the peer")
 	assert.Less(t, elapsed, messageTimeout)
 }
+
+// BenchmarkCheckExternal is one moderation call on a kept-alive loopback
+// connection: what the external detector adds to a request besides the
+// endpoint's own latency.
+func BenchmarkCheckExternal(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"results":[{"flagged":false,"categories":{"violence":false},"category_scores":{"violence":0.01}}]}`))
+	}))
+	b.Cleanup(srv.Close)
+	g, err := New(Config{Rules: map[string]Action{DetectorExternal: ActionBlock},
+		External: &ExternalConfig{URL: srv.URL, Timeout: time.Second, Client: &http.Client{Timeout: time.Second}}})
+	require.NoError(b, err)
+	ctx := context.Background()
+	text := "Please reply to [EMAIL_1] about my order, which has not arrived yet."
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.CheckExternal(ctx, text); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
