@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tollgate-dev/tollgate/pkg/audit"
+	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/test/envoysim"
 )
 
@@ -17,9 +19,19 @@ import (
 // layer it turns on with the requests `make run` sends: a prompt injection
 // is blocked before any provider call, an e-mail address is redacted
 // before the provider sees it, an answer is priced, the same request again
-// is a cache hit, and a registry prompt is put in front of the messages.
+// is a cache hit, a registry prompt is put in front of the messages, and
+// every request leaves a record in an intact audit trail.
 func TestDefaultConfigEveryLayer(t *testing.T) {
-	d := startDeployment(t, "", nil)
+	auditDir := t.TempDir()
+	// Registered before the server starts, so it runs after the server has
+	// stopped and flushed its audit log.
+	t.Cleanup(func() {
+		rep, err := audit.Verify(auditDir)
+		require.NoError(t, err)
+		assert.True(t, rep.OK(), "the hash chain is intact")
+		assert.Equal(t, 5, rep.Records, "one record per request, the blocked one and the cache hit included")
+	})
+	d := startDeployment(t, "", func(c *config.Config) { c.Audit.Dir = auditDir })
 	sc, err := envoysim.FromTollgate(d.cfg, d.hosts, nil)
 	require.NoError(t, err)
 	base, _, _ := d.start(t, sc)
