@@ -16,9 +16,11 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tollgate-dev/tollgate/controlplane/translate"
+	"github.com/tollgate-dev/tollgate/envoy"
 	"github.com/tollgate-dev/tollgate/envoy/validate"
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/contract"
+	"github.com/tollgate-dev/tollgate/pkg/prompts"
 )
 
 // deployStaticFile is the static Envoy config for users without tollgate xds.
@@ -144,7 +146,9 @@ func deployIsClaimed(f string) bool {
 	return false
 }
 
-// deployYAMLFiles walks envoy/ for YAML files (paths relative to envoy/).
+// deployYAMLFiles walks envoy/ for YAML files (paths relative to envoy/);
+// prompts/ holds prompt templates, not deployment files
+// (TestDefaultPromptsLoad loads them).
 func deployYAMLFiles(t *testing.T) []string {
 	t.Helper()
 	var out []string
@@ -152,7 +156,7 @@ func deployYAMLFiles(t *testing.T) []string {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && d.Name() == "testdata" {
+		if d.IsDir() && (d.Name() == "testdata" || p == "prompts") {
 			return filepath.SkipDir
 		}
 		if !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
@@ -304,4 +308,20 @@ func TestDeployWrongTypeURLFails(t *testing.T) {
 			assert.Error(t, validate.Validate(f, bad))
 		})
 	}
+}
+
+// The prompt registry of the embedded default config loads from the
+// compiled-in copy and from disk alike.
+func TestDefaultPromptsLoad(t *testing.T) {
+	onDisk, err := prompts.LoadDir("prompts")
+	require.NoError(t, err)
+	sub, err := fs.Sub(envoy.DefaultPrompts, "prompts")
+	require.NoError(t, err)
+	embedded, err := prompts.LoadFS(sub, "prompts")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"support-answer"}, embedded.Names())
+	assert.Equal(t, onDisk.Names(), embedded.Names())
+	p, err := embedded.Resolve("support-answer")
+	require.NoError(t, err)
+	assert.Equal(t, "support-answer@2", p.Ref())
 }

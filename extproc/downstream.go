@@ -298,7 +298,7 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 	d.provider, d.target = m.Targets[0].Provider, m.Targets[0].Model
 
 	t = time.Now()
-	rej = d.guardInput()
+	rej = d.guardInput(ctx)
 	d.stage("guard_input", t)
 	if rej != nil {
 		return d.rejectWith(rej)

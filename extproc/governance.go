@@ -6,6 +6,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/pkg/audit"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/config/preflight"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
 	"github.com/tollgate-dev/tollgate/pkg/prompts"
 )
@@ -17,10 +18,7 @@ type AuditLog interface {
 
 // buildPrompts loads the prompt registry; nil when prompts.dir is unset.
 func buildPrompts(c config.Prompts) (*prompts.Registry, error) {
-	if c.Dir == "" {
-		return nil, nil
-	}
-	return prompts.LoadDir(c.Dir)
+	return preflight.LoadPrompts(c)
 }
 
 // applyPrompt injects the registry prompt the request names with

@@ -1,9 +1,12 @@
 package extproc
 
 import (
+	"context"
 	"fmt"
 	"sort"
+	"strings"
 
+	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/contract"
 	"github.com/tollgate-dev/tollgate/pkg/guard"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
@@ -12,12 +15,15 @@ import (
 // guardInput screens the request texts of the roles the config names:
 // block answers 400 content_blocked (naming the detector, never the
 // value), redact rewrites the text in the body before the provider sees it.
-func (d *downstream) guardInput() *rejection {
+// Then the external moderation endpoint, if configured, sees the texts as
+// redacted (guardExternal).
+func (d *downstream) guardInput(ctx context.Context) *rejection {
 	g := d.rt.inGuard
 	if g == nil {
 		return nil
 	}
 	sess := g.NewSession()
+	var screened []string
 	for i, t := range d.req.Texts {
 		if d.op == llm.OpChat && !g.InspectsRole(t.Role) {
 			continue
@@ -32,6 +38,37 @@ func (d *downstream) guardInput() *rejection {
 				return reject(400, llm.TypeInvalidRequest, "invalid_request", "bad_request", err.Error())
 			}
 			d.inputRedacted = true
+		}
+		screened = append(screened, res.Text)
+	}
+	return d.guardExternal(ctx, g, screened)
+}
+
+// guardExternal sends the screened input texts, joined, to the external
+// moderation endpoint in one call; a flag is acted on like any finding. A
+// failed call (down, timeout, bad answer) is a guardrail failure:
+// failure_mode.guardrails closed answers 503 guardrails_unavailable, open
+// lets the request through unmoderated; both are counted in
+// tollgate_failures_total{layer="guardrails"} and logged.
+func (d *downstream) guardExternal(ctx context.Context, g *guard.Guard, texts []string) *rejection {
+	if !g.HasExternal() || len(texts) == 0 {
+		return nil
+	}
+	fs, err := g.CheckExternal(ctx, strings.Join(texts, "\n\n"))
+	if err != nil {
+		mode := d.rt.cfg.FailureMode.Guardrails
+		d.s.metrics.Failures.WithLabelValues("guardrails", string(mode)).Inc()
+		d.s.log.Error("external moderation failed", "tenant", d.id.Tenant, "mode", mode, "err", err)
+		if mode == config.Open {
+			return nil
+		}
+		return reject(503, llm.TypeServer, "guardrails_unavailable", "guardrails_unavailable",
+			"The content moderation service is unavailable; the request was not sent.")
+	}
+	d.countFindings(g, "input", fs)
+	for i := range fs {
+		if a, _ := g.ActionFor(fs[i]); a == guard.ActionBlock {
+			return blocked(&fs[i])
 		}
 	}
 	return nil

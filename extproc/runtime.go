@@ -75,10 +75,10 @@ func newRuntime(c *config.Config, catalog *meter.Catalog, getenv func(string) st
 		getenv:  getenv,
 	}
 	var err error
-	if rt.inGuard, err = preflight.BuildGuard(c.Guardrails.Input); err != nil {
+	if rt.inGuard, err = preflight.BuildGuardWith(c.Guardrails.Input, c.XDS.MessageTimeout, getenv); err != nil {
 		return nil, fmt.Errorf("guardrails.input: %w", err)
 	}
-	if rt.outGuard, err = preflight.BuildGuard(c.Guardrails.Output); err != nil {
+	if rt.outGuard, err = preflight.BuildGuardWith(c.Guardrails.Output, c.XDS.MessageTimeout, getenv); err != nil {
 		return nil, fmt.Errorf("guardrails.output: %w", err)
 	}
 	if rt.prompts, err = buildPrompts(c.Prompts); err != nil {

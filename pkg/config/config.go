@@ -247,6 +247,27 @@ type GuardDirection struct {
 	InjectionThreshold float64 `yaml:"injection_threshold"`
 	// StreamWindow is the hold-back window in bytes for streamed output.
 	StreamWindow int `yaml:"stream_window"`
+	// External is an OpenAI-compatible moderation endpoint consulted after
+	// the built-in detectors (input only); detectors.external says what its
+	// flags do. When it fails, failure_mode.guardrails decides.
+	External *GuardExternal `yaml:"external"`
+}
+
+// GuardExternal is the moderation endpoint of the external detector.
+type GuardExternal struct {
+	// URL is the full endpoint, e.g. https://api.openai.com/v1/moderations.
+	URL string `yaml:"url"`
+	// APIKeyEnv names the environment variable holding its bearer key.
+	APIKeyEnv string `yaml:"api_key_env"`
+	// Model is sent as "model" (e.g. omni-moderation-latest); empty = omitted.
+	Model string `yaml:"model"`
+	// Timeout bounds one moderation call. Zero derives it from
+	// xds.message_timeout (20% of it, guard.ExternalTimeoutFor), so a hung
+	// endpoint fails the call while Envoy still waits for the answer.
+	Timeout time.Duration `yaml:"timeout"`
+	// Threshold is a category score that counts as a flag even when the
+	// endpoint does not flag it; 0 = only what the endpoint flags.
+	Threshold float64 `yaml:"threshold"`
 }
 
 // Cache configures the response cache.
@@ -328,9 +349,12 @@ type FailureMode struct {
 	// ExtProc is what Envoy does when this server is slow or down
 	// (failure_mode_allow in the filter config).
 	ExtProc Mode `yaml:"extproc"`
-	// Guardrails applies when a detector (e.g. the external classifier) fails.
+	// Guardrails applies when a detector fails (the external moderation
+	// endpoint is down, slow or answers garbage): closed answers 503
+	// guardrails_unavailable, open lets the request through unmoderated.
 	Guardrails Mode `yaml:"guardrails"`
-	// Cache applies when the cache backend fails.
+	// Cache must be open: a failing cache tier (Redis) makes the lookup a
+	// miss and the request goes to the provider; there is nothing to close.
 	Cache Mode `yaml:"cache"`
 	// Budgets applies when the spend ledger cannot be reached.
 	Budgets Mode `yaml:"budgets"`

@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"io/fs"
+	"time"
+)
 
 // Prompts locates the prompt registry: a directory of versioned YAML
 // templates selected per request with x-tollgate-prompt.
@@ -8,6 +11,10 @@ type Prompts struct {
 	// Dir is the registry directory; empty = prompts off (a request naming
 	// a prompt gets 400).
 	Dir string `yaml:"dir"`
+	// FS, when set, holds the registry's files at its root and Dir only
+	// names it in messages. The embedded default config sets it to the
+	// prompt files compiled into the binary (envoy/prompts).
+	FS fs.FS `yaml:"-"`
 }
 
 // Routing is complexity routing: a request to a virtual alias (e.g. auto)

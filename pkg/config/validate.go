@@ -467,6 +467,49 @@ func (v *validator) guardrails(c *Config) {
 				v.add(fmt.Sprintf("%s.roles[%d]", path, i), "unknown role %q", r)
 			}
 		}
+		v.guardExternal(c, dir, d)
+	}
+}
+
+// guardExternal checks the external moderation detector of one direction:
+// a section without a rule, or a rule without a section, would be parsed
+// and do nothing.
+func (v *validator) guardExternal(c *Config, dir string, d GuardDirection) {
+	path := "guardrails." + dir
+	_, rule := d.Detectors["external"]
+	e := d.External
+	switch {
+	case e == nil && rule:
+		v.add(path+".detectors.external", "needs %s.external.url (the moderation endpoint to call)", path)
+		return
+	case e == nil:
+		return
+	case dir == "output":
+		v.add(path+".external", "the external detector screens input only (a streamed answer cannot wait for a moderation call per chunk)")
+		return
+	case !rule:
+		v.add(path+".external", "add detectors.external: block (or log) to say what a flag does; without it the endpoint is never called")
+	}
+	u, err := url.Parse(e.URL)
+	switch {
+	case e.URL == "":
+		v.add(path+".external.url", "required")
+	case err != nil:
+		v.add(path+".external.url", "not a URL: %v", err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.add(path+".external.url", "scheme must be http or https, got %q", u.Scheme)
+	case u.Host == "":
+		v.add(path+".external.url", "missing host")
+	}
+	if t := e.Threshold; t < 0 || t > 1 {
+		v.add(path+".external.threshold", "must be within [0,1] (0 = only what the endpoint flags)")
+	}
+	mt := c.XDS.MessageTimeout
+	switch {
+	case e.Timeout < 0:
+		v.add(path+".external.timeout", "must be positive (0 = derived from xds.message_timeout)")
+	case e.Timeout > 0 && mt > 0 && e.Timeout >= mt:
+		v.add(path+".external.timeout", "must be below xds.message_timeout (%s): Envoy stops waiting for the answer then", mt)
 	}
 }
 
@@ -543,6 +586,10 @@ func (v *validator) failureMode(c *Config) {
 		if m != Open && m != Closed {
 			v.add(path, "must be open or closed, got %q", m)
 		}
+	}
+	if fm.Cache == Closed {
+		v.add("failure_mode.cache", "must be open: a failing cache tier makes the lookup a miss and the request goes to the provider "+
+			"(counted in tollgate_cache_backend_errors_total); closed would turn a cache outage into an API outage")
 	}
 }
 

@@ -29,6 +29,20 @@ type moderationResponse struct {
 	} `json:"results"`
 }
 
+// HasExternal reports whether an external classifier is configured
+// (CheckExternal then calls it).
+func (g *Guard) HasExternal() bool { return g.cfg.External != nil }
+
+// ExternalTimeoutFor derives the deadline of one moderation call from the
+// ext_proc message timeout (how long Envoy waits for each answer). The call
+// runs in the request-body phase before the cache lookup and the budget
+// reservation (40% each, see cache.TimeoutsFor and meter.RedisTimeoutsFor),
+// so it gets 20%: a hung endpoint fails the call, and the failure mode
+// decides, while Envoy still waits. At least 10ms.
+func ExternalTimeoutFor(messageTimeout time.Duration) time.Duration {
+	return max(messageTimeout/5, 10*time.Millisecond)
+}
+
 // CheckExternal sends text to the configured OpenAI-compatible moderation
 // endpoint within the configured deadline. It returns one whole-text
 // finding per flagged category (Type "MODERATION_<category>", Detector

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tollgate-dev/tollgate/test/netfault"
 )
 
 func externalGuard(t *testing.T, url string, timeout time.Duration) *Guard {
@@ -72,4 +74,45 @@ func TestCheckExternalFailures(t *testing.T) {
 	g, _ := New(Config{})
 	_, err = g.CheckExternal(ctx, "x")
 	assert.ErrorIs(t, err, ErrExternalDisabled)
+}
+
+// TestCheckExternalFrozenPeer: an endpoint that accepts and never answers
+// (a hung moderation service) fails the call within the deadline derived
+// from the ext_proc message timeout, before Envoy stops waiting.
+func TestCheckExternalFrozenPeer(t *testing.T) {
+	const messageTimeout = 200 * time.Millisecond
+	timeout := ExternalTimeoutFor(messageTimeout)
+	assert.Equal(t, 40*time.Millisecond, timeout)
+	assert.Equal(t, 10*time.Millisecond, ExternalTimeoutFor(time.Millisecond), "never below 10ms")
+	g := externalGuard(t, "http://"+netfault.FrozenPeer(t)+"/v1/moderations", timeout)
+	require.True(t, g.HasExternal())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := g.CheckExternal(ctx, "x")
+	elapsed := time.Since(start)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.GreaterOrEqual(t, elapsed, timeout, "it did wait on the peer")
+	assert.Less(t, elapsed, messageTimeout)
+}
+
+// BenchmarkCheckExternal is one moderation call on a kept-alive loopback
+// connection: what the external detector adds to a request besides the
+// endpoint's own latency.
+func BenchmarkCheckExternal(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"results":[{"flagged":false,"categories":{"violence":false},"category_scores":{"violence":0.01}}]}`))
+	}))
+	b.Cleanup(srv.Close)
+	g, err := New(Config{Rules: map[string]Action{DetectorExternal: ActionBlock},
+		External: &ExternalConfig{URL: srv.URL, Timeout: time.Second, Client: &http.Client{Timeout: time.Second}}})
+	require.NoError(b, err)
+	ctx := context.Background()
+	text := "Please reply to [EMAIL_1] about my order, which has not arrived yet."
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.CheckExternal(ctx, text); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

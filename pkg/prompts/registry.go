@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -95,7 +96,16 @@ func (v *versionYAML) UnmarshalYAML(n *yaml.Node) error {
 // LoadDir loads every *.yaml and *.yml file of dir (not recursive). Every
 // problem is reported, each prefixed with file:line.
 func LoadDir(dir string) (*Registry, error) {
-	entries, err := os.ReadDir(dir)
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("prompts: %w", err)
+	}
+	return LoadFS(os.DirFS(dir), dir)
+}
+
+// LoadFS is LoadDir on the root of fsys (e.g. prompt files compiled into
+// the binary with go:embed); name stands for that root in messages.
+func LoadFS(fsys fs.FS, name string) (*Registry, error) {
+	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, fmt.Errorf("prompts: %w", err)
 	}
@@ -107,23 +117,23 @@ func LoadDir(dir string) (*Registry, error) {
 		if e.IsDir() || (ext != ".yaml" && ext != ".yml") {
 			continue
 		}
-		path := filepath.Join(dir, e.Name())
-		data, err := os.ReadFile(path)
+		path := filepath.Join(name, e.Name())
+		data, err := fs.ReadFile(fsys, e.Name())
 		if err != nil {
 			errs = append(errs, fmt.Errorf("prompts: %w", err))
 			continue
 		}
-		fam, name, err := parseFile(path, data)
+		fam, pname, err := parseFile(path, data)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if prev, dup := seen[name]; dup {
-			errs = append(errs, fmt.Errorf("%s:1: prompt %q is already defined in %s", path, name, prev))
+		if prev, dup := seen[pname]; dup {
+			errs = append(errs, fmt.Errorf("%s:1: prompt %q is already defined in %s", path, pname, prev))
 			continue
 		}
-		seen[name] = path
-		r.prompts[name] = fam
+		seen[pname] = path
+		r.prompts[pname] = fam
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -10,8 +10,12 @@ import (
 // tollgateConfig derives the load-test configuration from Tollgate's
 // default tollgate.yaml: the spend ledger moves into dir and budget caps
 // are lifted (a long run would otherwise exhaust the demo tenant's budget
-// and measure 429s). Everything else, including which layers are enabled,
-// is the shipped default.
+// and measure 429s). The guardrails, the cache, the prompt registry and the
+// audit trail, which the default turns on, are turned off: the load test
+// sends one request over and over, which the cache would answer after the
+// first, and it measures the metering path against a pass-through server
+// (the layers have their own benchmarks). Everything else is the shipped
+// default.
 func tollgateConfig(defaultYAML []byte, dir string) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(defaultYAML, &doc); err != nil {
@@ -31,6 +35,14 @@ func tollgateConfig(defaultYAML []byte, dir string) ([]byte, error) {
 			*tenants = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
 		}
 	}
+	for _, path := range [][]string{{"guardrails", "input", "enabled"}, {"guardrails", "output", "enabled"}, {"cache", "enabled"}} {
+		if n := lookup(root, path...); n != nil {
+			n.SetString("false")
+			n.Tag = "!!bool"
+		}
+	}
+	removeKey(root, "prompts")
+	removeKey(root, "audit")
 	out, err := yaml.Marshal(&doc)
 	if err != nil {
 		return nil, fmt.Errorf("render config: %w", err)
@@ -46,4 +58,25 @@ func mapValue(m *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// lookup follows keys through nested mappings; nil when one is missing.
+func lookup(m *yaml.Node, keys ...string) *yaml.Node {
+	for _, k := range keys {
+		if m == nil || m.Kind != yaml.MappingNode {
+			return nil
+		}
+		m = mapValue(m, k)
+	}
+	return m
+}
+
+// removeKey deletes key and its value from mapping m.
+func removeKey(m *yaml.Node, key string) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content = append(m.Content[:i], m.Content[i+2:]...)
+			return
+		}
+	}
 }

@@ -33,6 +33,13 @@ func TestTollgateConfig(t *testing.T) {
 			assert.Equal(t, "/tmp/lt/ledger.jsonl", budgets["ledger"].(map[string]any)["path"])
 			assert.Empty(t, budgets["tenants"])
 			assert.Equal(t, want["listen"], got["listen"], "other sections untouched")
+			cfg, err := config.Parse("loadtest.yaml", out)
+			if tt.name == "shipped default" {
+				require.NoError(t, err)
+				assert.False(t, cfg.Guardrails.Input.Enabled || cfg.Guardrails.Output.Enabled || cfg.Cache.Enabled, "layers off")
+				assert.Empty(t, cfg.Prompts.Dir, "no registry: the load test runs in a temp dir")
+				assert.Empty(t, cfg.Audit.Dir)
+			}
 		})
 	}
 	_, err := tollgateConfig([]byte("- a list"), "/tmp")

@@ -2,12 +2,15 @@ package preflight
 
 import (
 	"fmt"
+	"net/http"
+	"os"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/pkg/cache"
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/guard"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
+	"github.com/tollgate-dev/tollgate/pkg/prompts"
 	"github.com/tollgate-dev/tollgate/pkg/route"
 )
 
@@ -35,8 +38,17 @@ func BuildCatalog(c *config.Config) (*meter.Catalog, error) {
 	return base.Override(entries)
 }
 
-// BuildGuard builds one direction's guardrails; nil when it is off.
+// BuildGuard builds one direction's guardrails; nil when it is off. An
+// external detector's key is read with os.Getenv and its timeout derived
+// from the default message timeout; BuildGuardWith takes both.
 func BuildGuard(d config.GuardDirection) (*guard.Guard, error) {
+	return BuildGuardWith(d, config.DefaultMessageTimeout, os.Getenv)
+}
+
+// BuildGuardWith builds one direction's guardrails; nil when it is off. An
+// external detector without its own timeout gets
+// guard.ExternalTimeoutFor(messageTimeout); its key is getenv(api_key_env).
+func BuildGuardWith(d config.GuardDirection, messageTimeout time.Duration, getenv func(string) string) (*guard.Guard, error) {
 	if !d.Enabled {
 		return nil, nil
 	}
@@ -56,7 +68,36 @@ func BuildGuard(d config.GuardDirection) (*guard.Guard, error) {
 		}
 		cfg.Rules[k] = a
 	}
+	if e := d.External; e != nil {
+		if messageTimeout <= 0 {
+			messageTimeout = config.DefaultMessageTimeout
+		}
+		timeout := e.Timeout
+		if timeout == 0 {
+			timeout = guard.ExternalTimeoutFor(messageTimeout)
+		}
+		key := ""
+		if e.APIKeyEnv != "" && getenv != nil {
+			key = getenv(e.APIKeyEnv)
+		}
+		// One client per guard: connections to the endpoint are reused.
+		cfg.External = &guard.ExternalConfig{URL: e.URL, APIKey: key, Model: e.Model, Timeout: timeout,
+			Threshold: e.Threshold, Client: &http.Client{Timeout: timeout}}
+	}
 	return guard.New(cfg)
+}
+
+// LoadPrompts loads the prompt registry: from prompts.FS when set (the
+// embedded default config's compiled-in files), else from prompts.dir on
+// disk; nil when prompts.dir is unset.
+func LoadPrompts(c config.Prompts) (*prompts.Registry, error) {
+	switch {
+	case c.Dir == "":
+		return nil, nil
+	case c.FS != nil:
+		return prompts.LoadFS(c.FS, c.Dir)
+	}
+	return prompts.LoadDir(c.Dir)
 }
 
 // RouteConfig maps tollgate.yaml's routing: section to pkg/route.

@@ -73,15 +73,15 @@ func Check(c *config.Config, opts Options) (b *Built, warnings config.Problems, 
 	b = &Built{}
 	b.Catalog = ck.catalog()
 	var gerr error
-	if b.InGuard, gerr = BuildGuard(c.Guardrails.Input); gerr != nil {
+	if b.InGuard, gerr = BuildGuardWith(c.Guardrails.Input, c.XDS.MessageTimeout, opts.Getenv); gerr != nil {
 		ck.guardProblems("guardrails.input", c.Guardrails.Input, gerr)
 	}
-	if b.OutGuard, gerr = BuildGuard(c.Guardrails.Output); gerr != nil {
+	if b.OutGuard, gerr = BuildGuardWith(c.Guardrails.Output, c.XDS.MessageTimeout, opts.Getenv); gerr != nil {
 		ck.guardProblems("guardrails.output", c.Guardrails.Output, gerr)
 	}
 	if c.Prompts.Dir != "" {
 		var perr error
-		if b.Prompts, perr = prompts.LoadDir(c.Prompts.Dir); perr != nil {
+		if b.Prompts, perr = LoadPrompts(c.Prompts); perr != nil {
 			ck.err("prompts.dir", "%v", perr)
 		}
 	}
@@ -358,6 +358,9 @@ func (ck *checker) env() {
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Providers)) {
 		report("providers."+name+".api_key_env", c.Providers[name].APIKeyEnv, "requests to "+name+" would fail with 503")
+	}
+	if e := c.Guardrails.Input.External; c.Guardrails.Input.Enabled && e != nil {
+		report("guardrails.input.external.api_key_env", e.APIKeyEnv, "the moderation endpoint's key")
 	}
 	if c.Budgets.Ledger.Backend == "redis" {
 		report("budgets.ledger.redis.password_env", c.Budgets.Ledger.Redis.PasswordEnv, "the ledger's Redis password")

@@ -174,3 +174,17 @@ func TestUnpricedWithoutCatalogSaysSo(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `c.yaml:7: models.mini.targets[0].model: no price for "gpt-4o-mini" in pricing.models, and providers.oa names no catalog (anthropic, `)
 }
+
+// TestExternalGuardBuilt: the external detector gets its key from the
+// environment and a timeout derived from xds.message_timeout unless it
+// sets its own.
+func TestExternalGuardBuilt(t *testing.T) {
+	c := parse(t, base+"guardrails:\n  input:\n    enabled: true\n    detectors: {external: block}\n    external: {url: \"http://127.0.0.1:1/v1/moderations\", api_key_env: MOD_KEY}\nxds: {message_timeout: 500ms}\n")
+	b, _, err := preflight.Check(c, preflight.Options{Getenv: func(k string) string { return map[string]string{"MOD_KEY": "sk-mod"}[k] }})
+	require.NoError(t, err)
+	require.True(t, b.InGuard.HasExternal())
+	_, warns, err := preflight.Check(c, preflight.Options{Getenv: noEnv, Env: preflight.EnvWarn})
+	require.NoError(t, err)
+	require.Len(t, warns, 1)
+	assert.Contains(t, warns[0].String(), "guardrails.input.external.api_key_env: environment variable MOD_KEY is not set")
+}

@@ -91,6 +91,7 @@ func startDeployment(t *testing.T, chatFault string, mutate func(*config.Config)
 	require.NoError(t, err)
 	cfg.Listen.ExtProc, cfg.Listen.Admin = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Budgets.Ledger.Path = t.TempDir() + "/ledger.jsonl"
+	cfg.Audit.Dir = t.TempDir()
 	fake, backup := cfg.Providers["fake"], cfg.Providers["fake-backup"]
 	fake.APIKeyEnv, backup.APIKeyEnv = "PRIMARY_KEY", "SECONDARY_KEY"
 	cfg.Providers["fake"], cfg.Providers["fake-backup"] = fake, backup
@@ -131,9 +132,13 @@ func (d *deployment) start(t *testing.T, sc envoysim.Config) (string, *envoysim.
 	return base, sim, exchanges
 }
 
+// chat sends a chat request with the demo key (and a client's attempts to
+// smuggle credentials and a tenant). Cache-Control: no-cache skips the
+// default config's response cache, so every request reaches a provider.
 func chat(t *testing.T, base, body string) (*http.Response, []byte) {
 	t.Helper()
 	req := post(t, base+"/v1/chat/completions", body)
+	req.Header.Set("Cache-Control", "no-cache")
 	req.Header.Set("Authorization", "Bearer "+demoKey)
 	req.Header.Set("Proxy-Authorization", "Basic "+demoKey)
 	req.Header.Set("X-Tollgate-Tenant", "someone-else")
