@@ -39,6 +39,7 @@ type downstream struct {
 	start time.Time
 
 	headers   headerMap
+	body      []byte // the request body as Envoy sent it
 	op        llm.Operation
 	pass      bool // not an LLM path: pass through untouched
 	id        identity
@@ -218,7 +219,7 @@ func (d *downstream) onRequestHeaders(ctx context.Context, endOfStream bool) *ex
 	d.startSpan(ctx)
 	t := time.Now()
 	id, rej := d.rt.tenants.resolve(d.headers)
-	d.stage("auth", t)
+	d.stage(stageAuth, t)
 	if rej != nil {
 		return d.rejectWith(rej)
 	}
@@ -248,15 +249,29 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 		d.passThrough("path")
 		return requestBodyReply(nil)
 	}
-	rt := d.rt
-	if max := rt.cfg.Listen.MaxBodyBytes; max > 0 && int64(len(body)) > max {
-		return d.rejectWith(reject(413, llm.TypeInvalidRequest, llm.CodeTooLarge, "too_large",
-			fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", len(body), max)))
+	d.body = body
+	if reply := d.runRequestStages(ctx); reply != nil {
+		return reply
 	}
+	return d.forward()
+}
 
-	t := time.Now()
-	req, err := llm.ParseRequest(d.op, body)
-	d.stage("parse", t)
+// rejected ends the exchange with r, or lets it go on when r is nil.
+func (d *downstream) rejected(r *rejection) *extprocv3.ProcessingResponse {
+	if r == nil {
+		return nil
+	}
+	return d.rejectWith(r)
+}
+
+// parseStage enforces the body limit and parses the body once; every later
+// stage works on d.req.
+func (d *downstream) parseStage(context.Context) *extprocv3.ProcessingResponse {
+	if max := d.rt.cfg.Listen.MaxBodyBytes; max > 0 && int64(len(d.body)) > max {
+		return d.rejectWith(reject(413, llm.TypeInvalidRequest, llm.CodeTooLarge, "too_large",
+			fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", len(d.body), max)))
+	}
+	req, err := llm.ParseRequest(d.op, d.body)
 	if err != nil {
 		code := "invalid_request"
 		if errors.Is(err, llm.ErrInvalidJSON) || errors.Is(err, llm.ErrInvalidUTF8) || errors.Is(err, llm.ErrEmptyBody) ||
@@ -266,83 +281,80 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 		return d.rejectWith(reject(400, llm.TypeInvalidRequest, code, "bad_request", err.Error()))
 	}
 	d.req = req
+	return nil
+}
 
-	t = time.Now()
-	rej := d.applyPrompt()
-	d.stage("prompt", t)
-	if rej != nil {
-		return d.rejectWith(rej)
-	}
-	t = time.Now()
-	rej = d.routeComplexity()
-	d.stage("complexity", t)
-	if rej != nil {
-		return d.rejectWith(rej)
-	}
-	req = d.req
+func (d *downstream) promptStage(context.Context) *extprocv3.ProcessingResponse {
+	return d.rejected(d.applyPrompt())
+}
 
-	t = time.Now()
-	alias := req.Model
+func (d *downstream) complexityStage(context.Context) *extprocv3.ProcessingResponse {
+	return d.rejected(d.routeComplexity())
+}
+
+// routeStage applies the tier's allow-list and the canaries to the body's
+// model and resolves the alias to its targets.
+func (d *downstream) routeStage(context.Context) *extprocv3.ProcessingResponse {
+	rt := d.rt
+	alias := d.req.Model
 	if rej := rt.policy.allow(d.id.Tier, alias); rej != nil {
-		d.stage("route", t)
 		return d.rejectWith(rej)
 	}
 	alias, _ = rt.policy.route(alias, d.requestID, d.id.Tenant)
 	m, ok := rt.cfg.Models[alias]
-	d.stage("route", t)
 	if !ok {
 		return d.rejectWith(reject(404, llm.TypeInvalidRequest, llm.CodeModelNotFound, "model_not_found",
-			fmt.Sprintf("The model '%s' does not exist or you do not have access to it.", truncate(req.Model, 128))))
+			fmt.Sprintf("The model '%s' does not exist or you do not have access to it.", truncate(d.req.Model, 128))))
 	}
 	d.alias, d.model = alias, m
 	d.provider, d.target = m.Targets[0].Provider, m.Targets[0].Model
+	return nil
+}
 
-	t = time.Now()
-	rej = d.guardInput(ctx)
-	d.stage("guard_input", t)
-	if rej != nil {
-		return d.rejectWith(rej)
-	}
+func (d *downstream) guardInputStage(ctx context.Context) *extprocv3.ProcessingResponse {
+	return d.rejected(d.guardInput(ctx))
+}
 
-	t = time.Now()
+// cacheLookupStage answers a hit itself; the provider is never asked.
+func (d *downstream) cacheLookupStage(ctx context.Context) *extprocv3.ProcessingResponse {
 	hit := d.cacheLookup(ctx)
-	d.stage("cache_lookup", t)
-	if hit != nil {
-		d.outcome, d.cacheState = "cache_hit", "hit"
-		d.phase = phaseDone
-		return immediateBody(d.answerFromCache(hit))
+	if hit == nil {
+		return nil
 	}
+	d.outcome, d.cacheState = "cache_hit", "hit"
+	d.phase = phaseDone
+	return immediateBody(d.answerFromCache(hit))
+}
 
-	// Rewrites that change what the provider is asked.
-	t = time.Now()
-	if m.MaxTokens > 0 {
-		if err := req.CapMaxTokens(m.MaxTokens); err != nil {
+// mutateStage makes the rewrites that change what the provider is asked.
+func (d *downstream) mutateStage(context.Context) *extprocv3.ProcessingResponse {
+	if d.model.MaxTokens > 0 {
+		if err := d.req.CapMaxTokens(d.model.MaxTokens); err != nil {
 			return d.rejectWith(reject(400, llm.TypeInvalidRequest, "invalid_request", "bad_request", err.Error()))
 		}
 	}
 	if d.op != llm.OpEmbedding {
-		added, err := req.EnsureUsageInStream()
+		added, err := d.req.EnsureUsageInStream()
 		if err != nil {
 			return d.rejectWith(reject(400, llm.TypeInvalidRequest, "invalid_request", "bad_request", err.Error()))
 		}
 		d.stripUse = added
 	}
-	d.stage("mutate", t)
+	return nil
+}
 
-	t = time.Now()
-	rej = d.rateLimit(ctx)
-	d.stage("ratelimit", t)
-	if rej != nil {
-		return d.rejectWith(rej)
-	}
+func (d *downstream) rateLimitStage(ctx context.Context) *extprocv3.ProcessingResponse {
+	return d.rejected(d.rateLimit(ctx))
+}
 
-	t = time.Now()
-	rej = d.reserve(ctx)
-	d.stage("budget", t)
-	if rej != nil {
-		return d.rejectWith(rej)
-	}
+func (d *downstream) budgetStage(ctx context.Context) *extprocv3.ProcessingResponse {
+	return d.rejected(d.reserve(ctx))
+}
 
+// forward sends the admitted request on: the client's credentials removed,
+// the (possibly rewritten) body, and the route in dynamic metadata.
+func (d *downstream) forward() *extprocv3.ProcessingResponse {
+	rt, req, body := d.rt, d.req, d.body
 	var mut mutation
 	// The client's key authenticated it to Tollgate; it must never reach a
 	// provider (the upstream role adds the provider's own credential, or

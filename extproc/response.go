@@ -25,7 +25,7 @@ import (
 // or the SSE stream chunk by chunk (mode_override to STREAMED).
 func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders, attrs *structpb.Struct) *extprocv3.ProcessingResponse {
 	t := time.Now()
-	defer d.stage("response_headers", t)
+	defer d.stage(stageResponseHeaders, t)
 	resp := fromHeaderMap(h.GetHeaders(), nil)
 	d.status, _ = strconv.Atoi(resp.get(":status"))
 	if !d.forwarded {
@@ -92,69 +92,94 @@ func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders, attrs *structpb
 	return responseHeadersReply(common(&mut, nil, false), nil)
 }
 
-// onResponseBody meters a complete JSON response and adds the cost header.
+// bufferedAnswer is the state of the buffered JSON response path: the
+// provider's answer, what was parsed of it, and the reply being built.
+type bufferedAnswer struct {
+	body     []byte
+	resp     *llm.Response
+	parseErr error
+	cost     meter.Money
+	out      []byte // the answer the client gets (the output guard may redact it)
+	mut      mutation
+}
+
+// onResponseBody runs responseStages on a complete JSON answer and replies
+// with the cost header and the (possibly redacted) answer.
 func (d *downstream) onResponseBody(ctx context.Context, body []byte) *extprocv3.ProcessingResponse {
 	if d.rewriteError {
 		return d.errorBody(body)
 	}
-	t := time.Now()
-	var mut mutation
+	r := &bufferedAnswer{body: body, out: body}
+	if reply := d.runResponseStages(ctx, r); reply != nil {
+		return reply
+	}
+	changed := len(r.out) != len(body) || string(r.out) != string(body)
+	if changed && d.respHasCL {
+		r.mut.setHeader("content-length", strconv.Itoa(len(r.out)))
+	}
+	return responseBodyReply(common(&r.mut, r.out, changed))
+}
+
+// meterStage reads the usage (or estimates it), settles the budget hold and
+// sets the cost headers.
+func (d *downstream) meterStage(ctx context.Context, r *bufferedAnswer) *extprocv3.ProcessingResponse {
 	parse := llm.ParseUsage // metering needs no completion text
 	if d.rt.outGuard != nil {
 		parse = llm.ParseResponse
 	}
-	resp, err := parse(body)
+	r.resp, r.parseErr = parse(r.body)
 	switch {
-	case err != nil:
+	case r.parseErr != nil:
 		d.outcome = "provider_malformed"
-		d.s.log.Warn("provider returned a malformed JSON body", "alias", d.alias, "provider", d.provider, "bytes", len(body))
+		d.s.log.Warn("provider returned a malformed JSON body", "alias", d.alias, "provider", d.provider, "bytes", len(r.body))
 		// A body cut mid-way is metered like a cut stream: the prompt
 		// plus the completion text that did arrive, not the whole JSON
 		// envelope (ids, roles, field names) as if it were output.
-		d.usage = d.estimateUsage(partialCompletion(body))
-	case resp.IsError:
+		d.usage = d.estimateUsage(partialCompletion(r.body))
+	case r.resp.IsError:
 		d.outcome = "provider_error"
 		d.hasUsage = true // an error body costs nothing
-	case resp.HasUsage:
-		d.usage, d.hasUsage = resp.Usage, true
+	case r.resp.HasUsage:
+		d.usage, d.hasUsage = r.resp.Usage, true
 		d.outcome = "ok"
-		d.respModel, d.fingerprint = resp.Model, resp.SystemFingerprint
+		d.respModel, d.fingerprint = r.resp.Model, r.resp.SystemFingerprint
 	default:
-		if full, err := llm.ParseResponse(body); err == nil {
-			resp = full
+		if full, err := llm.ParseResponse(r.body); err == nil {
+			r.resp = full
 		}
 		var text strings.Builder
-		for _, tx := range resp.Texts {
+		for _, tx := range r.resp.Texts {
 			text.WriteString(tx.Text)
 		}
 		d.usage = d.estimateUsage(text.String())
 		d.outcome = "ok"
 	}
-	cost := d.settle(ctx)
-	d.stage("meter", t)
+	r.cost = d.settle(ctx)
+	r.mut.setHeader(contract.HeaderCost, formatUSD(r.cost.USD()))
+	if !d.hasUsage {
+		r.mut.setHeader(contract.HeaderEstimated, "true")
+	}
+	return nil
+}
 
-	t = time.Now()
-	out, rej := d.guardOutput(body, resp)
-	d.stage("guard_output", t)
+// guardOutputStage redacts the answer or replaces it with a 400.
+func (d *downstream) guardOutputStage(_ context.Context, r *bufferedAnswer) *extprocv3.ProcessingResponse {
+	out, rej := d.guardOutput(r.body, r.resp)
 	if rej != nil {
 		d.outcome = "blocked_output"
 		return immediate(rej)
 	}
-	mut.setHeader(contract.HeaderCost, formatUSD(cost.USD()))
-	d.setGuardrailsHeader(&mut)
-	if !d.hasUsage {
-		mut.setHeader(contract.HeaderEstimated, "true")
+	r.out = out
+	d.setGuardrailsHeader(&r.mut)
+	return nil
+}
+
+// cacheStoreStage stores a clean 200 answer (the cache refuses the rest).
+func (d *downstream) cacheStoreStage(ctx context.Context, r *bufferedAnswer) *extprocv3.ProcessingResponse {
+	if d.status == 200 && r.parseErr == nil && !r.resp.IsError {
+		d.storeResponse(ctx, r.body)
 	}
-	if d.status == 200 && err == nil && !resp.IsError {
-		t = time.Now()
-		d.storeResponse(ctx, body)
-		d.stage("cache_store", t)
-	}
-	changed := len(out) != len(body) || string(out) != string(body)
-	if changed && d.respHasCL {
-		mut.setHeader("content-length", strconv.Itoa(len(out)))
-	}
-	return responseBodyReply(common(&mut, out, changed))
+	return nil
 }
 
 // onStreamChunk processes one STREAMED chunk of an SSE response: it passes
@@ -163,7 +188,7 @@ func (d *downstream) onResponseBody(ctx context.Context, body []byte) *extprocv3
 // until the next chunk completes it.
 func (d *downstream) onStreamChunk(ctx context.Context, b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
 	t := time.Now()
-	defer d.stage("stream_chunk", t)
+	defer d.stage(stageStreamChunk, t)
 	chunk := b.GetBody()
 	heldBefore := len(d.sse.Pending())
 	d.out = d.out[:0]

@@ -110,8 +110,9 @@ func New(opts Options) (*Server, error) {
 		s.now = time.Now
 	}
 	s.models = eval.NewModelTracker(0, s.now)
-	s.stages = make(map[string]prometheus.Observer, len(stageNames))
-	for _, name := range stageNames {
+	names := stageNames()
+	s.stages = make(map[string]prometheus.Observer, len(names))
+	for _, name := range names {
 		s.stages[name] = s.metrics.StageDuration.WithLabelValues(name)
 	}
 	s.tracing = s.tracer != nil
@@ -249,13 +250,6 @@ func (s *Server) reservationID(requestID string) string {
 		id = truncate(requestID, 64) + "/" + id
 	}
 	return id
-}
-
-// stageNames are the stages timed into tollgate_stage_duration_seconds, in
-// the order a request meets them.
-var stageNames = []string{
-	"auth", "parse", "prompt", "complexity", "route", "guard_input", "cache_lookup", "mutate",
-	"ratelimit", "budget", "response_headers", "meter", "guard_output", "cache_store", "stream_chunk", "upstream",
 }
 
 // observeStage records one stage's duration.

@@ -258,7 +258,7 @@ func basePath(baseURL string) string {
 // onBody rewrites the model for this attempt's target.
 func (u *upstream) onBody(req *extprocv3.ProcessingRequest, body []byte) *extprocv3.ProcessingResponse {
 	t := time.Now()
-	defer u.s.timeStage("upstream", t)
+	defer u.s.timeStage(stageUpstream, t)
 	u.resolve(req)
 	if !u.resolved {
 		return requestBodyReply(nil)
