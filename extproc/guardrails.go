@@ -137,7 +137,7 @@ func (d *downstream) guardOutput(body []byte, resp *llm.Response) ([]byte, *reje
 		}
 		if res.Modified {
 			var err error
-			out, err = setJSON(out, t.Path, res.Text)
+			out, err = llm.SetString(out, t.Path, res.Text)
 			if err != nil {
 				return nil, reject(502, llm.TypeServer, llm.CodeInternal, "provider_malformed", "could not redact the response")
 			}

@@ -3,7 +3,6 @@ package extproc
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"github.com/tidwall/sjson"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-dev/tollgate/pkg/contract"
@@ -308,7 +306,7 @@ func (d *downstream) guardEvent(ev llm.Event, c llm.Chunk) bool {
 			if path == "" {
 				path = "choices." + strconv.Itoa(dl.Pos) + ".delta.content"
 			}
-			nd, err := setJSON(data, path, rel)
+			nd, err := llm.SetString(data, path, rel)
 			if err != nil {
 				d.stopStream(nil)
 				return false
@@ -356,11 +354,7 @@ func (d *downstream) flushGuard() {
 	sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
 	for _, i := range idx {
 		d.released.WriteString(rest[i])
-		chunk, _ := json.Marshal(map[string]any{
-			"object":  "chat.completion.chunk",
-			"choices": []any{map[string]any{"index": i, "delta": map[string]any{"content": rest[i]}, "finish_reason": nil}},
-		})
-		d.out = llm.AppendEvent(d.out, chunk)
+		d.out = llm.AppendEvent(d.out, llm.DeltaChunk(i, rest[i]))
 	}
 }
 
@@ -551,10 +545,6 @@ func (d *downstream) meterOnFinish(ctx context.Context) {
 		d.usage = d.estimateUsage(d.text.String())
 	}
 	d.settle(ctx)
-}
-
-func setJSON(body []byte, path, value string) ([]byte, error) {
-	return sjson.SetBytes(body, path, value)
 }
 
 // errorBody turns a non-JSON error body (an Envoy local reply such as

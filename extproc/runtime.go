@@ -1,7 +1,6 @@
 package extproc
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -12,6 +11,7 @@ import (
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/config/preflight"
 	"github.com/tollgate-dev/tollgate/pkg/guard"
+	"github.com/tollgate-dev/tollgate/pkg/llm"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 	"github.com/tollgate-dev/tollgate/pkg/prompts"
 	"github.com/tollgate-dev/tollgate/pkg/route"
@@ -42,25 +42,6 @@ type runtime struct {
 	targetLabels   telemetry.Labels
 	modelList      []byte // GET /v1/models: the aliases clients may name
 	policy         *modelPolicy
-}
-
-// modelList renders the OpenAI model list of the configured aliases.
-func modelList(aliases []string) []byte {
-	type model struct {
-		ID      string `json:"id"`
-		Object  string `json:"object"`
-		Created int64  `json:"created"`
-		OwnedBy string `json:"owned_by"`
-	}
-	list := struct {
-		Object string  `json:"object"`
-		Data   []model `json:"data"`
-	}{Object: "list", Data: make([]model, 0, len(aliases))}
-	for _, a := range aliases {
-		list.Data = append(list.Data, model{ID: a, Object: "model", OwnedBy: "tollgate"})
-	}
-	b, _ := json.Marshal(list) // plain strings: cannot fail
-	return b
 }
 
 func newRuntime(c *config.Config, catalog *meter.Catalog, getenv func(string) string) (*runtime, error) {
@@ -107,7 +88,7 @@ func newRuntime(c *config.Config, catalog *meter.Catalog, getenv func(string) st
 		}
 	}
 	sort.Strings(rt.aliases)
-	rt.modelList = modelList(rt.aliases)
+	rt.modelList = llm.ModelList(rt.aliases, "tollgate")
 	for p := range c.Providers {
 		providers = append(providers, p)
 	}

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/contract"
@@ -263,13 +261,10 @@ func (u *upstream) onBody(req *extprocv3.ProcessingRequest, body []byte) *extpro
 	if !u.resolved {
 		return requestBodyReply(nil)
 	}
-	newBody := body
-	if gjson.GetBytes(body, "model").Str != u.target.Model {
-		if b, err := sjson.SetBytes(body, "model", u.target.Model); err == nil {
-			newBody = b
-		}
+	newBody, changed, err := llm.SetModel(body, u.target.Model)
+	if err != nil {
+		newBody, changed = body, false
 	}
-	changed := len(newBody) != len(body) || string(newBody) != string(body)
 	// Always: Envoy keeps header mutations on the router's header map across
 	// retries (UpstreamRequest::acceptHeadersFromRouter decodes the router's
 	// downstream headers), so a length set for an earlier attempt's body
