@@ -2,14 +2,14 @@
 GO ?= go
 export TOLLGATE_REQUIRE_REDIS ?= 1
 
-.PHONY: run test deps vet unit fuzz fuzz-short mutate bench bench-load bench-guard bench-cache soak wasm build test-envoy image clean
+.PHONY: run test deps vet lint unit fuzz fuzz-short mutate bench bench-load bench-guard bench-cache soak wasm build test-envoy image clean
 
 ## run: build and start tollgate extproc on the embedded default config, with the fake provider and the Envoy emulator
 run:
 	scripts/run.sh
 
 ## test: everything CI runs (installs redis-server if missing)
-test: deps vet unit fuzz-short
+test: deps vet lint unit fuzz-short
 
 deps:
 	scripts/deps.sh
@@ -17,6 +17,10 @@ deps:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+
+## lint: golangci-lint with .golangci.yml (bin/golangci-lint, installed by scripts/deps.sh)
+lint:
+	bin/golangci-lint run ./...
 
 unit:
 	$(GO) test -count=1 -timeout 8m ./...

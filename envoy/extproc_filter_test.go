@@ -76,14 +76,14 @@ func writeYAML(t *testing.T, file string, m proto.Message) {
 		t.Fatal(err)
 	}
 	// Render block style rather than the flow style of the JSON input.
-	var clear func(n *yaml.Node)
-	clear = func(n *yaml.Node) {
+	var unstyle func(n *yaml.Node)
+	unstyle = func(n *yaml.Node) {
 		n.Style = 0
 		for _, c := range n.Content {
-			clear(c)
+			unstyle(c)
 		}
 	}
-	clear(&doc)
+	unstyle(&doc)
 	out, err := yaml.Marshal(&doc)
 	if err != nil {
 		t.Fatal(err)

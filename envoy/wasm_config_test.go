@@ -173,7 +173,7 @@ func checkRouterAccepts(t *testing.T, pluginConfig []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	vm := routerVM(t, ctx)
+	vm := routerVM(ctx, t)
 	_, ok, err := vm.Configure(ctx, pluginConfig)
 	require.NoError(t, err)
 	assert.True(t, ok, "the router rejects this plugin configuration: %s\nlogs: %v", pluginConfig, vm.Logs())
@@ -185,7 +185,7 @@ func checkRouterAccepts(t *testing.T, pluginConfig []byte) {
 
 // routerVM builds the wasm module (go build cache makes repeats cheap) and
 // starts one VM on wazero's interpreter (fast to compile; configure only).
-func routerVM(t *testing.T, ctx context.Context) *wasmhost.VM {
+func routerVM(ctx context.Context, t *testing.T) *wasmhost.VM {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "tollgate-router.wasm")
 	require.NoError(t, wasmhost.Build(ctx, filepath.Join("..", "wasm"), out))

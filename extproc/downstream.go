@@ -267,9 +267,9 @@ func (d *downstream) rejected(r *rejection) *extprocv3.ProcessingResponse {
 // parseStage enforces the body limit and parses the body once; every later
 // stage works on d.req.
 func (d *downstream) parseStage(context.Context) *extprocv3.ProcessingResponse {
-	if max := d.rt.cfg.Listen.MaxBodyBytes; max > 0 && int64(len(d.body)) > max {
+	if limit := d.rt.cfg.Listen.MaxBodyBytes; limit > 0 && int64(len(d.body)) > limit {
 		return d.rejectWith(reject(413, llm.TypeInvalidRequest, llm.CodeTooLarge, "too_large",
-			fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", len(d.body), max)))
+			fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", len(d.body), limit)))
 	}
 	req, err := llm.ParseRequest(d.op, d.body)
 	if err != nil {

@@ -58,49 +58,6 @@ func hostTarget(attrs *structpb.Struct) (provider, model string) {
 	return valueString(f[contract.HostAttribute(contract.HostProvider)]), valueString(f[contract.HostAttribute(contract.HostModel)])
 }
 
-// headersFromAttributes reads request.path/method/id and the
-// request.headers['name'] attributes into a header map with pseudo-headers,
-// so the rest of the server sees the same shape whether headers came as a
-// request_headers message or as attributes on the body message.
-func headersFromAttributes(attrs *structpb.Struct, into headerMap) headerMap {
-	if into == nil {
-		into = make(headerMap, 16)
-	}
-	if attrs == nil {
-		return into
-	}
-	for k, v := range attrs.GetFields() {
-		switch k {
-		case "request.path":
-			into[":path"] = valueString(v)
-		case "request.method":
-			into[":method"] = valueString(v)
-		case "request.id":
-			if into["x-request-id"] == "" {
-				into["x-request-id"] = valueString(v)
-			}
-		default:
-			if name, ok := headerAttribute(k); ok {
-				into[name] = valueString(v)
-			}
-		}
-	}
-	return into
-}
-
-// headerAttribute parses request.headers['name'] (or "name").
-func headerAttribute(k string) (string, bool) {
-	const prefix = "request.headers["
-	if len(k) < len(prefix)+4 || k[:len(prefix)] != prefix || k[len(k)-1] != ']' {
-		return "", false
-	}
-	q := k[len(prefix) : len(k)-1]
-	if (q[0] != '\'' && q[0] != '"') || q[len(q)-1] != q[0] {
-		return "", false
-	}
-	return strings.ToLower(q[1 : len(q)-1]), true
-}
-
 // valueString renders a string, number or list-of-strings Value.
 func valueString(v *structpb.Value) string {
 	switch k := v.GetKind().(type) {

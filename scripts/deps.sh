@@ -5,7 +5,8 @@
 #                 (envoy/observability_test.go; they fail under CI=true
 #                 without it)
 # and, when node and npm exist, the pinned OpenAI Node SDK for test/sdk
-# (scripts/sdk-node-deps.sh; npm from the registry, nothing from apt).
+# (scripts/sdk-node-deps.sh; npm from the registry, nothing from apt), and
+# golangci-lint (pinned, built with go install into bin/).
 # Idempotent; safe to run on every `make test`.
 set -euo pipefail
 SUDO=""
@@ -34,6 +35,14 @@ if ! command -v promtool >/dev/null 2>&1; then
   fi
 fi
 promtool --version 2>&1 | head -1 >&2
+# golangci-lint, pinned, built from the Go module proxy into bin/ (make lint).
+GOLANGCI_LINT_VERSION=v2.15.0
+root="$(cd "$(dirname "$0")/.." && pwd)"
+if ! "$root/bin/golangci-lint" version 2>/dev/null | grep -q "version ${GOLANGCI_LINT_VERSION#v} "; then
+  echo "deps: building golangci-lint $GOLANGCI_LINT_VERSION into bin/ (a few minutes the first time)" >&2
+  GOBIN="$root/bin" go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION"
+fi
+"$root/bin/golangci-lint" version >&2
 # The official OpenAI Node SDK for test/sdk, only where Node.js is installed
 # (the check skips without it).
 # A failed npm install does not stop `make test` here: test/sdk reports it

@@ -1,9 +1,10 @@
 package validate
 
-// Envoy extensions whose configs appear, packed in Any, in the files Tollgate
-// ships; linking them registers their types so protojson can resolve @type.
-// A file naming a type not linked here fails validation ("unable to resolve").
 import (
+	// Envoy extensions whose configs appear, packed in Any, in the files
+	// Tollgate ships; linking them registers their types so protojson can
+	// resolve @type. A file naming a type not linked here fails validation
+	// ("unable to resolve").
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/clusters/aggregate/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"

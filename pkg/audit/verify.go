@@ -35,7 +35,7 @@ type BreakError struct {
 	Reason string
 }
 
-func (e *BreakError) Error() string { return e.Position.String() + ": " + e.Reason }
+func (e *BreakError) Error() string { return e.String() + ": " + e.Reason }
 
 // Is makes errors.Is(err, ErrTampered) true.
 func (e *BreakError) Is(target error) bool { return target == ErrTampered }

@@ -105,12 +105,12 @@ func (t *ModelTracker) Len() int {
 func (t *ModelTracker) evictLocked() {
 	var (
 		oldest string
-		min    uint64
+		least    uint64
 		found  bool
 	)
 	for a, e := range t.state {
-		if !found || e.used < min {
-			oldest, min, found = a, e.used, true
+		if !found || e.used < least {
+			oldest, least, found = a, e.used, true
 		}
 	}
 	if found {

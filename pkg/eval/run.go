@@ -340,7 +340,7 @@ func runCase(ctx context.Context, o *Options, cand openai.Client, jd *judge, c *
 		return res
 	}
 	res.Reply = resp.Choices[0].Message.Content
-	res.ResponseModel, res.Fingerprint = resp.Model, resp.SystemFingerprint
+	res.ResponseModel, res.Fingerprint = resp.Model, resp.SystemFingerprint //nolint:staticcheck // still sent by OpenAI; the model-change detector reads it
 
 	var sum float64
 	var parts int

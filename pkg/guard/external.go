@@ -81,7 +81,7 @@ func (g *Guard) CheckExternal(ctx context.Context, text string) ([]Finding, erro
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil, fmt.Errorf("external classifier: status %d", resp.StatusCode)
 	}
 	var mr moderationResponse

@@ -27,7 +27,7 @@ func TestCheckExternal(t *testing.T) {
 		assert.Equal(t, "Bearer k", r.Header.Get("Authorization"))
 		assert.NoError(t, json.NewDecoder(r.Body).Decode(&got))
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"id":"modr-1","model":"omni-moderation-latest","results":[{"flagged":true,
+		_, _ = w.Write([]byte(`{"id":"modr-1","model":"omni-moderation-latest","results":[{"flagged":true,
 			"categories":{"violence":true,"harassment":false},
 			"category_scores":{"violence":0.91,"harassment":0.02}}]}`))
 	}))
@@ -52,7 +52,7 @@ func TestCheckExternalFailures(t *testing.T) {
 	assert.ErrorContains(t, err, "status 503")
 
 	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte(`{"results":`))
+		_, _ = w.Write([]byte(`{"results":`))
 	}))
 	t.Cleanup(garbage.Close)
 	_, err = externalGuard(t, garbage.URL, time.Second).CheckExternal(ctx, "x")
@@ -101,7 +101,7 @@ func TestCheckExternalFrozenPeer(t *testing.T) {
 // endpoint's own latency.
 func BenchmarkCheckExternal(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte(`{"results":[{"flagged":false,"categories":{"violence":false},"category_scores":{"violence":0.01}}]}`))
+		_, _ = w.Write([]byte(`{"results":[{"flagged":false,"categories":{"violence":false},"category_scores":{"violence":0.01}}]}`))
 	}))
 	b.Cleanup(srv.Close)
 	g, err := New(Config{Rules: map[string]Action{DetectorExternal: ActionBlock},

@@ -29,12 +29,12 @@ func TestEstimateTokensIsUpperBound(t *testing.T) {
 	for name, text := range samples {
 		for _, model := range []string{"gpt-4o", "gpt-3.5-turbo"} {
 			t.Run(name+"/"+model, func(t *testing.T) {
-				real, err := tok.CountTokens(model, text)
+				counted, err := tok.CountTokens(model, text)
 				require.NoError(t, err)
 				est := EstimateTokens(text)
-				assert.GreaterOrEqual(t, est, real, "estimate must not undercount")
+				assert.GreaterOrEqual(t, est, counted, "estimate must not undercount")
 				// ...and stays within a useful factor of the truth.
-				assert.LessOrEqual(t, est, 3*real+TextOverheadTokens, "estimate %d vs %d", est, real)
+				assert.LessOrEqual(t, est, 3*counted+TextOverheadTokens, "estimate %d vs %d", est, counted)
 			})
 		}
 	}

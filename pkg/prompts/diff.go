@@ -12,21 +12,21 @@ import (
 // changed fields as -/+ pairs, then the system prompt and few-shot messages
 // line by line (" " kept, "-" removed, "+" added). Identical prompts give
 // only the header.
-func Diff(old, new *Prompt) string {
+func Diff(prev, next *Prompt) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "--- %s\n+++ %s\n", old.Ref(), new.Ref())
+	fmt.Fprintf(&b, "--- %s\n+++ %s\n", prev.Ref(), next.Ref())
 	field := func(name, o, n string) {
 		if o != n {
 			fmt.Fprintf(&b, "-%s: %s\n+%s: %s\n", name, o, name, n)
 		}
 	}
-	field("current", strconv.FormatBool(old.Current), strconv.FormatBool(new.Current))
-	field("model.allowed", "["+strings.Join(old.Allowed, ", ")+"]", "["+strings.Join(new.Allowed, ", ")+"]")
-	field("model.max_tokens", strconv.FormatInt(old.MaxTokens, 10), strconv.FormatInt(new.MaxTokens, 10))
-	field("variables", formatVars(old.Variables), formatVars(new.Variables))
-	field("changelog", old.Changelog, new.Changelog)
-	section(&b, "system", splitLines(old.System), splitLines(new.System))
-	section(&b, "few_shot", fewShotLines(old.FewShot), fewShotLines(new.FewShot))
+	field("current", strconv.FormatBool(prev.Current), strconv.FormatBool(next.Current))
+	field("model.allowed", "["+strings.Join(prev.Allowed, ", ")+"]", "["+strings.Join(next.Allowed, ", ")+"]")
+	field("model.max_tokens", strconv.FormatInt(prev.MaxTokens, 10), strconv.FormatInt(next.MaxTokens, 10))
+	field("variables", formatVars(prev.Variables), formatVars(next.Variables))
+	field("changelog", prev.Changelog, next.Changelog)
+	section(&b, "system", splitLines(prev.System), splitLines(next.System))
+	section(&b, "few_shot", fewShotLines(prev.FewShot), fewShotLines(next.FewShot))
 	return b.String()
 }
 

@@ -185,7 +185,7 @@ func parseFile(path string, data []byte) (*family, string, error) {
 			default:
 				bad(v.line, "version %d: few_shot[%d]: role %q must be system, user, assistant or developer", v.Version, i, m.Role)
 			}
-			p.FewShot = append(p.FewShot, Message{Role: m.Role, Content: m.Content})
+			p.FewShot = append(p.FewShot, Message(m))
 		}
 		names := map[string]bool{}
 		for _, vr := range v.Variables {

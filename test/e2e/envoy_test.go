@@ -125,7 +125,7 @@ func StartEnvoy(t testing.TB, e EnvoyOptions, o Options) *Gateway {
 	envoy, err := startEnvoyProcess(ctx, e.Bin, dir, lis.Addr().String())
 	if err != nil {
 		cancel()
-		<-adsDone
+		_ = <-adsDone
 		stopExtProc()
 		t.Fatalf("envoy: %v", err)
 	}
@@ -240,7 +240,7 @@ func waitForListener(ctx context.Context, url string, exited <-chan struct{}, li
 		case <-exited:
 			return errors.New("envoy exited")
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), last)
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), last)
 		case <-tick.C:
 		}
 	}

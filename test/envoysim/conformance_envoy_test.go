@@ -702,15 +702,6 @@ func TestEnvoy_BufferBodyOverrideRequestBody(t *testing.T) {
 
 func ptrTo[T any](v T) *T { return &v }
 
-func containsKind(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, SkipHeaderSendTrailerInBufferedMode).
 // ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, ClientSendHeaderTrailerFilterConfigedSendAll).
 // Body BUFFERED + trailers SEND, and the client sends headers then trailers

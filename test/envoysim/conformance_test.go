@@ -189,10 +189,10 @@ func TestConformance06_GetAndSetPathHeader(t *testing.T) {
 // ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, SetHostHeaderRoutingSucceeded).
 // ext_proc_integration_test.cc: TEST_P(ExtProcIntegrationTest, SetHostHeaderRoutingFailed).
 func TestConformance07_SetHostHeaderRouting(t *testing.T) {
-	setAndClear := func(key, value string, clear bool, withMutation bool) script {
+	setAndClear := func(key, value string, clearRoute bool, withMutation bool) script {
 		return func(st *scriptStream) error {
 			req := st.recv()
-			cr := &extprocv3.CommonResponse{ClearRouteCache: clear}
+			cr := &extprocv3.CommonResponse{ClearRouteCache: clearRoute}
 			if withMutation {
 				cr.HeaderMutation = &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setHeader(key, value)}}
 			}

@@ -79,7 +79,6 @@ func (ex *exchange) forward(body *bodyState) *localReply {
 		res := ex.attempt(rt, upFilter, tg, payload, stream, hasBody, body.have || payload != nil, body.trailers)
 		if retrying != nil {
 			retrying()
-			retrying = nil
 		}
 		if res.clientGone {
 			res.release()

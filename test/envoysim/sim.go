@@ -191,13 +191,13 @@ func New(cfg Config) (*Sim, error) {
 		errs = append(errs, errors.New("ExtProcAddr is required"))
 	}
 	if cfg.Upstream == "" && cfg.Routes == nil && cfg.MetadataRoutes == nil && cfg.chain == nil {
-		errs = append(errs, errors.New("Upstream, Routes, MetadataRoutes or FromResources is required"))
+		errs = append(errs, errors.New("one of Config.Upstream, Routes, MetadataRoutes or FromResources is required"))
 	}
 	if cfg.chain != nil && (cfg.Upstream != "" || cfg.Routes != nil || cfg.MetadataRoutes != nil || cfg.UpstreamFilter != nil) {
 		errs = append(errs, errors.New("a Config from FromResources takes its routes and filters from the resources"))
 	}
 	if cfg.Routes != nil && cfg.MetadataRoutes != nil {
-		errs = append(errs, errors.New("Routes and MetadataRoutes are mutually exclusive"))
+		errs = append(errs, errors.New("config: Routes and MetadataRoutes are mutually exclusive"))
 	}
 	s := &Sim{cfg: cfg, routes: make(map[string]*route, len(cfg.Routes))}
 	if s.cfg.ClusterName == "" {
@@ -206,14 +206,14 @@ func New(cfg Config) (*Sim, error) {
 	if cfg.Upstream != "" {
 		u, err := parseBase(cfg.Upstream)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("Upstream: %w", err))
+			errs = append(errs, fmt.Errorf("config.Upstream: %w", err))
 		}
 		s.defaultRoute = singleRoute(s.cfg.ClusterName, s.cfg.ClusterName, u)
 	}
 	for k, v := range cfg.Routes {
 		u, err := parseBase(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("Routes[%q]: %w", k, err))
+			errs = append(errs, fmt.Errorf("config.Routes[%q]: %w", k, err))
 		}
 		s.routes[k] = singleRoute(k, k, u)
 	}

@@ -42,7 +42,7 @@ func StartAddrs(t testing.TB, cfg *config.Config, env map[string]string) Addrs {
 	}()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		_ = <-done // the error of a cancelled Run is its shutdown's
 	})
 	select {
 	case addrs := <-ready:

@@ -125,7 +125,7 @@ func TestChatCompletion(t *testing.T) {
 			assert.Equal(t, tt.wantFinish, resp.Choices[0].FinishReason)
 			assert.Equal(t, tt.wantModel, resp.Model)
 			assert.Equal(t, "chat.completion", string(resp.Object))
-			assert.Equal(t, "fp_fake", resp.SystemFingerprint)
+			assert.Equal(t, "fp_fake", resp.SystemFingerprint) //nolint:staticcheck // the fake sends it as OpenAI does
 			assert.NotEmpty(t, resp.ID)
 			assert.NotZero(t, resp.Created)
 			assert.Equal(t, tt.wantUsage[0], resp.Usage.PromptTokens)

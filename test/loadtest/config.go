@@ -8,15 +8,15 @@ import (
 )
 
 // tollgateConfig derives the load-test configuration from Tollgate's
-// default tollgate.yaml: the spend ledger moves into dir and budget caps
-// are lifted (a long run would otherwise exhaust the demo tenant's budget
-// and measure 429s). The guardrails, the cache, the prompt registry and the
-// audit trail, which the default turns on, are turned off: the load test
-// sends one request over and over, which the cache would answer after the
-// first, and it measures the metering path against a pass-through server
-// (the layers have their own benchmarks). Everything else is the shipped
-// default.
-func tollgateConfig(defaultYAML []byte, dir string) ([]byte, error) {
+// default tollgate.yaml: the spend ledger (and the audit trail) move into
+// dir and budget caps are lifted (a long run would otherwise exhaust the
+// demo tenant's budget and measure 429s). With allLayers false the
+// guardrails, the cache, the prompt registry and the audit trail, which the
+// default turns on, are turned off: the metering-and-budgets row. With
+// allLayers true they stay as shipped (the prompt registry aside: it only
+// acts on requests that name a prompt, and its directory is relative to the
+// repository). Everything else is the shipped default.
+func tollgateConfig(defaultYAML []byte, dir string, allLayers bool) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(defaultYAML, &doc); err != nil {
 		return nil, fmt.Errorf("parse default config: %w", err)
@@ -35,14 +35,20 @@ func tollgateConfig(defaultYAML []byte, dir string) ([]byte, error) {
 			*tenants = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
 		}
 	}
-	for _, path := range [][]string{{"guardrails", "input", "enabled"}, {"guardrails", "output", "enabled"}, {"cache", "enabled"}} {
-		if n := lookup(root, path...); n != nil {
-			n.SetString("false")
-			n.Tag = "!!bool"
-		}
-	}
 	removeKey(root, "prompts")
-	removeKey(root, "audit")
+	if allLayers {
+		if n := lookup(root, "audit", "dir"); n != nil {
+			n.SetString(filepath.Join(dir, "audit"))
+		}
+	} else {
+		for _, path := range [][]string{{"guardrails", "input", "enabled"}, {"guardrails", "output", "enabled"}, {"cache", "enabled"}} {
+			if n := lookup(root, path...); n != nil {
+				n.SetString("false")
+				n.Tag = "!!bool"
+			}
+		}
+		removeKey(root, "audit")
+	}
 	out, err := yaml.Marshal(&doc)
 	if err != nil {
 		return nil, fmt.Errorf("render config: %w", err)

@@ -23,7 +23,7 @@ func TestTollgateConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err := tollgateConfig([]byte(tt.in), "/tmp/lt")
+			out, err := tollgateConfig([]byte(tt.in), "/tmp/lt", false)
 			require.NoError(t, err)
 			var got map[string]any
 			require.NoError(t, yaml.Unmarshal(out, &got))
@@ -42,8 +42,20 @@ func TestTollgateConfig(t *testing.T) {
 			}
 		})
 	}
-	_, err := tollgateConfig([]byte("- a list"), "/tmp")
+	_, err := tollgateConfig([]byte("- a list"), "/tmp", false)
 	assert.Error(t, err)
+
+	// Every layer on: the shipped layers stay, the audit trail moves into
+	// the run's directory, the prompt registry (relative to the repo) goes.
+	out, err := tollgateConfig(envoy.DefaultConfig, "/tmp/lt", true)
+	require.NoError(t, err)
+	cfg, err := config.Parse("loadtest.yaml", out)
+	require.NoError(t, err)
+	assert.True(t, cfg.Guardrails.Input.Enabled && cfg.Guardrails.Output.Enabled && cfg.Cache.Enabled)
+	assert.True(t, cfg.Cache.Semantic.Enabled)
+	assert.Equal(t, "/tmp/lt/audit", cfg.Audit.Dir)
+	assert.Empty(t, cfg.Prompts.Dir)
+	assert.Empty(t, cfg.Budgets.Tenants)
 }
 
 func TestFilters(t *testing.T) {
@@ -55,7 +67,7 @@ func TestFilters(t *testing.T) {
 	assert.Equal(t, extprocfilterv3.ProcessingMode_BUFFERED, pm.GetResponseBodyMode())
 	assert.Empty(t, naive.GetRequestAttributes())
 
-	cfgBytes, err := tollgateConfig(envoy.DefaultConfig, t.TempDir())
+	cfgBytes, err := tollgateConfig(envoy.DefaultConfig, t.TempDir(), false)
 	require.NoError(t, err)
 	cfg, err := config.Parse("loadtest.yaml", cfgBytes)
 	require.NoError(t, err)

@@ -19,11 +19,17 @@ const (
 	phaseStop
 )
 
+// bodySeq numbers unique bodies across every cell of a run, so that a
+// server measured at several concurrencies never sees a prompt twice.
+var bodySeq atomic.Int64
+
 // loadConfig describes one load cell: Concurrency closed-loop clients
 // posting Body to URL, first for Warmup (not recorded), then for Duration.
 type loadConfig struct {
-	URL         string
-	Body        []byte
+	URL  string
+	Body []byte
+	// Unique numbers each request's body (withSeq): no two prompts alike.
+	Unique      bool
 	Header      http.Header
 	Concurrency int
 	Warmup      time.Duration
@@ -118,7 +124,11 @@ func runLoad(ctx context.Context, client *http.Client, cfg loadConfig) (loadResu
 				}
 				startPhase := phase.Load()
 				began := time.Now()
-				err := doRequest(ctx, client, cfg.URL, cfg.Header, cfg.Body)
+				body := cfg.Body
+				if cfg.Unique {
+					body = withSeq(body, bodySeq.Add(1))
+				}
+				err := doRequest(ctx, client, cfg.URL, cfg.Header, body)
 				took := time.Since(began)
 				if startPhase != phaseMeasure || phase.Load() != phaseMeasure {
 					continue

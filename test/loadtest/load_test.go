@@ -97,4 +97,15 @@ func TestChatBody(t *testing.T) {
 	}
 	_, err := chatBody(10)
 	assert.Error(t, err)
+
+	body, err := chatBody(2048)
+	require.NoError(t, err)
+	a, b := withSeq(body, 1), withSeq(body, 9_876_543_210)
+	assert.Len(t, a, 2048)
+	assert.Len(t, b, 2048)
+	assert.NotEqual(t, a, b)
+	assert.Contains(t, string(a), "Request 0000000001: ")
+	assert.Contains(t, string(b), "Request 9876543210: ")
+	assert.True(t, json.Valid(b))
+	assert.Contains(t, string(body), seqMark, "withSeq does not touch its input")
 }

@@ -150,29 +150,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		skipped = append(skipped, fmt.Sprintf("tollgate extproc: skipped (%v)", err))
 	} else {
 		o.tollgate = abs
-		cfgBytes := envoy.DefaultConfig
-		if o.tollgateConfig != "" {
-			if cfgBytes, err = os.ReadFile(o.tollgateConfig); err != nil {
-				return fmt.Errorf("-tollgate-config: %w", err)
+		rows := []struct {
+			name      string
+			allLayers bool
+		}{{"tollgate, metering and budgets", false}, {"tollgate, every layer on", true}}
+		for i, r := range rows {
+			if o.tollgateConfig != "" && i > 0 {
+				break // one row for a config given as is
 			}
-		} else if cfgBytes, err = tollgateConfig(envoy.DefaultConfig, dir); err != nil {
-			return err
+			var cfgBytes []byte
+			name := r.name
+			if o.tollgateConfig != "" {
+				name = "tollgate, " + filepath.Base(o.tollgateConfig)
+				if cfgBytes, err = os.ReadFile(o.tollgateConfig); err != nil {
+					return fmt.Errorf("-tollgate-config: %w", err)
+				}
+			} else if cfgBytes, err = tollgateConfig(envoy.DefaultConfig, dir, r.allLayers); err != nil {
+				return err
+			}
+			cfgPath := filepath.Join(dir, fmt.Sprintf("tollgate-%d.yaml", i))
+			if err := os.WriteFile(cfgPath, cfgBytes, 0o600); err != nil {
+				return fmt.Errorf("write tollgate config: %w", err)
+			}
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return fmt.Errorf("tollgate config: %w", err)
+			}
+			targets = append(targets, target{
+				name:   name,
+				filter: shippedFilter(cfg),
+				start: func(ctx context.Context, dir string) (*serverProcess, error) {
+					return startTollgate(ctx, o.tollgate, cfgPath, dir)
+				},
+			})
 		}
-		cfgPath := filepath.Join(dir, "tollgate.yaml")
-		if err := os.WriteFile(cfgPath, cfgBytes, 0o600); err != nil {
-			return fmt.Errorf("write tollgate config: %w", err)
-		}
-		cfg, err := config.Load(cfgPath)
-		if err != nil {
-			return fmt.Errorf("tollgate config: %w", err)
-		}
-		targets = append(targets, target{
-			name:   "tollgate extproc, shipped mode",
-			filter: shippedFilter(cfg),
-			start: func(ctx context.Context, dir string) (*serverProcess, error) {
-				return startTollgate(ctx, o.tollgate, cfgPath, dir)
-			},
-		})
 	}
 
 	header := http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + o.apiKey}}
@@ -230,7 +241,7 @@ func measureTarget(ctx context.Context, tg target, o options, dir, upstream stri
 		var msgs0, msgs1 uint64
 		fmt.Fprintf(stderr, "  concurrency %d: %v warm-up + %v...\n", c, o.warmup, o.duration)
 		res, err := runLoad(ctx, client, loadConfig{
-			URL: url, Body: body, Header: header, Concurrency: c,
+			URL: url, Body: body, Unique: true, Header: header, Concurrency: c,
 			Warmup: o.warmup, Duration: o.duration, MaxRequests: o.maxRequests,
 			OnWindowStart: func() (err error) {
 				msgs0 = f.MessagesSent()

@@ -170,7 +170,7 @@ func startTollgate(ctx context.Context, bin, config, dir string) (*serverProcess
 	for attempt := 0; ; attempt++ {
 		select {
 		case <-p.exited:
-			return nil, fmt.Errorf("tollgate exited during start-up (%v): %s", p.waitErr, p.logTail())
+			return nil, fmt.Errorf("tollgate exited during start-up (%w): %s", p.waitErr, p.logTail())
 		case <-ctx.Done():
 			_ = p.stop()
 			return nil, ctx.Err()

@@ -124,7 +124,7 @@ func run(duration time.Duration, rate int, every, messageTimeout time.Duration, 
 		return fmt.Errorf("fake provider: %w", err)
 	}
 	closeProvider := sync.OnceValue(provider.Close)
-	defer closeProvider()
+	defer func() { _ = closeProvider() }()
 
 	cfg, err := config.Parse("soak.yaml", []byte(configYAML(providerURL, filepath.Join(dir, "ledger.jsonl"), messageTimeout, maxEntries, maxBytes)))
 	if err != nil {
@@ -158,18 +158,18 @@ func run(duration time.Duration, rate int, every, messageTimeout time.Duration, 
 
 	sc, err := envoysim.FromTollgate(cfg, nil, nil)
 	if err != nil {
-		stopServer()
+		_ = stopServer()
 		return fmt.Errorf("envoysim config: %w", err)
 	}
 	sc.ExtProcAddr = extAddr
 	sim, err := envoysim.New(sc)
 	if err != nil {
-		stopServer()
+		_ = stopServer()
 		return fmt.Errorf("envoysim: %w", err)
 	}
 	url, err := sim.Start()
 	if err != nil {
-		stopServer()
+		_ = stopServer()
 		return fmt.Errorf("envoysim start: %w", err)
 	}
 
@@ -222,7 +222,7 @@ loop:
 	// With everything stopped, what is left over: goroutines still running
 	// here would be leaks.
 	samples = append(samples, d.sample("after shutdown", time.Since(start), nil))
-	print(samples)
+	printSamples(samples)
 	for why, n := range d.statuses {
 		fmt.Printf("failed: %d x %s\n", n, why)
 	}
@@ -381,7 +381,7 @@ func gauge(reg *prometheus.Registry, name string) float64 {
 	return sum
 }
 
-func print(samples []sample) {
+func printSamples(samples []sample) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "at\tRSS MB\theap MB\tgoroutines\tsent\tok\tfailed\tskipped\tindex entries\tindex MB (approx)\tevictions\t")
 	for _, s := range samples {

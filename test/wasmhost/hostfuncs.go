@@ -123,11 +123,11 @@ func (vm *VM) hostGetBufferBytes(mod api.Module, s []uint64) uint32 {
 	default:
 		return statusNotFound
 	}
-	start, max := uint64(uint32(s[1])), uint64(uint32(s[2]))
+	start, limit := uint64(uint32(s[1])), uint64(uint32(s[2]))
 	if start > uint64(len(buf)) {
 		return statusBadArgument
 	}
-	end := min(start+max, uint64(len(buf)))
+	end := min(start+limit, uint64(len(buf)))
 	return vm.handOff(mod, s[3], s[4], string(buf[start:end]))
 }
 
