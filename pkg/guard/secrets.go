@@ -65,8 +65,8 @@ func newSecretsDetector() *secretsDetector {
 	d.sets.crypt = makeSet(alnums, "./$=")
 	d.sets.path = makeSet(alnums, "/_-")
 	s := &d.sets
-	r := func(prefix, typ string, body *byteSet, min, max int) secretRule {
-		return secretRule{prefix: prefix, typ: typ, body: body, min: min, max: max, score: 0.95}
+	r := func(prefix, typ string, body *byteSet, lo, hi int) secretRule {
+		return secretRule{prefix: prefix, typ: typ, body: body, min: lo, max: hi, score: 0.95}
 	}
 	exact := func(x secretRule) secretRule { x.exact = true; return x }
 	d.rules = []secretRule{

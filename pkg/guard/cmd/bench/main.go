@@ -28,8 +28,8 @@ import (
 	"io/fs"
 	"log"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -53,11 +53,21 @@ var labelTypes = map[string]string{
 	"LOCATION":       "LOCATION",
 }
 
+// goSourceTree is the Go distribution's source, $(go env GOROOT)/src, or ""
+// when the go command is not on PATH.
+func goSourceTree() string {
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "src")
+}
+
 func main() {
 	corpora := flag.String("corpora", "", "folder holding the corpora (default: "+corpus.DefaultRoot+" relative to the repository root)")
 	verbose := flag.Bool("v", false, "list misses and false positives")
 	threshold := flag.Float64("threshold", 0, "injection threshold (0 = shipped)")
-	code := flag.String("code", filepath.Join(runtime.GOROOT(), "src"), "benign source tree for secrets false positives (non-test .go files; empty = skip)")
+	code := flag.String("code", goSourceTree(), "benign source tree for secrets false positives (non-test .go files; empty = skip)")
 	flag.Parse()
 	dir, err := corpus.Root(*corpora)
 	if err != nil {
