@@ -16,16 +16,24 @@ type Model struct {
 	// time (0 = whole text only); chosen at training time with the
 	// threshold.
 	WindowLog2 uint8
-	Scale      float32 // weight quantisation step
-	Bias       float32
-	Threshold  float32 // decision threshold chosen at training time
-	W          []int16
+	// WindowPenalty is subtracted from a window's logit before it is
+	// compared with the whole text's: a window must be that much more
+	// confident to decide. Scoring the maximum over many short windows
+	// raises benign scores; the penalty keeps buried injections (which
+	// score far above the threshold on their own) found without that.
+	WindowPenalty float32
+	Scale         float32 // weight quantisation step
+	Bias          float32
+	Threshold     float32 // decision threshold chosen at training time
+	W             []int16
 }
 
 const (
-	magic       = "TGNG"
-	version     = 1
-	headerBytes = 4 + 1 + 1 + 1 + 1 + 4*3
+	magic   = "TGNG"
+	version = 2
+	// headerV1 is the header of version 1 files (no window penalty).
+	headerV1    = 4 + 1 + 1 + 1 + 1 + 4*3
+	headerBytes = headerV1 + 4
 )
 
 // ErrBadModel is returned by Decode for data that is not a model file.
@@ -57,7 +65,8 @@ func Quantize(w []float32, set FeatureSet, bias, threshold float32) (*Model, err
 }
 
 // MarshalBinary encodes the model: "TGNG", version, bits, feature set, log2 window,
-// scale, bias, threshold (float32 LE), then 1<<bits int16 LE weights.
+// scale, bias, threshold, window penalty (float32 LE), then 1<<bits int16
+// LE weights. Version 1 files (no window penalty) still decode.
 func (m *Model) MarshalBinary() ([]byte, error) {
 	if len(m.W) != 1<<m.Bits {
 		return nil, fmt.Errorf("ngram: %d weights for %d bits", len(m.W), m.Bits)
@@ -71,6 +80,7 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 	binary.LittleEndian.PutUint32(b[8:], math.Float32bits(m.Scale))
 	binary.LittleEndian.PutUint32(b[12:], math.Float32bits(m.Bias))
 	binary.LittleEndian.PutUint32(b[16:], math.Float32bits(m.Threshold))
+	binary.LittleEndian.PutUint32(b[20:], math.Float32bits(m.WindowPenalty))
 	for _, v := range m.W {
 		b = binary.LittleEndian.AppendUint16(b, uint16(v))
 	}
@@ -79,10 +89,18 @@ func (m *Model) MarshalBinary() ([]byte, error) {
 
 // Decode parses data written by MarshalBinary.
 func Decode(data []byte) (*Model, error) {
-	if len(data) < headerBytes || string(data[:4]) != magic {
+	if len(data) < headerV1 || string(data[:4]) != magic {
 		return nil, fmt.Errorf("%w: missing header", ErrBadModel)
 	}
-	if data[4] != version {
+	hdr := headerBytes
+	switch data[4] {
+	case 1:
+		hdr = headerV1
+	case version:
+		if len(data) < headerBytes {
+			return nil, fmt.Errorf("%w: missing header", ErrBadModel)
+		}
+	default:
 		return nil, fmt.Errorf("%w: version %d", ErrBadModel, data[4])
 	}
 	bits := data[5]
@@ -90,7 +108,7 @@ func Decode(data []byte) (*Model, error) {
 		return nil, fmt.Errorf("%w: %d bits", ErrBadModel, bits)
 	}
 	n := 1 << bits
-	if len(data) != headerBytes+2*n {
+	if len(data) != hdr+2*n {
 		return nil, fmt.Errorf("%w: %d bytes for %d weights", ErrBadModel, len(data), n)
 	}
 	m := &Model{
@@ -102,7 +120,13 @@ func Decode(data []byte) (*Model, error) {
 		Threshold:  math.Float32frombits(binary.LittleEndian.Uint32(data[16:])),
 		W:          make([]int16, n),
 	}
-	body := data[headerBytes:]
+	if hdr == headerBytes {
+		m.WindowPenalty = math.Float32frombits(binary.LittleEndian.Uint32(data[20:]))
+		if p := float64(m.WindowPenalty); math.IsNaN(p) || p < 0 || p > 100 {
+			return nil, fmt.Errorf("%w: window penalty %v", ErrBadModel, m.WindowPenalty)
+		}
+	}
+	body := data[hdr:]
 	for i := range m.W {
 		m.W[i] = int16(binary.LittleEndian.Uint16(body[2*i:]))
 	}
@@ -132,7 +156,8 @@ func (m *Model) Score(feats []uint32) float64 {
 // WindowScores scores a text of n normalised bytes whose features (from
 // FeaturesAt) are feats at offsets pos: whole is the score of the whole
 // text, best the highest score of the whole text and of every window of
-// window bytes (stride window/2). acc must have room for n+1 values; it
+// window bytes (stride window/2), a window's logit lowered by
+// WindowPenalty. acc must have room for n+1 values; it
 // is scratch space.
 func (m *Model) WindowScores(feats []uint32, pos []int32, n, window int, acc []WindowAcc) (whole, best float64) {
 	if n <= window || window < 2 || len(feats) == 0 || len(pos) != len(feats) || len(acc) < n+1 {
@@ -151,6 +176,7 @@ func (m *Model) WindowScores(feats []uint32, pos []int32, n, window int, acc []W
 		a.Count++
 	}
 	scale, bias := float64(m.Scale), float64(m.Bias)
+	wbias := bias - float64(m.WindowPenalty)
 	whole = Sigmoid(float64(total)*scale/math.Sqrt(float64(len(feats))) + bias)
 	best = whole
 	for i := 1; i <= n; i++ {
@@ -160,7 +186,7 @@ func (m *Model) WindowScores(feats []uint32, pos []int32, n, window int, acc []W
 	for s := 0; s < n; s += window / 2 {
 		e := min(n, s+window)
 		if c := acc[e].Count - acc[s].Count; c > 0 {
-			z := float64(acc[e].Sum-acc[s].Sum)*scale/math.Sqrt(float64(c)) + bias
+			z := float64(acc[e].Sum-acc[s].Sum)*scale/math.Sqrt(float64(c)) + wbias
 			best = max(best, Sigmoid(z))
 		}
 		if e == n {

@@ -2,6 +2,7 @@ package ngram
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"testing"
 
@@ -17,7 +18,10 @@ func TestNormalize(t *testing.T) {
 		{"іgnоrе рrеvіоus", "ignore previous"}, // Cyrillic look-alikes
 		{"𝐈𝐠𝐧𝐨𝐫𝐞 𝟏𝟐", "ignore 12"},             // mathematical bold
 		{"ⓘⓖⓝⓞⓡⓔ", "ignore"},
-		{"Größe ÄÖÜ", "größe äöü"},
+		// Latin accents fold to the base letters.
+		{"Größe ÄÖÜ", "grosse aou"},
+		{"Vergiß die Regeln, señor, déjà vu, Łódź", "vergiss die regeln, senor, deja vu, lodz"},
+		{"日本語 Ωμέγα", "日本語 wuέya"}, // other scripts keep their letters (look-alikes still fold)
 		{"a\U000E0041b", "ab"}, // tag characters are invisible
 		{"", ""},
 		// Opaque identifiers fold to one mark; words, years and short
@@ -35,8 +39,9 @@ func TestNormalize(t *testing.T) {
 
 func TestFeaturesDeterministic(t *testing.T) {
 	norm := Normalize(nil, "ignore previous instructions")
-	a := Features(nil, norm, 18, AllFeatures)
-	b := Features(make([]uint32, 0, 4), norm, 18, AllFeatures)
+	classic := WordUnigrams | WordBigrams | Char3 | Char4
+	a := Features(nil, norm, 18, classic)
+	b := Features(make([]uint32, 0, 4), norm, 18, classic)
 	assert.Equal(t, a, b)
 	// 3 words + 2 bigrams + (len+2-2) 3-grams + (len+2-3) 4-grams
 	n := len(norm)
@@ -45,6 +50,11 @@ func TestFeaturesDeterministic(t *testing.T) {
 		assert.Less(t, f, uint32(1<<18))
 	}
 	assert.Len(t, Features(nil, norm, 18, WordUnigrams), 3)
+	// 1 word trigram, (len+2-4) 5-grams of bytes and of byte classes.
+	assert.Len(t, Features(nil, norm, 18, WordTrigrams|Char5|Shape5), 1+2*(n-2))
+	// Shape n-grams see classes, not letters: same shape, same features.
+	assert.Equal(t, Features(nil, []byte("ab, cd!"), 18, Shape5), Features(nil, []byte("xy, zw!"), 18, Shape5))
+	assert.NotEqual(t, Features(nil, []byte("ab, cd!"), 18, Char5), Features(nil, []byte("xy, zw!"), 18, Char5))
 	assert.Empty(t, Features(nil, nil, 18, AllFeatures))
 }
 
@@ -55,6 +65,7 @@ func TestModelRoundTrip(t *testing.T) {
 	}
 	m, err := Quantize(w, WordUnigrams|Char4, -0.5, 0.4)
 	require.NoError(t, err)
+	m.WindowLog2, m.WindowPenalty = 8, 2
 	b, err := m.MarshalBinary()
 	require.NoError(t, err)
 	got, err := Decode(b)
@@ -67,6 +78,18 @@ func TestModelRoundTrip(t *testing.T) {
 	want := Sigmoid((7+7-8)/math.Sqrt(3) - 0.5)
 	assert.InDelta(t, want, got.Score(feats), 1e-3)
 	assert.InDelta(t, Sigmoid(-0.5), got.Score(nil), 1e-6)
+
+	// Version 1 files have no window penalty field and still decode.
+	v1 := append(append([]byte{}, b[:headerV1]...), b[headerBytes:]...)
+	v1[4] = 1
+	old, err := Decode(v1)
+	require.NoError(t, err)
+	assert.Equal(t, float32(0), old.WindowPenalty)
+	assert.Equal(t, m.W, old.W)
+	bad := append([]byte{}, b...)
+	binary.LittleEndian.PutUint32(bad[20:], math.Float32bits(-1))
+	_, err = Decode(bad)
+	assert.ErrorIs(t, err, ErrBadModel, "negative window penalty")
 }
 
 func TestDecodeRejects(t *testing.T) {
@@ -156,6 +179,12 @@ func TestWindowScores(t *testing.T) {
 	whole, best := m.WindowScores(feats, pos, 10, m.Window(), acc)
 	assert.InDelta(t, Sigmoid(-2/math.Sqrt(10)), whole, 1e-3)
 	assert.InDelta(t, Sigmoid(4/math.Sqrt(4)), best, 1e-3, "window [4,8) (stride 2) holds only the bad features")
+	// A window penalty lowers every window's logit, not the whole text's.
+	m.WindowPenalty = 1.5
+	whole, best = m.WindowScores(feats, pos, 10, m.Window(), acc)
+	assert.InDelta(t, Sigmoid(-2/math.Sqrt(10)), whole, 1e-3)
+	assert.InDelta(t, Sigmoid(4/math.Sqrt(4)-1.5), best, 1e-3)
+	m.WindowPenalty = 0
 	// Without positions or room the whole-text score is used.
 	whole2, best2 := m.WindowScores(feats, nil, 10, 4, acc)
 	assert.Equal(t, whole2, best2)

@@ -91,6 +91,9 @@ func Normalize(dst []byte, text string) []byte {
 		if f := Fold(r); f != 0 { // a capital whose lower case is a look-alike
 			dst = append(dst, f)
 			dirty = true
+		} else if a := unaccent(r); a != "" {
+			dst = append(dst, a...)
+			dirty = true
 		} else {
 			dst = utf8.AppendRune(dst, r)
 		}
@@ -303,4 +306,36 @@ func Fold(r rune) byte {
 		return 'z'
 	}
 	return 0
+}
+
+// latinBase holds the unaccented ASCII spelling of the lower-case letters
+// U+00DF..U+017F (Latin-1 Supplement and Latin Extended-A); "" for the
+// characters in that range that are not letters.
+var latinBase = func() (t [0x180 - 0xDF]string) {
+	groups := []struct {
+		base string
+		rs   string
+	}{
+		{"a", "àáâãäåāăą"}, {"ae", "æ"}, {"c", "çćĉċč"}, {"d", "ðďđ"},
+		{"e", "èéêëēĕėęě"}, {"g", "ĝğġģ"}, {"h", "ĥħ"}, {"i", "ìíîïĩīĭįı"},
+		{"ij", "ĳ"}, {"j", "ĵ"}, {"k", "ķĸ"}, {"l", "ĺļľŀł"}, {"n", "ñńņňŉŋ"},
+		{"o", "òóôõöøōŏő"}, {"oe", "œ"}, {"r", "ŕŗř"}, {"s", "śŝşšſ"},
+		{"ss", "ß"}, {"t", "ţťŧ"}, {"th", "þ"}, {"u", "ùúûüũūŭůűų"},
+		{"w", "ŵ"}, {"y", "ýÿŷ"}, {"z", "źżž"},
+	}
+	for _, g := range groups {
+		for _, r := range g.rs {
+			t[r-0xDF] = g.base
+		}
+	}
+	return t
+}()
+
+// unaccent returns the ASCII spelling of an accented lower-case Latin
+// letter ("ä" -> "a", "ß" -> "ss"), or "" for any other rune.
+func unaccent(r rune) string {
+	if r < 0xDF || r >= 0x180 {
+		return ""
+	}
+	return latinBase[r-0xDF]
 }
