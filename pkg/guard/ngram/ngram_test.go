@@ -31,6 +31,9 @@ func TestNormalize(t *testing.T) {
 		{"token xKqTzRwe then qzxkvwtp", "token # then #"},
 		{"GPT4 in 2024 with base64, JavaScript, 10th, 42", "gpt4 in 2024 with base64, javascript, 10th, 42"},
 		{"id ef5563 and 1234567", "id # and #"},
+		// Words with few vowels or consonant clusters are words, not ids.
+		{"prompt script skills nichts schnell Deutschland strength", "prompt script skills nichts schnell deutschland strength"},
+		{"ref qzxkvwtp bcdfgh", "ref # #"},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, string(Normalize(nil, tt.in)), "input %q", tt.in)

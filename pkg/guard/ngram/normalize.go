@@ -126,8 +126,9 @@ func isIDByte(c byte) bool {
 // [a-z0-9_-]; it is opaque when it mixes letters and digits with at least
 // two changes between them ("a1b2", UUID groups) or is 8+ bytes long
 // ("cus_9f8e7d6c5b", "dfd31144") or 6+ bytes of hex ("ef5563"), when it is 5+ digits, or when it is 6+ letters with
-// a run of 5 consonants or fewer than one vowel in five (lower-cased
-// random letters). Words such as "gpt4", "10th", "base64" and years stay.
+// a run of 6 consonants or fewer than one vowel in eight (lower-cased
+// random letters). Words such as "gpt4", "10th", "base64", "prompt",
+// "skills", "deutschland" and years stay.
 func FoldOpaque(b []byte) []byte {
 	out := b[:0]
 	for i := 0; i < len(b); {
@@ -202,7 +203,7 @@ func opaque(tok []byte) bool {
 	case digits >= 5 && letters == 0:
 		return true
 	case letters >= 6 && digits == 0:
-		return maxCons >= 5 || vowels*5 < letters
+		return maxCons >= 6 || vowels*8 < letters
 	}
 	return false
 }
