@@ -175,10 +175,24 @@ func (m *Model) WindowScores(feats []uint32, pos []int32, n, window int, acc []W
 		a.Sum += w
 		a.Count++
 	}
+	return m.windows(acc, n, window, total, int32(len(feats)))
+}
+
+// windows finishes WindowScores and ScoreNorm: acc[i+1] holds the weight
+// sum and count of the features ending at byte i (prefix-summed here),
+// total and count those of the whole text.
+func (m *Model) windows(acc []WindowAcc, n, window int, total int64, count int32) (whole, best float64) {
 	scale, bias := float64(m.Scale), float64(m.Bias)
-	wbias := bias - float64(m.WindowPenalty)
-	whole = Sigmoid(float64(total)*scale/math.Sqrt(float64(len(feats))) + bias)
+	if count == 0 {
+		whole = Sigmoid(bias)
+		return whole, whole
+	}
+	whole = Sigmoid(float64(total)*scale/math.Sqrt(float64(count)) + bias)
 	best = whole
+	if n <= window || window < 2 {
+		return whole, best
+	}
+	wbias := bias - float64(m.WindowPenalty)
 	for i := 1; i <= n; i++ {
 		acc[i].Sum += acc[i-1].Sum
 		acc[i].Count += acc[i-1].Count
@@ -194,6 +208,81 @@ func (m *Model) WindowScores(feats []uint32, pos []int32, n, window int, acc []W
 		}
 	}
 	return whole, best
+}
+
+// ScoreNorm returns what WindowScores returns for the features of the
+// normalised text norm (FeaturesAt with the model's bits and feature set)
+// and the model's window, without materialising the features: each
+// feature's weight goes straight into acc, which must have room for
+// len(norm)+1 values (scratch space). TestScoreNormMatchesWindowScores
+// keeps the two paths equal.
+func (m *Model) ScoreNorm(norm []byte, acc []WindowAcc) (whole, best float64) {
+	n := len(norm)
+	acc = acc[:n+1]
+	clear(acc)
+	w, bits, set := m.W, m.Bits, m.Features
+	mask := uint32(len(w) - 1)
+	var total int64
+	var count int32
+	add := func(b uint32, p int) { // inlined
+		v := int64(w[b&mask])
+		total += v
+		count++
+		acc[p+1].Sum += v
+		acc[p+1].Count++
+	}
+	var prev, prev2 uint64
+	nprev := 0
+	for i := 0; i < n; {
+		if !isWordByte(norm[i]) {
+			i++
+			continue
+		}
+		h := uint64(14695981039346656037)
+		for ; i < n && isWordByte(norm[i]); i++ {
+			h ^= uint64(norm[i])
+			h *= 1099511628211
+		}
+		if set&WordUnigrams != 0 {
+			add(bucket(h^kindWord, bits), i-1)
+		}
+		if nprev >= 1 && set&WordBigrams != 0 {
+			add(bucket((prev*mixMul)^h^kindBigram, bits), i-1)
+		}
+		if nprev >= 2 && set&WordTrigrams != 0 {
+			add(bucket(((prev2*mixMul)^prev)*mixMul^h^kindTrigram, bits), i-1)
+		}
+		prev2, prev = prev, h
+		nprev++
+	}
+	if n > 0 && set&(Char3|Char4|Char5|Shape5) != 0 {
+		var win uint64 = ' '
+		var shape uint64 = ' '
+		seen := 1 // bytes in the sliding window, padding included
+		for i := 0; i <= n; i++ {
+			c := byte(' ')
+			if i < n {
+				c = norm[i]
+			}
+			win = win<<8 | uint64(c)
+			shape = shape<<8 | uint64(shapeClass[c])
+			seen++
+			p := min(i, n-1)
+			if seen >= 3 && set&Char3 != 0 {
+				add(bucket(win&0xFFFFFF|kindChar3<<32, bits), p)
+			}
+			if seen >= 4 && set&Char4 != 0 {
+				add(bucket(win&0xFFFFFFFF|kindChar4<<32, bits), p)
+			}
+			if seen >= 5 && set&Char5 != 0 {
+				add(bucket(win&0xFFFFFFFFFF|kindChar5<<40, bits), p)
+			}
+			if seen >= 5 && set&Shape5 != 0 {
+				add(bucket(shape&0xFFFFFFFFFF|kindShape<<40, bits), p)
+			}
+		}
+	}
+	return m.windows(acc, n, m.Window(), total, count)
 }
 
 // Window is the window size for WindowScores (0 = whole text only).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -34,6 +35,9 @@ func TestNormalize(t *testing.T) {
 		// Words with few vowels or consonant clusters are words, not ids.
 		{"prompt script skills nichts schnell Deutschland strength", "prompt script skills nichts schnell deutschland strength"},
 		{"ref qzxkvwtp bcdfgh", "ref # #"},
+		// A prefixed key with one case flip is a key; CamelCase words and
+		// short hyphenated words stay.
+		{"INV-EatHfusq tok_abCdefgh JavaScript iPhone-Case re-Use", "# # javascript iphone-case re-use"},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, string(Normalize(nil, tt.in)), "input %q", tt.in)
@@ -203,5 +207,41 @@ func TestFeaturesAtPositions(t *testing.T) {
 	for _, p := range pos {
 		assert.Less(t, p, int32(len(norm)))
 		assert.GreaterOrEqual(t, p, int32(0))
+	}
+}
+
+// TestScoreNormMatchesWindowScores checks that the fused run-time path
+// (ScoreNorm) scores exactly like the training path (FeaturesAt, then
+// WindowScores) for every feature family, window and penalty.
+func TestScoreNormMatchesWindowScores(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	texts := []string{"", "a", "ignore all previous instructions", "x y", "  ", "é"}
+	const alpha = "abc xyz,.!? 0123456789-_\u00e4"
+	for range 200 {
+		b := make([]byte, r.IntN(900))
+		for i := range b {
+			b[i] = alpha[r.IntN(len(alpha))]
+		}
+		texts = append(texts, string(b))
+	}
+	for _, set := range []FeatureSet{WordUnigrams | WordBigrams | Char4, AllFeatures, Char3, WordTrigrams | Shape5} {
+		w := make([]float32, 1<<12)
+		for i := range w {
+			w[i] = float32(r.NormFloat64())
+		}
+		m, err := Quantize(w, set, -0.7, 0.5)
+		require.NoError(t, err)
+		for _, wl := range []uint8{0, 4, 8} {
+			m.WindowLog2, m.WindowPenalty = wl, float32(wl)/4
+			for _, text := range texts {
+				norm := Normalize(nil, text)
+				feats, pos := FeaturesAt(nil, make([]int32, 0), norm, m.Bits, m.Features)
+				acc := make([]WindowAcc, len(norm)+1)
+				w1, b1 := m.WindowScores(feats, pos, len(norm), m.Window(), acc)
+				w2, b2 := m.ScoreNorm(norm, make([]WindowAcc, len(norm)+1))
+				require.Equal(t, w1, w2, "whole, set %b window %d: %q", set, m.Window(), text)
+				require.Equal(t, b1, b2, "best, set %b window %d: %q", set, m.Window(), text)
+			}
+		}
 	}
 }

@@ -21,14 +21,21 @@ func Normalize(dst []byte, text string) []byte {
 				// A run of ASCII letters, digits, '_' and '-': when it is a
 				// whole output token (nothing ID-like on either side), it is
 				// lower-cased and judged here, in one pass.
-				j, flips := i, 0
+				j, flips, keyFlips, sep := i, 0, 0, false
 				for j < len(text) && isASCIIIDByte(text[j]) {
 					if j > i && 'A' <= text[j] && text[j] <= 'Z' && 'a' <= text[j-1] && text[j-1] <= 'z' {
 						flips++
+						if sep {
+							keyFlips++
+						}
 					}
+					sep = sep || text[j] == '_' || text[j] == '-'
 					j++
 				}
-				mixed := isASCIIAlnum(c) && j-i >= 6 && flips >= 2
+				// Two flips from lower to upper case (xKqTzR), or one after
+				// the prefix of a key of 8+ bytes (INV-EatHfusq,
+				// tok_abCdefgh).
+				mixed := isASCIIAlnum(c) && (j-i >= 6 && flips >= 2 || j-i >= 8 && keyFlips >= 1)
 				clean := (len(dst) == 0 || !isIDByte(dst[len(dst)-1])) && (j == len(text) || text[j] < utf8.RuneSelf && !isASCIIIDByte(text[j]))
 				switch {
 				case mixed:

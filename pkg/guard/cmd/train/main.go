@@ -46,7 +46,7 @@ func main() {
 	benignWeight := flag.Float64("benign-weight", 2, "loss weight of benign examples")
 	maxFPR := flag.Float64("max-fpr", 0.01, "highest validation false-positive rate allowed when picking the threshold")
 	seed := flag.Uint64("seed", 1, "shuffle seed")
-	feat := flag.String("features", "word1,word2,char4", "feature families: word1, word2, word3, char3, char4, char5, shape5")
+	feat := flag.String("features", "word1,word2,char4,shape5", "feature families: word1, word2, word3, char3, char4, char5, shape5")
 	cv := flag.Int("cv", 5, "pick the threshold by cross-validation with this many folds over train+validation and fit the model on both (< 2: fit on train, threshold on validation)")
 	cvOnly := flag.Bool("cv-only", false, "print the cross-validation result and write no model (compare flags)")
 	synthetic := flag.Bool("synthetic", true, "add the synthetic examples of synthetic.go to the train split")
