@@ -222,15 +222,10 @@ func (m *Model) ScoreNorm(norm []byte, acc []WindowAcc) (whole, best float64) {
 	clear(acc)
 	w, bits, set := m.W, m.Bits, m.Features
 	mask := uint32(len(w) - 1)
+	weight := func(b uint32) int64 { return int64(w[b&mask]) }
 	var total int64
 	var count int32
-	add := func(b uint32, p int) { // inlined
-		v := int64(w[b&mask])
-		total += v
-		count++
-		acc[p+1].Sum += v
-		acc[p+1].Count++
-	}
+	// Features ending at the same byte are summed locally and stored once.
 	var prev, prev2 uint64
 	nprev := 0
 	for i := 0; i < n; {
@@ -243,15 +238,24 @@ func (m *Model) ScoreNorm(norm []byte, acc []WindowAcc) (whole, best float64) {
 			h ^= uint64(norm[i])
 			h *= 1099511628211
 		}
+		var sum int64
+		var c int32
 		if set&WordUnigrams != 0 {
-			add(bucket(h^kindWord, bits), i-1)
+			sum += weight(bucket(h^kindWord, bits))
+			c++
 		}
 		if nprev >= 1 && set&WordBigrams != 0 {
-			add(bucket((prev*mixMul)^h^kindBigram, bits), i-1)
+			sum += weight(bucket((prev*mixMul)^h^kindBigram, bits))
+			c++
 		}
 		if nprev >= 2 && set&WordTrigrams != 0 {
-			add(bucket(((prev2*mixMul)^prev)*mixMul^h^kindTrigram, bits), i-1)
+			sum += weight(bucket(((prev2*mixMul)^prev)*mixMul^h^kindTrigram, bits))
+			c++
 		}
+		acc[i].Sum += sum // the word's last byte is i-1
+		acc[i].Count += c
+		total += sum
+		count += c
 		prev2, prev = prev, h
 		nprev++
 	}
@@ -267,19 +271,29 @@ func (m *Model) ScoreNorm(norm []byte, acc []WindowAcc) (whole, best float64) {
 			win = win<<8 | uint64(c)
 			shape = shape<<8 | uint64(shapeClass[c])
 			seen++
-			p := min(i, n-1)
+			var sum int64
+			var k int32
 			if seen >= 3 && set&Char3 != 0 {
-				add(bucket(win&0xFFFFFF|kindChar3<<32, bits), p)
+				sum += weight(bucket(win&0xFFFFFF|kindChar3<<32, bits))
+				k++
 			}
 			if seen >= 4 && set&Char4 != 0 {
-				add(bucket(win&0xFFFFFFFF|kindChar4<<32, bits), p)
+				sum += weight(bucket(win&0xFFFFFFFF|kindChar4<<32, bits))
+				k++
 			}
 			if seen >= 5 && set&Char5 != 0 {
-				add(bucket(win&0xFFFFFFFFFF|kindChar5<<40, bits), p)
+				sum += weight(bucket(win&0xFFFFFFFFFF|kindChar5<<40, bits))
+				k++
 			}
 			if seen >= 5 && set&Shape5 != 0 {
-				add(bucket(shape&0xFFFFFFFFFF|kindShape<<40, bits), p)
+				sum += weight(bucket(shape&0xFFFFFFFFFF|kindShape<<40, bits))
+				k++
 			}
+			a := &acc[min(i, n-1)+1]
+			a.Sum += sum
+			a.Count += k
+			total += sum
+			count += k
 		}
 	}
 	return m.windows(acc, n, m.Window(), total, count)
