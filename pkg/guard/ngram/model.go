@@ -213,16 +213,23 @@ func (m *Model) windows(acc []WindowAcc, n, window int, total int64, count int32
 // ScoreNorm returns what WindowScores returns for the features of the
 // normalised text norm (FeaturesAt with the model's bits and feature set)
 // and the model's window, without materialising the features: each
-// feature's weight goes straight into acc, which must have room for
-// len(norm)+1 values (scratch space). TestScoreNormMatchesWindowScores
+// feature's weight goes straight into a sum per half window (the stride),
+// kept in acc, which must have room for len(norm)+1 values (scratch
+// space; only len(norm)/stride+1 are used). TestScoreNormMatchesWindowScores
 // keeps the two paths equal.
 func (m *Model) ScoreNorm(norm []byte, acc []WindowAcc) (whole, best float64) {
 	n := len(norm)
-	acc = acc[:n+1]
-	clear(acc)
 	w, bits, set := m.W, m.Bits, m.Features
 	mask := uint32(len(w) - 1)
 	weight := func(b uint32) int64 { return int64(w[b&mask]) }
+	window := m.Window()
+	blocks := window >= 2 && n > window
+	var shift uint
+	if blocks {
+		shift = uint(m.WindowLog2 - 1)
+		acc = acc[:(n-1)>>shift+1]
+		clear(acc)
+	}
 	var total int64
 	var count int32
 	// Features ending at the same byte are summed locally and stored once.
@@ -252,8 +259,11 @@ func (m *Model) ScoreNorm(norm []byte, acc []WindowAcc) (whole, best float64) {
 			sum += weight(bucket(((prev2*mixMul)^prev)*mixMul^h^kindTrigram, bits))
 			c++
 		}
-		acc[i].Sum += sum // the word's last byte is i-1
-		acc[i].Count += c
+		if blocks {
+			a := &acc[(i-1)>>shift] // the word's last byte is i-1
+			a.Sum += sum
+			a.Count += c
+		}
 		total += sum
 		count += c
 		prev2, prev = prev, h
@@ -289,14 +299,42 @@ func (m *Model) ScoreNorm(norm []byte, acc []WindowAcc) (whole, best float64) {
 				sum += weight(bucket(shape&0xFFFFFFFFFF|kindShape<<40, bits))
 				k++
 			}
-			a := &acc[min(i, n-1)+1]
-			a.Sum += sum
-			a.Count += k
+			if blocks {
+				a := &acc[min(i, n-1)>>shift]
+				a.Sum += sum
+				a.Count += k
+			}
 			total += sum
 			count += k
 		}
 	}
-	return m.windows(acc, n, m.Window(), total, count)
+	scale, bias := float64(m.Scale), float64(m.Bias)
+	if count == 0 {
+		whole = Sigmoid(bias)
+		return whole, whole
+	}
+	whole = Sigmoid(float64(total)*scale/math.Sqrt(float64(count)) + bias)
+	best = whole
+	if !blocks {
+		return whole, best
+	}
+	// The window starting at block k covers blocks k and k+1 (the last
+	// one ends at n), as WindowScores' windows [s, min(n, s+window)).
+	wbias := bias - float64(m.WindowPenalty)
+	for k := range acc {
+		sum, c := acc[k].Sum, acc[k].Count
+		if k+1 < len(acc) {
+			sum += acc[k+1].Sum
+			c += acc[k+1].Count
+		}
+		if c > 0 {
+			best = max(best, Sigmoid(float64(sum)*scale/math.Sqrt(float64(c))+wbias))
+		}
+		if k<<shift+window >= n {
+			break
+		}
+	}
+	return whole, best
 }
 
 // Window is the window size for WindowScores (0 = whole text only).
