@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -244,4 +245,43 @@ func TestScoreNormMatchesWindowScores(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkScoreNorm measures the run-time scorer (features, window sums
+// and scores) on 2 KiB of normalised prose with a 2^18-bucket model and
+// 256-byte windows; BenchmarkFeaturesWindowScores is the trainer's path.
+func BenchmarkScoreNorm(b *testing.B) {
+	m, norm := benchModel(b)
+	acc := make([]WindowAcc, len(norm)+1)
+	b.SetBytes(int64(len(norm)))
+	b.ReportAllocs()
+	for b.Loop() {
+		m.ScoreNorm(norm, acc)
+	}
+}
+
+func BenchmarkFeaturesWindowScores(b *testing.B) {
+	m, norm := benchModel(b)
+	acc := make([]WindowAcc, len(norm)+1)
+	feats, pos := make([]uint32, 0, 8*len(norm)), make([]int32, 0, 8*len(norm))
+	b.SetBytes(int64(len(norm)))
+	b.ReportAllocs()
+	for b.Loop() {
+		feats, pos = FeaturesAt(feats, pos, norm, m.Bits, m.Features)
+		m.WindowScores(feats, pos, len(norm), m.Window(), acc)
+	}
+}
+
+func benchModel(b *testing.B) (*Model, []byte) {
+	b.Helper()
+	r := rand.New(rand.NewPCG(1, 1))
+	w := make([]float32, 1<<18)
+	for i := range w {
+		w[i] = float32(r.NormFloat64())
+	}
+	m, err := Quantize(w, WordUnigrams|WordBigrams|Char4|Shape5, 0, 0.5)
+	require.NoError(b, err)
+	m.WindowLog2, m.WindowPenalty = 8, 2
+	text := strings.Repeat("Please review the deployment notes (p99 85 ms, 3 replicas) and summarise the risks; timeout = 30s. ", 25)[:2048]
+	return m, Normalize(nil, text)
 }
