@@ -41,9 +41,10 @@ func isWordByte(c byte) bool {
 }
 
 // Features appends to dst[:0] the bucket index (in [0, 1<<bits)) of every
-// feature in set of the normalised text norm: word unigrams, word bigrams,
-// character 3- and 4-grams (text padded with one space at each end). The
-// number of appended indices is the feature count used to scale the score.
+// feature in set of the normalised text norm: word unigrams, bigrams and
+// trigrams, character 3-, 4- and 5-grams and character-class 5-grams (text
+// padded with one space at each end). The number of appended indices is
+// the feature count used to scale the score.
 func Features(dst []uint32, norm []byte, bits uint8, set FeatureSet) []uint32 {
 	dst, _ = FeaturesAt(dst, nil, norm, bits, set)
 	return dst

@@ -1,10 +1,13 @@
 // Command train fits the prompt-injection model that package guard embeds
-// (pkg/guard/model/injection.bin): logistic regression over hashed word and
-// character n-grams (package ngram), trained with AdaGrad SGD from a fixed
-// seed on the train split of every injection-* corpus (corpus.SplitOf). The
-// shipped threshold is the lowest one whose false-positive rate on the
-// validation split's benign texts is at most -max-fpr. Metrics are printed
-// for the validation and the held-out test split.
+// (pkg/guard/model/injection.bin): logistic regression over hashed word,
+// character and character-class n-grams (package ngram), trained with
+// AdaGrad SGD from a fixed seed on the dev half (train + validation splits,
+// corpus.SplitOf) of every injection-* corpus plus the synthetic examples.
+// The shipped threshold is the lowest one whose pooled out-of-fold
+// false-positive rate (5-fold cross-validation over the dev half) is at most
+// -max-fpr; the cross-validation results are printed per corpus, then the
+// final model's in-sample and held-out test-split rates. The output is
+// byte-identical on every run.
 //
 // Run from the repository root:
 //
