@@ -90,7 +90,7 @@ func TestShippedAccuracy(t *testing.T) {
 				}
 			}
 		}
-		assert.GreaterOrEqual(t, float64(detected)/float64(attacks), 0.87, "detection on held-out attacks")
+		assert.GreaterOrEqual(t, float64(detected)/float64(attacks), 0.91, "detection on held-out attacks")
 		assert.LessOrEqual(t, float64(benignFP)/float64(benign), 0.01, "FPR on all held-out benign texts")
 		assert.LessOrEqual(t, float64(benignMixFP)/float64(benignMix), 0.03, "FPR on injection-benign-mix")
 	})

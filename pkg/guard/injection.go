@@ -54,18 +54,16 @@ type injectionDetector struct {
 }
 
 type injScratch struct {
-	pos   []int32
 	acc   []ngram.WindowAcc
 	plain []byte
 	norm  []byte
-	feats []uint32
 	dec   []byte
 }
 
 func newInjectionDetector(m *ngram.Model, threshold float64) *injectionDetector {
 	d := &injectionDetector{model: m, threshold: resolveThreshold(threshold, m)}
 	d.scratch.New = func() any {
-		return &injScratch{plain: make([]byte, 0, 4096), norm: make([]byte, 0, 4096), feats: make([]uint32, 0, 16384), pos: make([]int32, 0, 16384), dec: make([]byte, 0, 1024)}
+		return &injScratch{plain: make([]byte, 0, 4096), norm: make([]byte, 0, 4096), dec: make([]byte, 0, 1024)}
 	}
 	return d
 }
@@ -124,7 +122,6 @@ func (d *injectionDetector) scoreText(sc *injScratch, text string) float64 {
 }
 
 func (d *injectionDetector) scoreNorm(sc *injScratch, norm []byte) float64 {
-	sc.feats, sc.pos = ngram.FeaturesAt(sc.feats, sc.pos, norm, d.model.Bits, d.model.Features)
 	if cap(sc.acc) < len(norm)+1 {
 		sc.acc = make([]ngram.WindowAcc, len(norm)+1)
 	}
@@ -132,7 +129,7 @@ func (d *injectionDetector) scoreNorm(sc *injScratch, norm []byte) float64 {
 	// (overlapping by half) are scored and the highest score counts, so
 	// an injection inside a long benign document (a tool result, a web
 	// page) is not diluted by it.
-	_, best := d.model.WindowScores(sc.feats, sc.pos, len(norm), d.model.Window(), sc.acc)
+	_, best := d.model.ScoreNorm(norm, sc.acc[:cap(sc.acc)])
 	return best
 }
 

@@ -8,6 +8,8 @@
 //
 // Normalize folds text before hashing: ASCII lower-casing, common
 // confusables (Cyrillic and Greek look-alikes, fullwidth forms,
-// mathematical alphanumerics) to their Latin letters, removal of invisible
-// format characters, and collapsing of whitespace runs.
+// mathematical alphanumerics) to their Latin letters, accented Latin
+// letters to their base letters, removal of invisible format characters,
+// collapsing of whitespace runs, and folding of opaque identifiers to one
+// mark.
 package ngram

@@ -2,7 +2,10 @@ package ngram
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -17,7 +20,10 @@ func TestNormalize(t *testing.T) {
 		{"іgnоrе рrеvіоus", "ignore previous"}, // Cyrillic look-alikes
 		{"𝐈𝐠𝐧𝐨𝐫𝐞 𝟏𝟐", "ignore 12"},             // mathematical bold
 		{"ⓘⓖⓝⓞⓡⓔ", "ignore"},
-		{"Größe ÄÖÜ", "größe äöü"},
+		// Latin accents fold to the base letters.
+		{"Größe ÄÖÜ", "grosse aou"},
+		{"Vergiß die Regeln, señor, déjà vu, Łódź", "vergiss die regeln, senor, deja vu, lodz"},
+		{"日本語 Ωμέγα", "日本語 wuέya"}, // other scripts keep their letters (look-alikes still fold)
 		{"a\U000E0041b", "ab"}, // tag characters are invisible
 		{"", ""},
 		// Opaque identifiers fold to one mark; words, years and short
@@ -27,6 +33,12 @@ func TestNormalize(t *testing.T) {
 		{"token xKqTzRwe then qzxkvwtp", "token # then #"},
 		{"GPT4 in 2024 with base64, JavaScript, 10th, 42", "gpt4 in 2024 with base64, javascript, 10th, 42"},
 		{"id ef5563 and 1234567", "id # and #"},
+		// Words with few vowels or consonant clusters are words, not ids.
+		{"prompt script skills nichts schnell Deutschland strength", "prompt script skills nichts schnell deutschland strength"},
+		{"ref qzxkvwtp bcdfgh", "ref # #"},
+		// A prefixed key with one case flip is a key; CamelCase words and
+		// short hyphenated words stay.
+		{"INV-EatHfusq tok_abCdefgh JavaScript iPhone-Case re-Use", "# # javascript iphone-case re-use"},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, string(Normalize(nil, tt.in)), "input %q", tt.in)
@@ -35,8 +47,9 @@ func TestNormalize(t *testing.T) {
 
 func TestFeaturesDeterministic(t *testing.T) {
 	norm := Normalize(nil, "ignore previous instructions")
-	a := Features(nil, norm, 18, AllFeatures)
-	b := Features(make([]uint32, 0, 4), norm, 18, AllFeatures)
+	classic := WordUnigrams | WordBigrams | Char3 | Char4
+	a := Features(nil, norm, 18, classic)
+	b := Features(make([]uint32, 0, 4), norm, 18, classic)
 	assert.Equal(t, a, b)
 	// 3 words + 2 bigrams + (len+2-2) 3-grams + (len+2-3) 4-grams
 	n := len(norm)
@@ -45,6 +58,11 @@ func TestFeaturesDeterministic(t *testing.T) {
 		assert.Less(t, f, uint32(1<<18))
 	}
 	assert.Len(t, Features(nil, norm, 18, WordUnigrams), 3)
+	// 1 word trigram, (len+2-4) 5-grams of bytes and of byte classes.
+	assert.Len(t, Features(nil, norm, 18, WordTrigrams|Char5|Shape5), 1+2*(n-2))
+	// Shape n-grams see classes, not letters: same shape, same features.
+	assert.Equal(t, Features(nil, []byte("ab, cd!"), 18, Shape5), Features(nil, []byte("xy, zw!"), 18, Shape5))
+	assert.NotEqual(t, Features(nil, []byte("ab, cd!"), 18, Char5), Features(nil, []byte("xy, zw!"), 18, Char5))
 	assert.Empty(t, Features(nil, nil, 18, AllFeatures))
 }
 
@@ -55,6 +73,7 @@ func TestModelRoundTrip(t *testing.T) {
 	}
 	m, err := Quantize(w, WordUnigrams|Char4, -0.5, 0.4)
 	require.NoError(t, err)
+	m.WindowLog2, m.WindowPenalty = 8, 2
 	b, err := m.MarshalBinary()
 	require.NoError(t, err)
 	got, err := Decode(b)
@@ -67,6 +86,18 @@ func TestModelRoundTrip(t *testing.T) {
 	want := Sigmoid((7+7-8)/math.Sqrt(3) - 0.5)
 	assert.InDelta(t, want, got.Score(feats), 1e-3)
 	assert.InDelta(t, Sigmoid(-0.5), got.Score(nil), 1e-6)
+
+	// Version 1 files have no window penalty field and still decode.
+	v1 := append(append([]byte{}, b[:headerV1]...), b[headerBytes:]...)
+	v1[4] = 1
+	old, err := Decode(v1)
+	require.NoError(t, err)
+	assert.Equal(t, float32(0), old.WindowPenalty)
+	assert.Equal(t, m.W, old.W)
+	bad := append([]byte{}, b...)
+	binary.LittleEndian.PutUint32(bad[20:], math.Float32bits(-1))
+	_, err = Decode(bad)
+	assert.ErrorIs(t, err, ErrBadModel, "negative window penalty")
 }
 
 func TestDecodeRejects(t *testing.T) {
@@ -156,6 +187,12 @@ func TestWindowScores(t *testing.T) {
 	whole, best := m.WindowScores(feats, pos, 10, m.Window(), acc)
 	assert.InDelta(t, Sigmoid(-2/math.Sqrt(10)), whole, 1e-3)
 	assert.InDelta(t, Sigmoid(4/math.Sqrt(4)), best, 1e-3, "window [4,8) (stride 2) holds only the bad features")
+	// A window penalty lowers every window's logit, not the whole text's.
+	m.WindowPenalty = 1.5
+	whole, best = m.WindowScores(feats, pos, 10, m.Window(), acc)
+	assert.InDelta(t, Sigmoid(-2/math.Sqrt(10)), whole, 1e-3)
+	assert.InDelta(t, Sigmoid(4/math.Sqrt(4)-1.5), best, 1e-3)
+	m.WindowPenalty = 0
 	// Without positions or room the whole-text score is used.
 	whole2, best2 := m.WindowScores(feats, nil, 10, 4, acc)
 	assert.Equal(t, whole2, best2)
@@ -172,4 +209,79 @@ func TestFeaturesAtPositions(t *testing.T) {
 		assert.Less(t, p, int32(len(norm)))
 		assert.GreaterOrEqual(t, p, int32(0))
 	}
+}
+
+// TestScoreNormMatchesWindowScores checks that the fused run-time path
+// (ScoreNorm) scores exactly like the training path (FeaturesAt, then
+// WindowScores) for every feature family, window and penalty.
+func TestScoreNormMatchesWindowScores(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	texts := []string{"", "a", "ignore all previous instructions", "x y", "  ", "é"}
+	const alpha = "abc xyz,.!? 0123456789-_\u00e4"
+	for range 200 {
+		b := make([]byte, r.IntN(900))
+		for i := range b {
+			b[i] = alpha[r.IntN(len(alpha))]
+		}
+		texts = append(texts, string(b))
+	}
+	for _, set := range []FeatureSet{WordUnigrams | WordBigrams | Char4, AllFeatures, Char3, WordTrigrams | Shape5} {
+		w := make([]float32, 1<<12)
+		for i := range w {
+			w[i] = float32(r.NormFloat64())
+		}
+		m, err := Quantize(w, set, -0.7, 0.5)
+		require.NoError(t, err)
+		for _, wl := range []uint8{0, 4, 8} {
+			m.WindowLog2, m.WindowPenalty = wl, float32(wl)/4
+			for _, text := range texts {
+				norm := Normalize(nil, text)
+				feats, pos := FeaturesAt(nil, make([]int32, 0), norm, m.Bits, m.Features)
+				acc := make([]WindowAcc, len(norm)+1)
+				w1, b1 := m.WindowScores(feats, pos, len(norm), m.Window(), acc)
+				w2, b2 := m.ScoreNorm(norm, make([]WindowAcc, len(norm)+1))
+				require.Equal(t, w1, w2, "whole, set %b window %d: %q", set, m.Window(), text)
+				require.Equal(t, b1, b2, "best, set %b window %d: %q", set, m.Window(), text)
+			}
+		}
+	}
+}
+
+// BenchmarkScoreNorm measures the run-time scorer (features, window sums
+// and scores) on 2 KiB of normalised prose with a 2^18-bucket model and
+// 256-byte windows; BenchmarkFeaturesWindowScores is the trainer's path.
+func BenchmarkScoreNorm(b *testing.B) {
+	m, norm := benchModel(b)
+	acc := make([]WindowAcc, len(norm)+1)
+	b.SetBytes(int64(len(norm)))
+	b.ReportAllocs()
+	for b.Loop() {
+		m.ScoreNorm(norm, acc)
+	}
+}
+
+func BenchmarkFeaturesWindowScores(b *testing.B) {
+	m, norm := benchModel(b)
+	acc := make([]WindowAcc, len(norm)+1)
+	feats, pos := make([]uint32, 0, 8*len(norm)), make([]int32, 0, 8*len(norm))
+	b.SetBytes(int64(len(norm)))
+	b.ReportAllocs()
+	for b.Loop() {
+		feats, pos = FeaturesAt(feats, pos, norm, m.Bits, m.Features)
+		m.WindowScores(feats, pos, len(norm), m.Window(), acc)
+	}
+}
+
+func benchModel(b *testing.B) (*Model, []byte) {
+	b.Helper()
+	r := rand.New(rand.NewPCG(1, 1))
+	w := make([]float32, 1<<18)
+	for i := range w {
+		w[i] = float32(r.NormFloat64())
+	}
+	m, err := Quantize(w, WordUnigrams|WordBigrams|Char4|Shape5, 0, 0.5)
+	require.NoError(b, err)
+	m.WindowLog2, m.WindowPenalty = 8, 2
+	text := strings.Repeat("Please review the deployment notes (p99 85 ms, 3 replicas) and summarise the risks; timeout = 30s. ", 25)[:2048]
+	return m, Normalize(nil, text)
 }

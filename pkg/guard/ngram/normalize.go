@@ -21,14 +21,21 @@ func Normalize(dst []byte, text string) []byte {
 				// A run of ASCII letters, digits, '_' and '-': when it is a
 				// whole output token (nothing ID-like on either side), it is
 				// lower-cased and judged here, in one pass.
-				j, flips := i, 0
+				j, flips, keyFlips, sep := i, 0, 0, false
 				for j < len(text) && isASCIIIDByte(text[j]) {
 					if j > i && 'A' <= text[j] && text[j] <= 'Z' && 'a' <= text[j-1] && text[j-1] <= 'z' {
 						flips++
+						if sep {
+							keyFlips++
+						}
 					}
+					sep = sep || text[j] == '_' || text[j] == '-'
 					j++
 				}
-				mixed := isASCIIAlnum(c) && j-i >= 6 && flips >= 2
+				// Two flips from lower to upper case (xKqTzR), or one after
+				// the prefix of a key of 8+ bytes (INV-EatHfusq,
+				// tok_abCdefgh).
+				mixed := isASCIIAlnum(c) && (j-i >= 6 && flips >= 2 || j-i >= 8 && keyFlips >= 1)
 				clean := (len(dst) == 0 || !isIDByte(dst[len(dst)-1])) && (j == len(text) || text[j] < utf8.RuneSelf && !isASCIIIDByte(text[j]))
 				switch {
 				case mixed:
@@ -91,6 +98,9 @@ func Normalize(dst []byte, text string) []byte {
 		if f := Fold(r); f != 0 { // a capital whose lower case is a look-alike
 			dst = append(dst, f)
 			dirty = true
+		} else if a := unaccent(r); a != "" {
+			dst = append(dst, a...)
+			dirty = true
 		} else {
 			dst = utf8.AppendRune(dst, r)
 		}
@@ -123,8 +133,9 @@ func isIDByte(c byte) bool {
 // [a-z0-9_-]; it is opaque when it mixes letters and digits with at least
 // two changes between them ("a1b2", UUID groups) or is 8+ bytes long
 // ("cus_9f8e7d6c5b", "dfd31144") or 6+ bytes of hex ("ef5563"), when it is 5+ digits, or when it is 6+ letters with
-// a run of 5 consonants or fewer than one vowel in five (lower-cased
-// random letters). Words such as "gpt4", "10th", "base64" and years stay.
+// a run of 6 consonants or fewer than one vowel in eight (lower-cased
+// random letters). Words such as "gpt4", "10th", "base64", "prompt",
+// "skills", "deutschland" and years stay.
 func FoldOpaque(b []byte) []byte {
 	out := b[:0]
 	for i := 0; i < len(b); {
@@ -199,7 +210,7 @@ func opaque(tok []byte) bool {
 	case digits >= 5 && letters == 0:
 		return true
 	case letters >= 6 && digits == 0:
-		return maxCons >= 5 || vowels*5 < letters
+		return maxCons >= 6 || vowels*8 < letters
 	}
 	return false
 }
@@ -303,4 +314,36 @@ func Fold(r rune) byte {
 		return 'z'
 	}
 	return 0
+}
+
+// latinBase holds the unaccented ASCII spelling of the lower-case letters
+// U+00DF..U+017F (Latin-1 Supplement and Latin Extended-A); "" for the
+// characters in that range that are not letters.
+var latinBase = func() (t [0x180 - 0xDF]string) {
+	groups := []struct {
+		base string
+		rs   string
+	}{
+		{"a", "àáâãäåāăą"}, {"ae", "æ"}, {"c", "çćĉċč"}, {"d", "ðďđ"},
+		{"e", "èéêëēĕėęě"}, {"g", "ĝğġģ"}, {"h", "ĥħ"}, {"i", "ìíîïĩīĭįı"},
+		{"ij", "ĳ"}, {"j", "ĵ"}, {"k", "ķĸ"}, {"l", "ĺļľŀł"}, {"n", "ñńņňŉŋ"},
+		{"o", "òóôõöøōŏő"}, {"oe", "œ"}, {"r", "ŕŗř"}, {"s", "śŝşšſ"},
+		{"ss", "ß"}, {"t", "ţťŧ"}, {"th", "þ"}, {"u", "ùúûüũūŭůűų"},
+		{"w", "ŵ"}, {"y", "ýÿŷ"}, {"z", "źżž"},
+	}
+	for _, g := range groups {
+		for _, r := range g.rs {
+			t[r-0xDF] = g.base
+		}
+	}
+	return t
+}()
+
+// unaccent returns the ASCII spelling of an accented lower-case Latin
+// letter ("ä" -> "a", "ß" -> "ss"), or "" for any other rune.
+func unaccent(r rune) string {
+	if r < 0xDF || r >= 0x180 {
+		return ""
+	}
+	return latinBase[r-0xDF]
 }

@@ -2,8 +2,10 @@
 // ../shared/corpora and prints Markdown tables:
 //
 //   - prompt injection: detection rate on attacks and false-positive rate
-//     on benign texts at the shipped threshold, on the held-out test split
-//     only (corpus.SplitOf; the model was trained on the train split);
+//     on benign texts at the shipped threshold, per corpus on the dev half
+//     (train + validation: in-sample, the model was fit on it) and the
+//     held-out test split (corpus.SplitOf), with the injection detector's
+//     µs per KiB on those texts;
 //   - PII and entities (pii, entities detectors): per-type recall and
 //     precision on spans, separately on the dev half (train + validation
 //     splits, which rules may be tuned on) and the held-out test split (a
@@ -125,47 +127,77 @@ func half(text string) string {
 	return "dev"
 }
 
+// injection prints detection and false-positive rates per corpus and half
+// at g's threshold, and the injection detector's own cost per KiB on the
+// corpus texts (best of 3 passes). The dev half is what the model was fit
+// on, so its rates are in-sample; the trainer's cross-validation (cmd/train
+// -cv-only) gives the out-of-sample estimate for it. -v lists dev-half
+// misses and false positives only: the test half is reported, not studied.
 func injection(g *guard.Guard, root string, verbose bool) error {
 	dirs, err := corpus.Dirs(root, "injection-")
 	if err != nil {
 		return err
 	}
-	fmt.Printf("## Prompt injection (held-out test split, threshold %.2f)\n\n", g.InjectionThreshold())
-	fmt.Println("| corpus | attacks | detected | benign | false positives |")
-	fmt.Println("|---|---:|---:|---:|---:|")
-	var ta, td, tb, tf int
+	only, err := guard.New(guard.Config{Rules: map[string]guard.Action{guard.DetectorInjection: guard.ActionLog}, InjectionThreshold: g.InjectionThreshold()})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("## Prompt injection (threshold %.2f; dev = train + validation, in-sample; test = held out)\n\n", g.InjectionThreshold())
+	fmt.Println("| corpus | half | attacks | detected | benign | false positives | µs/KiB |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|")
+	type tally struct{ a, det, b, fp int }
+	totals := map[string]*tally{"dev": {}, "test": {}}
 	for _, d := range dirs {
 		recs, err := corpus.Load(filepath.Join(root, d))
 		if err != nil {
 			return err
 		}
-		var a, det, b, fp int
-		for _, r := range recs {
-			if corpus.SplitOf(r.Text) != corpus.Test {
-				continue
-			}
-			hit := has(g.Scan(r.Text), guard.DetectorInjection)
-			if r.Attack() {
-				a++
-				if hit {
-					det++
-				} else if verbose {
-					fmt.Printf("MISS %s: %.120q\n", d, r.Text)
+		for _, h := range []string{"dev", "test"} {
+			var t tally
+			var texts []string
+			size := 0
+			for _, r := range recs {
+				if half(r.Text) != h {
+					continue
 				}
-			} else {
-				b++
-				if hit {
-					fp++
-					if verbose {
-						fmt.Printf("FP %s: %.120q\n", d, r.Text)
+				texts = append(texts, r.Text)
+				size += len(r.Text)
+				hit := has(g.Scan(r.Text), guard.DetectorInjection)
+				if r.Attack() {
+					t.a++
+					if hit {
+						t.det++
+					} else if verbose && h == "dev" {
+						fmt.Printf("MISS %s: %.120q\n", d, r.Text)
+					}
+				} else {
+					t.b++
+					if hit {
+						t.fp++
+						if verbose && h == "dev" {
+							fmt.Printf("FP %s: %.120q\n", d, r.Text)
+						}
 					}
 				}
 			}
+			best := time.Duration(1 << 62)
+			for range 3 {
+				t0 := time.Now()
+				for _, x := range texts {
+					only.Scan(x)
+				}
+				best = min(best, time.Since(t0))
+			}
+			tt := totals[h]
+			tt.a, tt.det, tt.b, tt.fp = tt.a+t.a, tt.det+t.det, tt.b+t.b, tt.fp+t.fp
+			fmt.Printf("| %s | %s | %d | %s | %d | %s | %.1f |\n", d, h, t.a, pct(t.det, t.a), t.b, pct(t.fp, t.b), float64(best.Nanoseconds())/1e3/(float64(max(size, 1))/1024))
 		}
-		ta, td, tb, tf = ta+a, td+det, tb+b, tf+fp
-		fmt.Printf("| %s | %d | %s | %d | %s |\n", d, a, pct(det, a), b, pct(fp, b))
 	}
-	fmt.Printf("| **all** | %d | %s | %d | %s |\n\n", ta, pct(td, ta), tb, pct(tf, tb))
+	for _, h := range []string{"dev", "test"} {
+		t := totals[h]
+		fmt.Printf("| **all** | %s | %d | %s | %d | %s | |\n", h, t.a, pct(t.det, t.a), t.b, pct(t.fp, t.b))
+	}
+	fmt.Println()
 	return nil
 }
 
