@@ -121,7 +121,35 @@ func (d *injectionDetector) scoreText(sc *injScratch, text string) float64 {
 	return d.scoreNorm(sc, sc.norm)
 }
 
+// minInstructionWords is the fewest words a text needs to be scored as an
+// injection: an instruction takes a verb and what it acts on, and a shorter
+// text ("hello", "ok thanks") carries none, whatever weight a lone word has
+// (greetings open many jailbreaks in the training data, so "hello" alone
+// scored above the threshold). No injection in the five public corpora has
+// fewer than three words.
+const minInstructionWords = 3
+
+// fewerWords reports whether the normalised text has fewer than n words.
+func fewerWords(norm []byte, n int) bool {
+	words, in := 0, false
+	for _, c := range norm {
+		switch {
+		case c == ' ' || c == '\n' || c == '\t':
+			in = false
+		case !in:
+			in = true
+			if words++; words >= n {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func (d *injectionDetector) scoreNorm(sc *injScratch, norm []byte) float64 {
+	if fewerWords(norm, minInstructionWords) {
+		return 0
+	}
 	if cap(sc.acc) < len(norm)+1 {
 		sc.acc = make([]ngram.WindowAcc, len(norm)+1)
 	}
