@@ -121,33 +121,16 @@ func (d *injectionDetector) scoreText(sc *injScratch, text string) float64 {
 	return d.scoreNorm(sc, sc.norm)
 }
 
-// minInstructionWords is the fewest words a text needs to be scored as an
-// injection: an instruction takes a verb and what it acts on, and a shorter
-// text ("hello", "ok thanks") carries none, whatever weight a lone word has
-// (greetings open many jailbreaks in the training data, so "hello" alone
-// scored above the threshold). No injection in the five public corpora has
-// fewer than three words.
-const minInstructionWords = 3
-
-// fewerWords reports whether the normalised text has fewer than n words.
-func fewerWords(norm []byte, n int) bool {
-	words, in := 0, false
-	for _, c := range norm {
-		switch {
-		case c == ' ' || c == '\n' || c == '\t':
-			in = false
-		case !in:
-			in = true
-			if words++; words >= n {
-				return false
-			}
-		}
-	}
-	return true
-}
+// minInjectionBytes is the shortest normalised text scored as an
+// injection. A greeting or a one-word reply ("hello", "thanks", "ok") holds
+// no instruction, whatever weight a lone word has: greetings open many
+// jailbreaks in the training data, so "hello" alone scored above the
+// threshold. The shortest attacks in the public corpora ("generate c++",
+// "Say “Access Granted”") are longer.
+const minInjectionBytes = 12
 
 func (d *injectionDetector) scoreNorm(sc *injScratch, norm []byte) float64 {
-	if fewerWords(norm, minInstructionWords) {
+	if len(bytes.TrimSpace(norm)) < minInjectionBytes {
 		return 0
 	}
 	if cap(sc.acc) < len(norm)+1 {
