@@ -154,9 +154,9 @@ func TestDedupe(t *testing.T) {
 		msg{Role: "system", Content: "Context:\n\n" + para},
 		msg{Role: "user", Content: para + "\n\nSummarise it."},
 		msg{Role: "assistant", Content: "Summary: fine."},
-		msg{Role: "user", Content: para},                          // a whole repeated message
+		msg{Role: "user", Content: para},                              // a whole repeated message
 		msg{Role: "assistant", Content: "Same as before.\n\n" + para}, // a repeated paragraph
-		msg{Role: "user", Content: para + "\n\nAnd now?"},         // the last user turn: never shortened
+		msg{Role: "user", Content: para + "\n\nAnd now?"},             // the last user turn: never shortened
 	)
 	res, err := Apply(r, Options{Dedupe: true}, words)
 	if err != nil {
