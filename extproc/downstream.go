@@ -94,6 +94,8 @@ type downstream struct {
 	noStore    bool   // cache-control: no-store
 	acc        *llm.StreamAccumulator
 
+	compression compression // what prompt compression did (compression.go)
+
 	outcome  string
 	finished bool
 }
@@ -328,6 +330,7 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 		d.stripUse = added
 	}
 	d.stage("mutate", t)
+	d.compressPrompt()
 
 	t = time.Now()
 	rej = d.rateLimit(ctx)
