@@ -134,10 +134,7 @@ func Apply(req *llm.Request, opts Options, count Counter) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	out, err := llm.ParseRequest(req.Op, body)
-	if err != nil {
-		return res, fmt.Errorf("compressed request does not parse: %w", err)
-	}
+	out := rebuilt(req, body, msgs)
 	res.Request, res.Changed = out, true
 	res.TokensAfter = count(out.PromptText())
 	return res, nil
@@ -148,34 +145,53 @@ func parseMessages(body []byte) []message {
 	arr := gjson.GetBytes(body, "messages")
 	msgs := make([]message, 0, 8)
 	arr.ForEach(func(_, m gjson.Result) bool {
-		msg := message{raw: m.Raw, role: m.Get("role").Str}
-		c := m.Get("content")
-		switch {
-		case c.Type == gjson.String:
-			msg.texts = []part{{path: "content", text: c.Str}}
-		case c.IsArray():
-			j := 0
-			c.ForEach(func(_, p gjson.Result) bool {
-				if t := p.Get("text"); t.Type == gjson.String {
-					msg.texts = append(msg.texts, part{path: "content." + strconv.Itoa(j) + ".text", text: t.Str})
-				}
-				j++
-				return true
-			})
-		}
-		tcs := m.Get("tool_calls")
-		msg.extra = tcs.Raw + m.Get("function_call").Raw
-		tcs.ForEach(func(_, tc gjson.Result) bool {
-			if id := tc.Get("id").Str; id != "" {
-				msg.calls = append(msg.calls, id)
+		msg := message{raw: m.Raw}
+		// One pass over the keys: each Get would scan the whole message.
+		m.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "role":
+				msg.role = v.Str
+			case "content":
+				msg.texts = contentTexts(v)
+			case "tool_calls":
+				msg.extra += v.Raw
+				v.ForEach(func(_, tc gjson.Result) bool {
+					if id := tc.Get("id").Str; id != "" {
+						msg.calls = append(msg.calls, id)
+					}
+					return true
+				})
+			case "function_call":
+				msg.extra += v.Raw
+			case "tool_call_id":
+				msg.callRef = v.Str
 			}
 			return true
 		})
-		msg.callRef = m.Get("tool_call_id").Str
 		msgs = append(msgs, msg)
 		return true
 	})
 	return msgs
+}
+
+// contentTexts lists the texts of a message's content.
+func contentTexts(c gjson.Result) []part {
+	switch {
+	case c.Type == gjson.String:
+		return []part{{path: "content", text: c.Str}}
+	case c.IsArray():
+		var out []part
+		j := 0
+		c.ForEach(func(_, p gjson.Result) bool {
+			if t := p.Get("text"); t.Type == gjson.String {
+				out = append(out, part{path: "content." + strconv.Itoa(j) + ".text", text: t.Str})
+			}
+			j++
+			return true
+		})
+		return out
+	}
+	return nil
 }
 
 // rewrite runs the whitespace and JSON rules on one text.
@@ -187,6 +203,9 @@ func rewrite(text string, opts Options) string {
 	}
 	if !opts.Whitespace && !opts.JSON {
 		return text
+	}
+	if settled(text) {
+		return text // the common case: nothing either rule could change
 	}
 	blocks := splitBlocks(text)
 	for i := range blocks {
@@ -207,32 +226,83 @@ func rewrite(text string, opts Options) string {
 	if out == "" {
 		return text
 	}
+	if opts.JSON {
+		// Folding may have made it JSON (a stray \v or \f gone): minify
+		// now, so a second pass changes nothing.
+		if m, ok := minifyJSON(out); ok {
+			return m
+		}
+	}
 	return out
 }
 
-// replaceFences substitutes minified fenced blocks into text, leaving every
-// other byte as it was.
-func replaceFences(text string, blocks []block) string {
-	orig := splitBlocks(text)
-	if len(orig) != len(blocks) {
-		return text
+// settled reports whether text has nothing the whitespace and fenced-JSON
+// rules act on: no tab, carriage return or double space, no whitespace
+// before a newline or at either end, no blank line and no fence.
+func settled(text string) bool {
+	if text == "" || isSpace(text[0]) || isSpace(text[len(text)-1]) {
+		return false
 	}
+	for i := 1; i < len(text); i++ {
+		c, prev := text[i], text[i-1]
+		switch {
+		case c == '\t' || c == '\r' || c == '\f' || c == '\v':
+			return false
+		case c == ' ' && prev == ' ':
+			return false
+		case c == '\n' && (prev == ' ' || prev == '\n'):
+			return false
+		case (c == '`' || c == '~') && prev == c:
+			return false
+		}
+	}
+	return true
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+// replaceFences substitutes the changed fenced blocks into text (blocks
+// come from splitBlocks(text)), leaving every other byte as it was.
+func replaceFences(text string, blocks []block) string {
 	var b strings.Builder
-	rest := text
-	for i := range orig {
-		if !orig[i].fence || orig[i].text == blocks[i].text {
+	prev := 0
+	for _, bl := range blocks {
+		if !bl.fence || bl.text == text[bl.start:bl.end] {
 			continue
 		}
-		k := strings.Index(rest, orig[i].text)
-		if k < 0 {
-			return text
-		}
-		b.WriteString(rest[:k])
-		b.WriteString(blocks[i].text)
-		rest = rest[k+len(orig[i].text):]
+		b.WriteString(text[prev:bl.start])
+		b.WriteString(bl.text)
+		prev = bl.end
 	}
-	b.WriteString(rest)
+	if prev == 0 {
+		return text
+	}
+	b.WriteString(text[prev:])
 	return b.String()
+}
+
+// rebuilt is req with the new body and the texts of the kept messages:
+// what llm.ParseRequest returns for body (the tests check it), without
+// parsing it again.
+func rebuilt(req *llm.Request, body []byte, msgs []message) *llm.Request {
+	out := *req
+	out.Body = body
+	out.Texts = make([]llm.Text, 0, len(req.Texts))
+	k := 0
+	for i := range msgs {
+		m := &msgs[i]
+		if !m.keep {
+			continue
+		}
+		base := "messages." + strconv.Itoa(k)
+		for _, p := range m.texts {
+			out.Texts = append(out.Texts, llm.Text{Role: m.role, Path: base + "." + p.path, Text: p.out})
+		}
+		k++
+	}
+	return &out
 }
 
 // render writes the kept messages, with their new texts, into the body.

@@ -2,6 +2,7 @@ package compress
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -103,7 +104,7 @@ func TestApplyRewritesBodyOnce(t *testing.T) {
 		msg{Role: "system", Content: "You   are   helpful."},
 		msg{Role: "user", Content: []map[string]string{{"type": "text", "text": "part   one"}, {"type": "image_url", "text": ""}}},
 	)
-	res, err := Apply(r, Options{Whitespace: true}, words)
+	res, err := applyChecked(t, r, Options{Whitespace: true}, words)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestApplyRewritesBodyOnce(t *testing.T) {
 
 func TestApplyNoChange(t *testing.T) {
 	r := chat(t, msg{Role: "user", Content: "already tight"})
-	res, err := Apply(r, Options{Whitespace: true, JSON: true, Dedupe: true, MaxPromptTokens: 100}, words)
+	res, err := applyChecked(t, r, Options{Whitespace: true, JSON: true, Dedupe: true, MaxPromptTokens: 100}, words)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func TestApplyNoChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res, _ := Apply(c, Options{Whitespace: true}, nil); res.Changed {
+	if res, _ := applyChecked(t, c, Options{Whitespace: true}, nil); res.Changed {
 		t.Fatal("completion prompt was rewritten")
 	}
 }
@@ -158,7 +159,7 @@ func TestDedupe(t *testing.T) {
 		msg{Role: "assistant", Content: "Same as before.\n\n" + para}, // a repeated paragraph
 		msg{Role: "user", Content: para + "\n\nAnd now?"},             // the last user turn: never shortened
 	)
-	res, err := Apply(r, Options{Dedupe: true}, words)
+	res, err := applyChecked(t, r, Options{Dedupe: true}, words)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,14 +181,14 @@ func TestDedupe(t *testing.T) {
 	// Short repeats stay.
 	r = chat(t, msg{Role: "user", Content: "Thanks!"}, msg{Role: "assistant", Content: "ok"},
 		msg{Role: "user", Content: "Thanks!"}, msg{Role: "assistant", Content: "ok"}, msg{Role: "user", Content: "q"})
-	if res, _ := Apply(r, Options{Dedupe: true}, words); res.Changed {
+	if res, _ := applyChecked(t, r, Options{Dedupe: true}, words); res.Changed {
 		t.Errorf("short repeats dropped: %q", contents(t, res.Request))
 	}
 	// Repeated code blocks are blocks too.
 	code := "```go\nfunc add(a, b int) int {\n\treturn a + b // the sum of both\n}\n```"
 	r = chat(t, msg{Role: "user", Content: "Review:\n" + code}, msg{Role: "assistant", Content: "Looks right."},
 		msg{Role: "tool", Content: code, ToolCallID: "x"}, msg{Role: "user", Content: "ok?"})
-	res, _ = Apply(r, Options{Dedupe: true}, words)
+	res, _ = applyChecked(t, r, Options{Dedupe: true}, words)
 	if got := contents(t, res.Request)[2]; got != "tool: "+Omitted {
 		t.Errorf("repeated code block kept: %q", got)
 	}
@@ -206,7 +207,7 @@ func TestTrimBudget(t *testing.T) {
 		msg{Role: "user", Content: "last question"}, // 2
 	)
 	// Fixed: sys 2 + last 2 = 4. Turns of 22 each: two fit in 50.
-	res, err := Apply(r, Options{MaxPromptTokens: 50}, words)
+	res, err := applyChecked(t, r, Options{MaxPromptTokens: 50}, words)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,12 +224,12 @@ func TestTrimBudget(t *testing.T) {
 	}
 
 	// A budget smaller than the kept minimum keeps exactly the minimum.
-	res, _ = Apply(r, Options{MaxPromptTokens: 1}, words)
+	res, _ = applyChecked(t, r, Options{MaxPromptTokens: 1}, words)
 	if got := contents(t, res.Request); len(got) != 2 || got[1] != "user: last question" || !strings.HasPrefix(got[0], "system:") {
 		t.Fatalf("minimum: %q", got)
 	}
 	// A budget that fits everything changes nothing.
-	if res, _ := Apply(r, Options{MaxPromptTokens: 1000}, words); res.Changed {
+	if res, _ := applyChecked(t, r, Options{MaxPromptTokens: 1000}, words); res.Changed {
 		t.Fatal("fitting conversation trimmed")
 	}
 }
@@ -252,7 +253,7 @@ func TestTrimKeepsToolPairs(t *testing.T) {
 		if budget == 0 {
 			continue
 		}
-		res, err := Apply(r, Options{MaxPromptTokens: budget}, words)
+		res, err := applyChecked(t, r, Options{MaxPromptTokens: budget}, words)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,7 +289,7 @@ func TestTrimToolResultAcrossUserMessage(t *testing.T) {
 		msg{Role: "user", Content: "last " + long},
 		msg{Role: "tool", Content: "rx", ToolCallID: "call_x"},
 	)
-	res, err := Apply(r, Options{MaxPromptTokens: 5}, words)
+	res, err := applyChecked(t, r, Options{MaxPromptTokens: 5}, words)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +308,7 @@ func TestDedupeAfterTrim(t *testing.T) {
 		msg{Role: "assistant", Content: "noted again"},
 		msg{Role: "user", Content: "q"},
 	)
-	res, err := Apply(r, Options{Dedupe: true, MaxPromptTokens: 25}, words)
+	res, err := applyChecked(t, r, Options{Dedupe: true, MaxPromptTokens: 25}, words)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,4 +316,22 @@ func TestDedupeAfterTrim(t *testing.T) {
 	if len(got) != 3 || got[0] != "user: again:\n\n"+para {
 		t.Fatalf("got %q", got)
 	}
+}
+
+// applyChecked runs Apply and checks that the request it returns is exactly
+// what llm.ParseRequest makes of the new body.
+func applyChecked(t *testing.T, r *llm.Request, opts Options, count Counter) (Result, error) {
+	t.Helper()
+	res, err := Apply(r, opts, count)
+	if err != nil || !res.Changed {
+		return res, err
+	}
+	want, err := llm.ParseRequest(r.Op, res.Request.Body)
+	if err != nil {
+		t.Fatalf("rewritten body does not parse: %v\n%s", err, res.Request.Body)
+	}
+	if !reflect.DeepEqual(want, res.Request) {
+		t.Fatalf("rebuilt request differs from a parse of its body:\n got %+v\nwant %+v", res.Request, want)
+	}
+	return res, nil
 }

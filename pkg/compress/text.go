@@ -12,6 +12,8 @@ import (
 type block struct {
 	text  string
 	fence bool
+	// start and end locate the block in the text it was split from.
+	start, end int
 	// blankBefore: the original had at least one blank line between this
 	// block and the previous one (a paragraph break), else a single newline.
 	blankBefore bool
@@ -24,50 +26,56 @@ type block struct {
 // the end of the text.
 func splitBlocks(text string) []block {
 	var (
-		out     []block
-		cur     []string // lines of the open paragraph
-		blank   bool     // a blank line was seen since the last block
-		fenceCh byte
-		fenceN  int
-		fenced  []string
+		out        []block
+		blank      bool // a blank line was seen since the last block
+		paraStart  = -1 // offset of the open paragraph
+		paraEnd    int
+		fenceCh    byte
+		fenceN     int // > 0 inside a fence
+		fenceStart int
 	)
+	add := func(start, end int, fence bool) {
+		out = append(out, block{text: text[start:end], fence: fence, start: start, end: end, blankBefore: blank && len(out) > 0})
+		blank = false
+	}
 	flush := func() {
-		if len(cur) > 0 {
-			out = append(out, block{text: strings.Join(cur, "\n"), blankBefore: blank && len(out) > 0})
-			cur, blank = cur[:0], false
+		if paraStart >= 0 {
+			add(paraStart, paraEnd, false)
+			paraStart = -1
 		}
 	}
-	for rest := text; ; {
-		line := rest
-		i := strings.IndexByte(rest, '\n')
+	for off := 0; ; {
+		i := strings.IndexByte(text[off:], '\n')
+		end := len(text)
 		if i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
+			end = off + i
 		}
-		switch {
+		line := text[off:end]
+		switch c, n, info := fenceLine(line); {
 		case fenceN > 0:
-			fenced = append(fenced, line)
-			if c, n, info := fenceLine(line); c == fenceCh && n >= fenceN && strings.TrimSpace(info) == "" {
-				out = append(out, block{text: strings.Join(fenced, "\n"), fence: true, blankBefore: blank && len(out) > 0})
-				fenced, fenceN, blank = nil, 0, false
+			if c == fenceCh && n >= fenceN && strings.TrimSpace(info) == "" {
+				add(fenceStart, end, true)
+				fenceN = 0
 			}
+		case n > 0:
+			flush()
+			fenceCh, fenceN, fenceStart = c, n, off
+		case strings.TrimSpace(line) == "":
+			flush()
+			blank = true
 		default:
-			if c, n, _ := fenceLine(line); n > 0 {
-				flush()
-				fenceCh, fenceN = c, n
-				fenced = append(fenced[:0], line)
-			} else if strings.TrimSpace(line) == "" {
-				flush()
-				blank = true
-			} else {
-				cur = append(cur, line)
+			if paraStart < 0 {
+				paraStart = off
 			}
+			paraEnd = end
 		}
 		if i < 0 {
 			break
 		}
+		off = end + 1
 	}
 	if fenceN > 0 { // unclosed: the rest of the text is code
-		out = append(out, block{text: strings.Join(fenced, "\n"), fence: true, blankBefore: blank && len(out) > 0})
+		add(fenceStart, len(text), true)
 	}
 	flush()
 	return out
@@ -124,6 +132,10 @@ func foldProse(p string) string {
 
 func foldLine(b *strings.Builder, line string) {
 	line = strings.TrimRight(line, " \t\r\f\v")
+	var spans [][2]int
+	if strings.IndexByte(line, '`') >= 0 {
+		spans = codeSpans(line)
+	}
 	j := 0
 	for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
 		j++
@@ -140,43 +152,54 @@ func foldLine(b *strings.Builder, line string) {
 			b.WriteByte(' ')
 			space = false
 		}
-		if c == '`' {
-			// Copy an inline code span verbatim: a run of n backticks up to
-			// the next run of exactly n on this line.
-			n := 1
-			for j+n < len(line) && line[j+n] == '`' {
-				n++
-			}
-			if end := closingTicks(line[j+n:], n); end >= 0 {
-				b.WriteString(line[j : j+n+end+n])
-				j += n + end + n - 1
-				continue
-			}
-			b.WriteString(line[j : j+n])
-			j += n - 1
+		for len(spans) > 0 && spans[0][0] < j {
+			spans = spans[1:]
+		}
+		if len(spans) > 0 && spans[0][0] == j {
+			b.WriteString(line[j:spans[0][1]]) // inline code verbatim
+			j = spans[0][1] - 1
+			spans = spans[1:]
 			continue
 		}
 		b.WriteByte(c)
 	}
 }
 
-// closingTicks finds a run of exactly n backticks in s; -1 if none.
-func closingTicks(s string, n int) int {
-	for i := 0; i < len(s); {
-		if s[i] != '`' {
+// codeSpans finds the inline code spans of a line, as [start, end) byte
+// ranges: a run of n backticks up to the next run of exactly n; a run with
+// no such closer is literal text. Linear in the line, whatever its runs.
+func codeSpans(line string) [][2]int {
+	type run struct{ pos, n int }
+	var runs []run
+	for i := 0; i < len(line); {
+		if line[i] != '`' {
 			i++
 			continue
 		}
-		k := 0
-		for i+k < len(s) && s[i+k] == '`' {
+		k := 1
+		for i+k < len(line) && line[i+k] == '`' {
 			k++
 		}
-		if k == n {
-			return i
-		}
+		runs = append(runs, run{i, k})
 		i += k
 	}
-	return -1
+	next := make([]int, len(runs)) // the next run of the same length, or -1
+	last := map[int]int{}
+	for r := len(runs) - 1; r >= 0; r-- {
+		next[r] = -1
+		if x, ok := last[runs[r].n]; ok {
+			next[r] = x
+		}
+		last[runs[r].n] = r
+	}
+	var spans [][2]int
+	for r := 0; r < len(runs); r++ {
+		if c := next[r]; c >= 0 {
+			spans = append(spans, [2]int{runs[r].pos, runs[c].pos + runs[c].n})
+			r = c
+		}
+	}
+	return spans
 }
 
 // minifyFence compacts a fenced block whose info string is json and whose

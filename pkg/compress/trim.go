@@ -33,40 +33,7 @@ func trim(msgs []message, budget int64, count Counter) int {
 		return 0 // no user turn to anchor on: leave the conversation whole
 	}
 
-	// turn[i] is the index of the first message of message i's turn.
-	turn := make([]int, len(msgs))
-	start := 0
-	for i := range msgs {
-		if msgs[i].role == "user" {
-			start = i
-		}
-		turn[i] = start
-	}
-	// A tool result pulls its call's turn into its own.
-	callAt := map[string]int{}
-	for i := range msgs {
-		for _, id := range msgs[i].calls {
-			callAt[id] = i
-		}
-	}
-	for i := range msgs {
-		ref := msgs[i].callRef
-		if ref == "" {
-			continue
-		}
-		c, ok := callAt[ref]
-		if !ok || turn[c] >= turn[i] {
-			continue
-		}
-		from := turn[c]
-		for k := from; k <= i; k++ {
-			turn[k] = from
-		}
-		// Later messages of the old turn follow it.
-		for k := i + 1; k < len(msgs) && msgs[k].role != "user"; k++ {
-			turn[k] = from
-		}
-	}
+	turn := turns(msgs)
 	protected := turn[lastUser]
 	// Once a tool message is merged across a user message the protected
 	// tail may start earlier than lastUser.
@@ -112,3 +79,54 @@ func trim(msgs []message, budget int64, count Counter) int {
 
 // pinned roles are never trimmed.
 func pinned(role string) bool { return role == "system" || role == "developer" }
+
+// turns returns, for each message, the index of the first message of its
+// turn: a user message starts a turn (messages before the first user message
+// form one), and a tool result whose call sits in an earlier turn joins every
+// turn from the call's to its own into one. One linear sweep: each turn is an
+// interval, a tool result adds the interval from its call's turn to the end
+// of its own, and overlapping intervals merge.
+func turns(msgs []message) []int {
+	n := len(msgs)
+	start := make([]int, n) // natural turn start of each message
+	s := 0
+	for i := range msgs {
+		if msgs[i].role == "user" {
+			s = i
+		}
+		start[i] = s
+	}
+	// reach[k]: the furthest message an interval starting at k covers.
+	reach := make([]int, n)
+	for i := range reach {
+		reach[i] = -1
+	}
+	natEnd := make([]int, n)
+	for i := n - 1; i >= 0; {
+		s := start[i]
+		reach[s], natEnd[s] = i, i // the natural turn [s, i]
+		i = s - 1
+	}
+	callAt := map[string]int{}
+	for i := range msgs {
+		for _, id := range msgs[i].calls {
+			callAt[id] = i
+		}
+		if ref := msgs[i].callRef; ref != "" {
+			if c, ok := callAt[ref]; ok && start[c] < start[i] {
+				// Up to the end of the result's own (natural) turn.
+				reach[start[c]] = max(reach[start[c]], natEnd[start[i]])
+			}
+		}
+	}
+	turn := make([]int, n)
+	g, e := 0, -1
+	for k := 0; k < n; k++ {
+		if k > e {
+			g = k
+		}
+		e = max(e, reach[k])
+		turn[k] = g
+	}
+	return turn
+}
