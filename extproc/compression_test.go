@@ -94,3 +94,25 @@ func startWithConfig(t testing.TB, y string) *testServer {
 	require.NoError(t, err)
 	return serveForTest(t, srv, reg, m)
 }
+
+func TestCompressionBudgetReservation(t *testing.T) {
+	// Uncompressed, the padded prompt reserves ~1000 input tokens at the
+	// dearest target's $1/M: over a $0.0001 daily cap. Compressed it
+	// reserves a few tokens: under it.
+	body := paddedJSON(4000)
+	budgets := func() Budgets {
+		store, err := meter.OpenFileLedger(t.TempDir()+"/l.jsonl", meter.FileLedgerOptions{FlushInterval: -1})
+		require.NoError(t, err)
+		b := meter.NewBudgets(store, nil, meter.WithDefaultCaps(meter.Caps{Daily: meter.MoneyFromUSD(0.0001)}))
+		t.Cleanup(func() { _ = b.Close() })
+		return b
+	}
+	ts := startLimitedBudgets(t, "", nil, budgets())
+	ir := send(t, ts, body)
+	require.NotNil(t, ir, "uncompressed: over the cap")
+	assert.Equal(t, 429, int(ir.GetStatus().GetCode()))
+
+	ts = startLimitedBudgets(t, "compression:\n  tenants:\n    demo: {enabled: true}\n", nil, budgets())
+	ir = send(t, ts, body)
+	assert.Nil(t, ir, "compressed: the reservation fits: %s", ir.GetBody())
+}
