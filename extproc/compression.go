@@ -6,6 +6,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/pkg/compress"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
+	"github.com/tollgate-dev/tollgate/pkg/meter"
 )
 
 // headerTokensSaved carries the prompt tokens compression removed, on
@@ -31,7 +32,12 @@ func (d *downstream) compressPrompt() {
 	ws, js, dd := set.Rules()
 	opts := compress.Options{Whitespace: ws, JSON: js, Dedupe: dd, MaxPromptTokens: set.MaxPromptTokens}
 	t := time.Now()
-	res, err := compress.Apply(d.req, opts, d.countTokens)
+	// The estimate, not the BPE tokenizer: it is what the rate limiter and
+	// the budget reservation count, costs one pass over the bytes (the
+	// tokenizer costs milliseconds on a long conversation), and never
+	// counts fewer tokens than the provider will, so a history trimmed to
+	// max_prompt_tokens by it fits that many real tokens.
+	res, err := compress.Apply(d.req, opts, meter.EstimateTokens)
 	d.stage("compress", t)
 	if err != nil {
 		d.s.metrics.Failures.WithLabelValues("compression", "open").Inc()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/pkg/compress"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
+	"github.com/tollgate-dev/tollgate/pkg/meter"
 )
 
 // BenchmarkAssembled runs Apply over the assembled multi-turn set (one op =
@@ -26,18 +27,33 @@ func BenchmarkAssembled(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	tok := meter.NewTokenizer()
+	if err := tok.Preload(); err != nil {
+		b.Fatal(err)
+	}
+	bpe := func(text string) int64 {
+		n, _ := tok.CountTokens("gpt-4o", text)
+		return n
+	}
+	all := compress.Options{Whitespace: true, JSON: true, Dedupe: true}
+	budget := all
+	budget.MaxPromptTokens = 1024
 	for _, bc := range []struct {
-		name string
-		opts compress.Options
+		name  string
+		opts  compress.Options
+		count compress.Counter
 	}{
-		{"whitespace+json", compress.Options{Whitespace: true, JSON: true}},
-		{"all", compress.Options{Whitespace: true, JSON: true, Dedupe: true}},
-		{"all+budget1024", compress.Options{Whitespace: true, JSON: true, Dedupe: true, MaxPromptTokens: 1024}},
+		{"whitespace+json", compress.Options{Whitespace: true, JSON: true}, nil},
+		{"all", all, nil},
+		{"all+budget1024", budget, nil},
+		// As the ext_proc server runs it: counting with the BPE tokenizer.
+		{"all/tokenizer", all, bpe},
+		{"all+budget1024/tokenizer", budget, bpe},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				if _, err := compress.Apply(reqs[i%len(reqs)], bc.opts, nil); err != nil {
+				if _, err := compress.Apply(reqs[i%len(reqs)], bc.opts, bc.count); err != nil {
 					b.Fatal(err)
 				}
 			}
