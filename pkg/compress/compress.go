@@ -15,7 +15,8 @@ import (
 // Options selects the rules Apply runs. The zero value does nothing.
 type Options struct {
 	// Whitespace folds runs of spaces and tabs, trailing whitespace and
-	// runs of blank lines in prose; code is kept byte for byte.
+	// runs of blank lines in prose; code is kept byte for byte, and tool
+	// results are left as they are.
 	Whitespace bool
 	// JSON minifies a message text that is one JSON object or array, and
 	// fenced ```json blocks.
@@ -106,9 +107,15 @@ func Apply(req *llm.Request, opts Options, count Counter) (Result, error) {
 	}
 	changed := false
 	for i := range msgs {
+		o := opts
+		if r := msgs[i].role; r == "tool" || r == "function" {
+			// Tool output is often a file, a table or a log whose spacing
+			// matters even without fences: only JSON is minified.
+			o.Whitespace = false
+		}
 		for j := range msgs[i].texts {
 			p := &msgs[i].texts[j]
-			p.out = rewrite(p.text, opts)
+			p.out = rewrite(p.text, o)
 			if p.out != p.text {
 				res.Texts++
 				changed = true

@@ -129,6 +129,25 @@ func TestApplyRewritesBodyOnce(t *testing.T) {
 	}
 }
 
+func TestToolResultsKeepWhitespace(t *testing.T) {
+	table := "name   size\nfoo    10\nbarbaz  2"
+	r := chat(t,
+		msg{Role: "user", Content: "list   files"},
+		msg{Role: "assistant", Content: "", ToolCalls: toolCall("c1")},
+		msg{Role: "tool", ToolCallID: "c1", Content: table},
+		msg{Role: "assistant", Content: "", ToolCalls: toolCall("c2")},
+		msg{Role: "tool", ToolCallID: "c2", Content: "{\n  \"files\": 2\n}"},
+	)
+	res, err := applyChecked(t, r, Options{Whitespace: true, JSON: true}, words)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := contents(t, res.Request)
+	if got[0] != "user: list files" || got[2] != "tool: "+table || got[4] != `tool: {"files":2}` {
+		t.Fatalf("got %q", got)
+	}
+}
+
 func TestApplyNoChange(t *testing.T) {
 	r := chat(t, msg{Role: "user", Content: "already tight"})
 	res, err := applyChecked(t, r, Options{Whitespace: true, JSON: true, Dedupe: true, MaxPromptTokens: 100}, words)

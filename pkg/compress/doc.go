@@ -6,7 +6,8 @@
 //
 //   - fenced code blocks (``` or ~~~), Markdown indented code lines and
 //     inline code spans keep every byte; a line's leading indentation is
-//     kept;
+//     kept; tool results keep their whitespace (a file or a table may
+//     depend on it);
 //   - JSON is minified only when a whole message text, or a ```json block,
 //     parses as one JSON document; strings, numbers and key order are kept;
 //   - a repeated block is dropped only when it is at least MinDedupeBytes
