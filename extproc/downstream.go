@@ -95,6 +95,8 @@ type downstream struct {
 	noStore    bool   // cache-control: no-store
 	acc        *llm.StreamAccumulator
 
+	compression compression // what prompt compression did (compression.go)
+
 	outcome  string
 	finished bool
 }

@@ -44,6 +44,7 @@ func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders, attrs *structpb
 	}
 	mut.setHeader(contract.HeaderCache, d.cacheState)
 	d.rateHeaders(&mut)
+	d.compressionHeader(&mut)
 
 	if d.status >= 300 || h.GetEndOfStream() {
 		// Provider error (after Envoy's retries) or no body: nothing to

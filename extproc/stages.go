@@ -32,6 +32,7 @@ var requestStages = []requestStage{
 	{"guard_input", (*downstream).guardInputStage},   // PII/secrets redaction, injection block, moderation
 	{"cache_lookup", (*downstream).cacheLookupStage}, // exact, then semantic, inside the partition
 	{"mutate", (*downstream).mutateStage},            // max_tokens cap, stream usage
+	{"compress", (*downstream).compressStage},        // opt-in prompt compression (alias or tenant)
 	{"ratelimit", (*downstream).rateLimitStage},      // tenant and key RPM/TPM
 	{"budget", (*downstream).budgetStage},            // worst-case reservation
 }

@@ -8,6 +8,7 @@
 //	tollgate prompts   diff [--dir DIR] NAME@V1 NAME@V2
 //	tollgate audit     verify --dir DIR
 //	tollgate eval      --set FILE --base-url URL --model ALIAS [--baseline FILE] ...
+//	tollgate report    --ledger PATH [--from DAY --to DAY] [--tenant T] [--json]
 //
 // With no --config, the embedded default (envoy/tollgate.yaml) is used.
 // With no command, the command list is printed (exit 2).
@@ -41,6 +42,7 @@ func commands() []command {
 		{"prompts", "prompts diff NAME@V1 NAME@V2: what changed between two prompt versions", runPrompts},
 		{"audit", "audit verify --dir DIR: check the audit trail's hash chain (exit 1 on tampering)", runAudit},
 		{"eval", "run a golden set through an alias, score it, compare with a baseline (exit 1 on regression)", runEval},
+		{"report", "report --ledger PATH: spend and requests per tenant from the spend ledger (table or --json)", runReport},
 	}
 }
 

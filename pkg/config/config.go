@@ -22,6 +22,7 @@ type Config struct {
 	Audit       Audit               `yaml:"audit"`
 	Tracing     Tracing             `yaml:"tracing"`
 	Credentials Credentials         `yaml:"credentials"`
+	Compression CompressionSettings `yaml:"compression"`
 
 	// Source is the file the config was read from ("<embedded>" for the default).
 	Source string `yaml:"-"`
@@ -63,6 +64,8 @@ type Model struct {
 	Targets []Target `yaml:"targets"`
 	// MaxTokens caps (and defaults) max_tokens for requests to this alias; 0 = no cap.
 	MaxTokens int64 `yaml:"max_tokens"`
+	// Compression is this alias's prompt compression (off when absent).
+	Compression *Compression `yaml:"compression"`
 }
 
 // Target is one provider/model pair behind an alias.

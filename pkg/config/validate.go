@@ -154,6 +154,7 @@ func validate(c *Config) Problems {
 	v.cache(c)
 	v.failureMode(c)
 	v.routing(c)
+	v.compression(c)
 	if i := c.Credentials.Inject; i != "upstream" && i != "downstream" {
 		v.add("credentials.inject", "must be upstream or downstream, got %q", i)
 	}

@@ -19,6 +19,9 @@ const (
 	HeaderProvider   = "x-tollgate-provider"
 	HeaderModel      = "x-tollgate-model"
 	HeaderEstimated  = "x-tollgate-usage-estimated"
+	// HeaderTokensSaved carries the prompt tokens compression removed, on
+	// responses to requests that had compression on.
+	HeaderTokensSaved = "x-tollgate-tokens-saved"
 	// HeaderGuardrails says whether guardrails changed the exchange:
 	// "redacted-input", "redacted-output", both comma-separated, or "none";
 	// absent when guardrails are off.

@@ -37,6 +37,7 @@ type Metrics struct {
 	ModelChanges        *prometheus.CounterVec   // tollgate_model_change_total{alias}
 	ConfigReloads       *prometheus.CounterVec   // tollgate_config_reloads_total{result}
 	LedgerLag           *prometheus.GaugeVec     // tollgate_ledger_lag_seconds{backend}
+	PromptTokensSaved   *prometheus.CounterVec   // tollgate_prompt_tokens_saved_total{tenant,model}
 }
 
 // Results of a config reload (label of tollgate_config_reloads_total).
@@ -129,6 +130,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		LedgerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tollgate_ledger_lag_seconds", Help: "Age of the oldest spend record not yet durable in the ledger (file: not yet fsynced; redis: 0, writes are synchronous). Refreshed every 10 s.",
 		}, []string{"backend"}),
+		PromptTokensSaved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_prompt_tokens_saved_total", Help: "Prompt tokens prompt compression removed from requests sent to a provider (the model label is the alias).",
+		}, []string{"tenant", "model"}),
 		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tollgate_config_reloads_total", Help: "Config file changes seen by the server: ok (applied), error (rejected, the running config stays), restart_required (applied, but some changed settings only take effect after a restart).",
 		}, []string{"result"}),
@@ -140,7 +144,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.TokenUsage, m.RequestDuration, m.TimeToFirstToken, m.TimePerOutputToken,
 		m.CostUSD, m.Requests, m.EstimatedRequests, m.CacheSavedUSD, m.GuardFindings,
 		m.StageDuration, m.BudgetSpent, m.BudgetRejections, m.Failures, m.RateLimitRejections, m.ProtocolErrors,
-		m.Passthrough, m.Streams, m.Unpriced, m.UpstreamAttempts)
+		m.Passthrough, m.Streams, m.Unpriced, m.UpstreamAttempts, m.PromptTokensSaved)
 	return m
 }
 
