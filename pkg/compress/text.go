@@ -205,12 +205,11 @@ func codeSpans(line string) [][2]int {
 // minifyFence compacts a fenced block whose info string is json and whose
 // body is valid JSON; anything else is returned unchanged.
 func minifyFence(fence string) string {
-	first := fence
-	if i := strings.IndexByte(fence, '\n'); i >= 0 {
-		first = fence[:i]
-	} else {
+	i := strings.IndexByte(fence, '\n')
+	if i < 0 {
 		return fence
 	}
+	first := fence[:i]
 	_, _, info := fenceLine(first)
 	if f := strings.Fields(info); len(f) == 0 || !strings.EqualFold(f[0], "json") {
 		return fence

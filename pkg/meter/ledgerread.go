@@ -64,8 +64,7 @@ func ReadLedger(r io.Reader, fn func(LedgerEntry) error) error {
 		default:
 			return fmt.Errorf("line %d: %w: unknown op %q", line, ErrCorruptLedger, rec.Op)
 		}
-		if err := fn(LedgerEntry{Op: rec.Op, Time: rec.Time, Tenant: rec.Tenant, ID: rec.ID, Day: rec.Day, Month: rec.Month,
-			Amount: rec.Amount, Reserved: rec.Reserved, Recovered: rec.Recovered}); err != nil {
+		if err := fn(LedgerEntry(rec)); err != nil {
 			return err
 		}
 	}

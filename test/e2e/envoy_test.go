@@ -125,7 +125,9 @@ func StartEnvoy(t testing.TB, e EnvoyOptions, o Options) *Gateway {
 	envoy, err := startEnvoyProcess(ctx, e.Bin, dir, lis.Addr().String())
 	if err != nil {
 		cancel()
-		_ = <-adsDone
+		if err := <-adsDone; err != nil {
+			t.Logf("ads: %v", err)
+		}
 		stopExtProc()
 		t.Fatalf("envoy: %v", err)
 	}
