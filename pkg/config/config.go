@@ -22,6 +22,8 @@ type Config struct {
 	Audit       Audit               `yaml:"audit"`
 	Tracing     Tracing             `yaml:"tracing"`
 	Credentials Credentials         `yaml:"credentials"`
+	Admin       Admin               `yaml:"admin"`
+	Keys        Keys                `yaml:"keys"`
 
 	// Source is the file the config was read from ("<embedded>" for the default).
 	Source string `yaml:"-"`
