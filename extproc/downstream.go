@@ -283,7 +283,7 @@ func (d *downstream) onRequestBody(ctx context.Context, body []byte) *extprocv3.
 
 	t = time.Now()
 	alias := req.Model
-	if rej := rt.policy.allow(d.id.Tier, alias); rej != nil {
+	if rej := d.allowModel(alias); rej != nil {
 		d.stage("route", t)
 		return d.rejectWith(rej)
 	}
@@ -384,7 +384,7 @@ func (d *downstream) reserve(ctx context.Context) *rejection {
 	if d.s.budgets == nil {
 		return nil
 	}
-	if caps := d.s.budgets.CapsFor(d.id.Tenant); caps.Daily == 0 && caps.Monthly == 0 {
+	if !d.budgetCapped() {
 		return nil // no cap: nothing to reserve, and no ledger round trip
 	}
 	prompt := meter.EstimateTokens(d.req.PromptText())
@@ -407,7 +407,7 @@ func (d *downstream) reserve(ctx context.Context) *rejection {
 		}
 		worst = max(worst, meter.WorstCase(price, prompt, o, d.req.N))
 	}
-	hold, err := d.s.budgets.Reserve(ctx, d.id.Tenant, worst, d.s.reservationID(d.requestID))
+	hold, err := d.reserveBudget(ctx, worst, d.s.reservationID(d.requestID))
 	if err == nil {
 		d.hold = hold
 		return nil
