@@ -165,7 +165,7 @@ func adminCall(t *testing.T, base, token, method, path string, body any) (int, m
 	var out map[string]any
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	if len(raw) > 0 {
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		require.NoError(t, json.Unmarshal(raw, &out), "%s", raw)
 	}
 	return resp.StatusCode, out
