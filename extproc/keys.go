@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -45,10 +47,19 @@ func openKeys(ctx context.Context, cfg *config.Config, metrics *telemetry.Metric
 		}
 		b = fb
 	}
-	ring, err = keys.NewRing(ctx, b, keys.RingOptions{OnError: func(err error) {
-		metrics.Failures.WithLabelValues("keys", string(config.Open)).Inc()
-		log.Error("virtual keys refresh failed; serving the keys loaded last", "err", err)
-	}})
+	var lastLog atomic.Int64 // unix seconds of the last error logged
+	ring, err = keys.NewRing(ctx, b, keys.RingOptions{
+		// A Redis outage at start must not keep the server down: tenants.keys
+		// still work, virtual keys get 401 until the first load succeeds.
+		StartEmpty: cfg.Budgets.Ledger.Backend == "redis",
+		OnError: func(err error) {
+			metrics.Failures.WithLabelValues("keys", string(config.Open)).Inc()
+			if now := time.Now().Unix(); now-lastLog.Load() >= 10 {
+				lastLog.Store(now)
+				log.Error("virtual keys refresh failed; serving the keys loaded last (logged at most every 10s)", "err", err)
+			}
+		},
+	})
 	if err != nil {
 		_ = b.Close()
 		_ = closeClient()

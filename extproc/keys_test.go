@@ -340,6 +340,10 @@ func TestVirtualKeyBudget(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, meter.MoneyFromUSD(0.0012), spent.Daily, "the key's account is charged with its tenant")
 
+	st, view := adminCall(t, h.admin, adminSecret, "GET", "/v1/admin/keys/"+id, nil)
+	require.Equal(t, 200, st)
+	assert.Equal(t, map[string]any{"daily_usd": 0.0012, "monthly_usd": 0.0012}, view["spent"], "the key's own spend")
+
 	status, code, _ := chat(t, h.ts.client, capped, "small")
 	assert.Equal(t, 429, status)
 	assert.Equal(t, "budget_exceeded", code)

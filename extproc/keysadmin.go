@@ -131,6 +131,14 @@ type keyView struct {
 	MonthlyUSD float64    `json:"monthly_usd,omitempty"`
 	RPM        int64      `json:"rpm,omitempty"`
 	TPM        int64      `json:"tpm,omitempty"`
+	// Spent is the key's own settled spend (GET of one capped key only).
+	Spent *keySpend `json:"spent,omitempty"`
+}
+
+// keySpend is a capped key's settled spend in the current UTC day and month.
+type keySpend struct {
+	DailyUSD   float64 `json:"daily_usd"`
+	MonthlyUSD float64 `json:"monthly_usd"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -267,7 +275,16 @@ func (a *keyAdmin) get(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusNotFound, "key_not_found", fmt.Sprintf("no virtual key has id %q", r.PathValue("id")))
 		return
 	}
-	writeJSON(w, http.StatusOK, a.view(k))
+	v := a.view(k)
+	if b := a.srv.budgets; b != nil && k.Capped() {
+		sp, err := b.Spent(r.Context(), KeyAccount(k.ID))
+		if err != nil {
+			adminError(w, http.StatusServiceUnavailable, "budget_unavailable", "the spend ledger is unavailable: "+err.Error())
+			return
+		}
+		v.Spent = &keySpend{DailyUSD: sp.Daily.USD(), MonthlyUSD: sp.Monthly.USD()}
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (a *keyAdmin) rotate(w http.ResponseWriter, r *http.Request) {

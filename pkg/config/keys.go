@@ -58,6 +58,9 @@ func (v *validator) keys(c *Config) {
 		}
 		return
 	}
+	if c.XDS.Wasm.Enabled || c.Tenants.TrustHeader {
+		v.add("keys.enabled", "virtual keys are resolved by the ext_proc server; the wasm router (xds.wasm.enabled) and tenants.trust_header decide the tenant from tenants.keys only and would refuse them")
+	}
 	if c.Keys.Path != "" && c.Budgets.Ledger.Backend != "file" {
 		v.add("keys.path", "only used with budgets.ledger.backend file (with redis, keys live in the ledger's Redis)")
 	}

@@ -35,6 +35,8 @@ func TestKeysProblems(t *testing.T) {
 			[]string{"keys.path: only used with budgets.ledger.backend file"}},
 		{"bad tenant", "keys: {enabled: true, tenants: [\"a b\"]}\n",
 			[]string{`keys.tenants: entry 0 must match`}},
+		{"with the wasm router", "keys: {enabled: true}\nxds: {wasm: {enabled: true, path: /x.wasm}}\n",
+			[]string{"keys.enabled: virtual keys are resolved by the ext_proc server"}},
 		{"virtual key limits need keys", "limits:\n  keys:\n    vk-1: {rpm: 1}\n",
 			[]string{`limits.keys.vk-1: no entry in tenants.keys has id "vk-1"`}},
 	}

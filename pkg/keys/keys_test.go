@@ -228,3 +228,29 @@ func TestFileNeverHoldsSecrets(t *testing.T) {
 	assert.NotContains(t, string(raw), secret)
 	assert.Contains(t, string(raw), k.SHA256)
 }
+
+// TestStartEmpty: with StartEmpty a ring whose backend is down at start
+// serves no keys instead of failing, and reports why.
+func TestStartEmpty(t *testing.T) {
+	rs := redistest.Start(t)
+	addr := rs.Addr
+	rs.Stop()
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+	t.Cleanup(func() { _ = c.Close() })
+	_, err := NewRing(ctxT(t), NewRedis(c, RedisOptions{Prefix: "t:"}), RingOptions{})
+	require.Error(t, err, "without StartEmpty the start fails")
+	errs := make(chan error, 100)
+	r, err := NewRing(ctxT(t), NewRedis(c, RedisOptions{Prefix: "t:"}), RingOptions{StartEmpty: true,
+		OnError: func(err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	assert.Empty(t, r.List())
+	_, ok := r.Lookup(sumHex(Hash("anything")))
+	assert.False(t, ok)
+	require.Error(t, <-errs)
+}

@@ -25,7 +25,7 @@ type RedisBackend struct {
 	prefix string
 	poll   time.Duration
 
-	loaded atomic.Int64 // version counter value of the last Load
+	loaded atomic.Int64 // version counter value of the last Load; -1 before the first
 }
 
 // RedisOptions configure NewRedis.
@@ -39,6 +39,7 @@ type RedisOptions struct {
 // NewRedis returns a Backend on c. It does not close c.
 func NewRedis(c redis.UniversalClient, opts RedisOptions) *RedisBackend {
 	b := &RedisBackend{c: c, prefix: opts.Prefix, poll: opts.Poll}
+	b.loaded.Store(-1)
 	if b.poll <= 0 {
 		b.poll = DefaultRedisPoll
 	}

@@ -37,6 +37,10 @@ type RingOptions struct {
 	// OnError receives background refresh failures (the last snapshot stays
 	// in use); default: ignored.
 	OnError func(error)
+	// StartEmpty makes NewRing succeed when the first load fails: the ring
+	// starts with no keys (every lookup fails), reports the error to
+	// OnError and loads as soon as the backend answers.
+	StartEmpty bool
 }
 
 // Ring serves key lookups from an in-memory snapshot of a Backend and
@@ -67,7 +71,11 @@ func NewRing(ctx context.Context, b Backend, opts RingOptions) (*Ring, error) {
 		r.onError = func(error) {}
 	}
 	if err := r.Refresh(ctx); err != nil {
-		return nil, err
+		if !opts.StartEmpty {
+			return nil, err
+		}
+		r.snap.Store(&snapshot{byHash: map[[32]byte]*Key{}, byID: map[string]*Key{}})
+		r.onError(err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
