@@ -10,8 +10,9 @@ import (
 	"testing"
 )
 
-// BenchmarkLookup: one request's virtual key lookup (SHA-256 of the
-// presented secret and a snapshot map read) in a ring of 10,000 keys.
+// BenchmarkLookup: Ring.Lookup of a key's SHA-256 (snapshot map read and
+// expiry check) in a ring of 10,000 keys. Hashing the presented secret is
+// measured with the rest of authentication in extproc's BenchmarkKeyLookup.
 func BenchmarkLookup(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "keys.jsonl")
 	var file []byte
@@ -37,9 +38,10 @@ func BenchmarkLookup(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer r.Close()
+	sum := sha256.Sum256([]byte(secret))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := r.Lookup(sha256.Sum256([]byte(secret))); !ok {
+		if _, ok := r.Lookup(sum); !ok {
 			b.Fatal("not found")
 		}
 	}
