@@ -462,3 +462,12 @@ func BenchmarkKeyLookup(b *testing.B) {
 		})
 	}
 }
+
+// TestRestartOnlyKeys: the key store and the admin token are read at start.
+func TestRestartOnlyKeys(t *testing.T) {
+	base, err := config.Parse("t.yaml", []byte(testConfig))
+	require.NoError(t, err)
+	next, err := config.Parse("t.yaml", []byte(testConfig+"keys: {enabled: true}\nadmin: {token_env: T}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"keys", "admin"}, restartOnly(base, next))
+}
