@@ -269,7 +269,7 @@ func TestVirtualKeyLifecycle(t *testing.T) {
 			outcomes = append(outcomes, r.Outcome)
 		}
 	}
-	assert.Equal(t, []string{OutcomeKeyCreated, OutcomeKeyRotated, OutcomeKeyRevoked}, outcomes)
+	assert.Equal(t, []string{keys.OutcomeCreated, keys.OutcomeRotated, keys.OutcomeRevoked}, outcomes)
 	vals := h.logs.values()
 	require.NotEmpty(t, vals)
 	for _, v := range vals {

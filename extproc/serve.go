@@ -172,11 +172,7 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 
 	var serving atomic.Bool
 	mux := adminMux(reg, &serving, ready)
-	var adminRing KeyRing
-	if keyRing != nil {
-		adminRing = keyRing
-	}
-	if err := mountKeyAdmin(mux, cfg, adminRing, srv, auditLog, getenv); err != nil {
+	if err := mountKeyAdmin(mux, cfg, keyRing, srv, auditLog, getenv); err != nil {
 		return fmt.Errorf("admin API: %w", err)
 	}
 	if opts.Pprof {

@@ -99,8 +99,11 @@ func (b *FileBackend) catchUp() error {
 			continue
 		}
 		var k Key
-		if err := json.Unmarshal(sc.Bytes(), &k); err != nil || k.ID == "" {
-			return fmt.Errorf("key file %s: bad record after byte %d: %v", b.path, b.offset, err)
+		if err := json.Unmarshal(sc.Bytes(), &k); err != nil {
+			return fmt.Errorf("key file %s: bad record (line %d of those after byte %d): %w", b.path, line, b.offset, err)
+		}
+		if k.ID == "" {
+			return fmt.Errorf("key file %s: record without an id (line %d of those after byte %d)", b.path, line, b.offset)
 		}
 		b.keys[k.ID] = k
 	}
