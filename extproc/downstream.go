@@ -294,12 +294,12 @@ func (d *downstream) complexityStage(context.Context) *extprocv3.ProcessingRespo
 	return d.rejected(d.routeComplexity())
 }
 
-// routeStage applies the tier's allow-list and the canaries to the body's
-// model and resolves the alias to its targets.
+// routeStage applies the tier's (or the virtual key's) allow-list and the
+// canaries to the body's model and resolves the alias to its targets.
 func (d *downstream) routeStage(context.Context) *extprocv3.ProcessingResponse {
 	rt := d.rt
 	alias := d.req.Model
-	if rej := rt.policy.allow(d.id.Tier, alias); rej != nil {
+	if rej := d.allowModel(alias); rej != nil {
 		return d.rejectWith(rej)
 	}
 	alias, _ = rt.policy.route(alias, d.requestID, d.id.Tenant)
@@ -398,7 +398,7 @@ func (d *downstream) reserve(ctx context.Context) *rejection {
 	if d.s.budgets == nil {
 		return nil
 	}
-	if caps := d.s.budgets.CapsFor(d.id.Tenant); caps.Daily == 0 && caps.Monthly == 0 {
+	if !d.budgetCapped() {
 		return nil // no cap: nothing to reserve, and no ledger round trip
 	}
 	prompt := meter.EstimateTokens(d.req.PromptText())
@@ -421,7 +421,7 @@ func (d *downstream) reserve(ctx context.Context) *rejection {
 		}
 		worst = max(worst, meter.WorstCase(price, prompt, o, d.req.N))
 	}
-	hold, err := d.s.budgets.Reserve(ctx, d.id.Tenant, worst, d.s.reservationID(d.requestID))
+	hold, err := d.reserveBudget(ctx, worst, d.s.reservationID(d.requestID))
 	if err == nil {
 		d.hold = hold
 		return nil

@@ -62,7 +62,7 @@ func (d *downstream) rateSubjects() ([]ratelimit.Subject, bool) {
 	}
 	subjects := []ratelimit.Subject{{Scope: scopeTenant, ID: d.id.Tenant, Limits: ratelimit.Limits{RPM: tl.RPM, TPM: tl.TPM}}}
 	limited := tl.RPM > 0 || tl.TPM > 0
-	if kl, ok := lim.Keys[d.id.KeyID]; ok && d.id.KeyID != "" {
+	if kl, ok := d.keyRateLimit(); ok {
 		subjects = append(subjects, ratelimit.Subject{Scope: scopeKey, ID: d.id.KeyID, Limits: ratelimit.Limits{RPM: kl.RPM, TPM: kl.TPM}})
 		limited = limited || kl.RPM > 0 || kl.TPM > 0
 	}

@@ -131,6 +131,16 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 		}
 	}()
 
+	keyRing, closeKeys, err := openKeys(ctx, cfg, metrics, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = closeKeys() }()
+	var keyLookup KeyLookup // nil: virtual keys off
+	if keyRing != nil {
+		keyLookup = keyRing
+	}
+
 	var tracer trace.Tracer // nil when tracing is off: no span work per request
 	if cfg.Tracing.Endpoint != "" {
 		tracer = tp.Tracer(telemetry.TracerName)
@@ -138,7 +148,7 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 	srv, err := New(Options{
 		Config: cfg, Catalog: catalog, Budgets: budgets, Limits: limits, Tokens: meter.NewTokenizer(),
 		Metrics: metrics, Logger: log, Getenv: getenv, Cache: respCache, Audit: auditLog,
-		Tracer: tracer,
+		Tracer: tracer, Keys: keyLookup,
 	})
 	if err != nil {
 		return err
@@ -162,6 +172,9 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 
 	var serving atomic.Bool
 	mux := adminMux(reg, &serving, ready)
+	if err := mountKeyAdmin(mux, cfg, keyRing, srv, auditLog, getenv); err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
 	if opts.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -326,8 +339,8 @@ func applyReload(srv *Server, running, nc *config.Config, budgets *meter.Budgets
 
 // restartOnly names the settings that differ between the running config
 // and next but are only read when the process starts: the listeners, the
-// spend ledger, the response cache, the audit trail, tracing, and
-// xds.message_timeout (from which the ledger's and the cache's timeouts are
+// spend ledger, the response cache, the audit trail, tracing, virtual keys
+// and the admin token, and xds.message_timeout (from which the ledger's and the cache's timeouts are
 // derived). listen.max_body_bytes applies on reload when lowered; raising it
 // past the running value needs a restart (the gRPC message limit is set at
 // start).
@@ -347,6 +360,8 @@ func restartOnly(running, next *config.Config) []string {
 	check("audit", !reflect.DeepEqual(running.Audit, next.Audit))
 	check("tracing", !reflect.DeepEqual(running.Tracing, next.Tracing))
 	check("xds.message_timeout", running.XDS.MessageTimeout != next.XDS.MessageTimeout)
+	check("keys", !reflect.DeepEqual(running.Keys, next.Keys))
+	check("admin", running.Admin != next.Admin)
 	return out
 }
 

@@ -55,6 +55,7 @@ type Options struct {
 	Audit   AuditLog      // nil: no audit trail
 	Tracer  trace.Tracer  // nil: no spans (a no-op tracer)
 	Tokens  TokenCounter  // nil: cut streams are estimated from byte counts
+	Keys    KeyLookup     // nil: virtual keys off
 	Metrics *telemetry.Metrics
 	Logger  *slog.Logger
 	Now     func() time.Time
@@ -126,6 +127,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	rt.tenants.virtual = opts.Keys
 	s.rt.Store(rt)
 	return s, nil
 }
@@ -136,6 +138,7 @@ func (s *Server) Reload(c *config.Config, catalog *meter.Catalog) error {
 	if err != nil {
 		return err
 	}
+	rt.tenants.virtual = s.rt.Load().tenants.virtual
 	s.rt.Store(rt)
 	return nil
 }

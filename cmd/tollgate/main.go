@@ -7,6 +7,7 @@
 //	tollgate render    alerts|envoy [--config FILE] [--wasm-path P]
 //	tollgate prompts   diff [--dir DIR] NAME@V1 NAME@V2
 //	tollgate audit     verify --dir DIR
+//	tollgate keys      create|list|rotate|revoke [--admin-url URL] [--token-env VAR]
 //	tollgate eval      --set FILE --base-url URL --model ALIAS [--baseline FILE] ...
 //	tollgate report    --ledger PATH [--from DAY --to DAY] [--tenant T] [--json]
 //
@@ -41,6 +42,7 @@ func commands() []command {
 		{"render", "render alerts|envoy [--config FILE]: Prometheus alert rules with the budget caps, or a static Envoy bootstrap", runRender},
 		{"prompts", "prompts diff NAME@V1 NAME@V2: what changed between two prompt versions", runPrompts},
 		{"audit", "audit verify --dir DIR: check the audit trail's hash chain (exit 1 on tampering)", runAudit},
+		{"keys", "keys create|list|rotate|revoke: manage virtual API keys through a running extproc's admin API", runKeys},
 		{"eval", "run a golden set through an alias, score it, compare with a baseline (exit 1 on regression)", runEval},
 		{"report", "report --ledger PATH: spend and requests per tenant from the spend ledger (table or --json)", runReport},
 	}

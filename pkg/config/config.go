@@ -23,6 +23,8 @@ type Config struct {
 	Tracing     Tracing             `yaml:"tracing"`
 	Credentials Credentials         `yaml:"credentials"`
 	Compression CompressionSettings `yaml:"compression"`
+	Admin       Admin               `yaml:"admin"`
+	Keys        Keys                `yaml:"keys"`
 
 	// Source is the file the config was read from ("<embedded>" for the default).
 	Source string `yaml:"-"`

@@ -65,6 +65,9 @@ func applyDefaults(c *Config) {
 	if c.Budgets.Ledger.Redis.Prefix == "" {
 		c.Budgets.Ledger.Redis.Prefix = "tollgate:"
 	}
+	if c.Keys.Enabled && c.Keys.Path == "" && c.Budgets.Ledger.Backend == "file" {
+		c.Keys.Path = DefaultKeysPath(c.Budgets.Ledger.Path)
+	}
 	if c.Budgets.Ledger.Sync == "" {
 		c.Budgets.Ledger.Sync = LedgerSyncInterval
 	}
@@ -155,6 +158,7 @@ func validate(c *Config) Problems {
 	v.failureMode(c)
 	v.routing(c)
 	v.compression(c)
+	v.keys(c)
 	if i := c.Credentials.Inject; i != "upstream" && i != "downstream" {
 		v.add("credentials.inject", "must be upstream or downstream, got %q", i)
 	}
@@ -423,7 +427,7 @@ func (v *validator) limits(c *Config) {
 	}
 	for _, id := range sortedKeys(l.Keys) {
 		check("limits.keys."+id, l.Keys[id])
-		if !keys[id] {
+		if !keys[id] && !c.Keys.Enabled { // with virtual keys, any key id
 			v.add("limits.keys."+id, "no entry in tenants.keys has id %q", id)
 		}
 	}
@@ -437,6 +441,11 @@ func (c *Config) tenantIDs() map[string]bool {
 	}
 	if c.Tenants.AllowAnonymous != "" {
 		out[c.Tenants.AllowAnonymous] = true
+	}
+	if c.Keys.Enabled {
+		for _, t := range c.Keys.Tenants {
+			out[t] = true
+		}
 	}
 	return out
 }

@@ -105,7 +105,7 @@ func (t *ModelTracker) Len() int {
 func (t *ModelTracker) evictLocked() {
 	var (
 		oldest string
-		least    uint64
+		least  uint64
 		found  bool
 	)
 	for a, e := range t.state {

@@ -183,6 +183,42 @@ func (b *Budgets) Reserve(ctx context.Context, tenant string, amount Money, id s
 	return b.reserve(ctx, tenant, amount, id, b.CapsFor(tenant))
 }
 
+// Account is a ledger account with caps of its own, held alongside a
+// tenant by ReserveWith: for example an API key's budget, under a derived
+// id ("@key:<id>") that cannot be a tenant's.
+type Account struct {
+	ID   string
+	Caps Caps
+}
+
+// ReserveWith holds amount against tenant's budget and against each extra
+// account under its own caps, all or none: when one is refused the holds
+// taken so far are released and the refusal is returned (its
+// ExceededError names the account in Tenant). Settling or releasing the
+// returned Reservation settles or releases every hold with the same amount.
+func (b *Budgets) ReserveWith(ctx context.Context, tenant string, amount Money, id string, extra ...Account) (*Reservation, error) {
+	linked := make([]*Reservation, 0, len(extra))
+	for _, a := range extra {
+		r, err := b.reserve(ctx, a.ID, amount, id, a.Caps)
+		if err != nil {
+			for _, l := range linked {
+				_ = l.Release(ctx) // best effort; an unsettled hold expires (Redis) or is released at open (file)
+			}
+			return nil, err
+		}
+		linked = append(linked, r)
+	}
+	r, err := b.reserve(ctx, tenant, amount, id, b.CapsFor(tenant))
+	if err != nil {
+		for _, l := range linked {
+			_ = l.Release(ctx)
+		}
+		return nil, err
+	}
+	r.linked = linked
+	return r, nil
+}
+
 // Charge records amount as tenant's spend under id, without checking the
 // caps: money a provider bills for work Tollgate could not refuse in
 // advance, such as an attempt Envoy cut by its per-try timeout after the
@@ -240,6 +276,7 @@ type Reservation struct {
 	id      string
 	windows Windows
 	amount  Money
+	linked  []*Reservation // ReserveWith's other accounts, settled with this one
 
 	mu      sync.Mutex
 	settled bool
@@ -262,6 +299,11 @@ func (r *Reservation) Windows() Windows { return r.windows }
 func (r *Reservation) Settle(ctx context.Context, actual Money) error {
 	if actual < 0 {
 		return fmt.Errorf("settle %s: %w: negative amount %s", r.id, ErrInvalidAmount, actual)
+	}
+	for _, l := range r.linked {
+		if err := l.Settle(ctx, actual); err != nil {
+			return err
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

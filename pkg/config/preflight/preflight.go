@@ -290,6 +290,15 @@ func (ck *checker) paths() {
 	if p, ok := strings.CutPrefix(c.Listen.ExtProc, "unix:"); ok {
 		ck.dirExists("listen.extproc", strings.TrimPrefix(p, "//"), "the socket is created there")
 	}
+	if c.Keys.Enabled && c.Keys.Path != "" {
+		if fi, err := os.Stat(c.Keys.Path); err == nil {
+			if !fi.Mode().IsRegular() {
+				ck.err("keys.path", "%s exists and is not a regular file", c.Keys.Path)
+			}
+		} else {
+			ck.dirExists("keys.path", c.Keys.Path, "the key file is created there on first start")
+		}
+	}
 	if c.Audit.Dir != "" { // created (with its parents) at startup when missing
 		if fi, err := os.Stat(c.Audit.Dir); err == nil && !fi.IsDir() {
 			ck.err("audit.dir", "%s is not a directory", c.Audit.Dir)
@@ -362,6 +371,7 @@ func (ck *checker) env() {
 	if e := c.Guardrails.Input.External; c.Guardrails.Input.Enabled && e != nil {
 		report("guardrails.input.external.api_key_env", e.APIKeyEnv, "the moderation endpoint's key")
 	}
+	report("admin.token_env", c.Admin.TokenEnv, "the admin API's token; the server refuses to start without it")
 	if c.Budgets.Ledger.Backend == "redis" {
 		report("budgets.ledger.redis.password_env", c.Budgets.Ledger.Redis.PasswordEnv, "the ledger's Redis password")
 	}

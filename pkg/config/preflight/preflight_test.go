@@ -74,6 +74,10 @@ func TestTraps(t *testing.T) {
 			[]string{`c.yaml:12: xds.extproc_target: port must be a number from 1 to 65535, got "500510"`}},
 		{"prompts dir missing", base + "prompts:\n  dir: /nonexistent-tollgate-prompts\n",
 			[]string{"c.yaml:12: prompts.dir:"}},
+		{"key file directory missing", base + "keys:\n  enabled: true\n  path: /nonexistent-tollgate/keys.jsonl\n",
+			[]string{"keys.path: directory /nonexistent-tollgate does not exist"}},
+		{"admin token_env unset", base + "keys: {enabled: true}\nadmin:\n  token_env: TOLLGATE_TEST_UNSET\n",
+			[]string{"admin.token_env: environment variable TOLLGATE_TEST_UNSET is not set"}},
 		{"unix socket directory missing", "listen:\n  extproc: unix:/nonexistent-tollgate/x.sock\n" + base,
 			[]string{"c.yaml:2: listen.extproc: directory /nonexistent-tollgate does not exist"}},
 	}
