@@ -43,11 +43,20 @@ func (c *stepClock) advance(d time.Duration) {
 // admissionMetadata is the metadata_context the shipped upstream filter
 // forwards: what the downstream role admitted the request with.
 func admissionMetadata(tenant, route string) *corev3.Metadata {
+	return admissionMetadataAccount(tenant, route, "")
+}
+
+// admissionMetadataAccount adds a virtual key's ledger account.
+func admissionMetadataAccount(tenant, route, account string) *corev3.Metadata {
+	f := map[string]*structpb.Value{
+		contract.MetadataTenant: structpb.NewStringValue(tenant),
+		contract.MetadataRoute:  structpb.NewStringValue(route),
+	}
+	if account != "" {
+		f[contract.MetadataAccount] = structpb.NewStringValue(account)
+	}
 	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
-		contract.MetadataNamespace: {Fields: map[string]*structpb.Value{
-			contract.MetadataTenant: structpb.NewStringValue(tenant),
-			contract.MetadataRoute:  structpb.NewStringValue(route),
-		}},
+		contract.MetadataNamespace: {Fields: f},
 	}}
 }
 
@@ -79,14 +88,16 @@ func TestTimedOutAttemptsAreBilled(t *testing.T) {
 		elapsed  time.Duration
 		answer   bool
 		tenant   string
+		account  string // a virtual key's ledger account
 		want     meter.Money
 		result   string
 		failures float64
 	}{
-		{"cut by the per-try timeout", 3 * time.Second, false, "demo", promptCost, "timed_out", 0},
-		{"answered late", 5 * time.Second, true, "demo", 0, "answered", 0},
-		{"ended sooner: connect failure or reset", 2900 * time.Millisecond, false, "demo", 0, "unanswered", 0},
-		{"no forwarded admission", 3 * time.Second, false, "", 0, "timed_out", 1},
+		{"cut by the per-try timeout", 3 * time.Second, false, "demo", "", promptCost, "timed_out", 0},
+		{"cut, virtual key with its own budget", 3 * time.Second, false, "demo", "@key:k9", promptCost, "timed_out", 0},
+		{"answered late", 5 * time.Second, true, "demo", "", 0, "answered", 0},
+		{"ended sooner: connect failure or reset", 2900 * time.Millisecond, false, "demo", "", 0, "unanswered", 0},
+		{"no forwarded admission", 3 * time.Second, false, "", "", 0, "timed_out", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// A cap the charge exceeds: it is spend, never refused.
@@ -108,7 +119,7 @@ func TestTimedOutAttemptsAreBilled(t *testing.T) {
 			msgs := []*extprocv3.ProcessingRequest{h, requestBody(body)}
 			if tc.tenant != "" {
 				for _, msg := range msgs {
-					msg.MetadataContext = admissionMetadata(tc.tenant, "small")
+					msg.MetadataContext = admissionMetadataAccount(tc.tenant, "small", tc.account)
 				}
 			}
 			for _, msg := range msgs {
@@ -129,6 +140,11 @@ func TestTimedOutAttemptsAreBilled(t *testing.T) {
 			spent, err := budgets.Spent(context.Background(), "demo")
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, spent.Daily)
+			if tc.account != "" {
+				keySpent, err := budgets.Spent(context.Background(), tc.account)
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, keySpent.Daily, "the key's own budget is charged too")
+			}
 			assert.Equal(t, 1.0, testutil.ToFloat64(m.UpstreamAttempts.WithLabelValues("fake", "gpt-4o-mini", tc.result)))
 			assert.InDelta(t, tc.want.USD(), testutil.ToFloat64(m.CostUSD.WithLabelValues("demo", "fake", "gpt-4o-mini")), 1e-12)
 			assert.Equal(t, tc.failures, testutil.ToFloat64(m.Failures.WithLabelValues("upstream_metering", "open")))

@@ -387,7 +387,7 @@ func (d *downstream) forward() *extprocv3.ProcessingResponse {
 	c.ClearRouteCache = true
 	d.forwarded = true
 	reply := requestBodyReply(c)
-	reply.DynamicMetadata = routeMetadata(d.alias, d.id.Tenant)
+	reply.DynamicMetadata = routeMetadata(d.alias, d.id.Tenant, d.keyAccount())
 	return reply
 }
 
@@ -559,12 +559,16 @@ func (d *downstream) listModels() *extprocv3.ProcessingResponse {
 
 // routeMetadata is the dynamic metadata routes match on: only this server
 // can write it, so only admitted requests reach a provider route.
-func routeMetadata(alias, tenant string) *structpb.Struct {
+func routeMetadata(alias, tenant, account string) *structpb.Struct {
+	f := map[string]*structpb.Value{
+		contract.MetadataRoute:  structpb.NewStringValue(alias),
+		contract.MetadataTenant: structpb.NewStringValue(tenant),
+	}
+	if account != "" {
+		f[contract.MetadataAccount] = structpb.NewStringValue(account)
+	}
 	return &structpb.Struct{Fields: map[string]*structpb.Value{
-		contract.MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
-			contract.MetadataRoute:  structpb.NewStringValue(alias),
-			contract.MetadataTenant: structpb.NewStringValue(tenant),
-		}}),
+		contract.MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: f}),
 	}}
 }
 

@@ -87,6 +87,16 @@ func (d *downstream) budgetCapped() bool {
 	return caps.Daily != 0 || caps.Monthly != 0 || (d.id.Virtual != nil && d.id.Virtual.Capped())
 }
 
+// keyAccount is the ledger account of the request's virtual key when it has
+// caps of its own ("" otherwise): spend charged to the tenant is charged to
+// it too.
+func (d *downstream) keyAccount() string {
+	if k := d.id.Virtual; k != nil && k.Capped() {
+		return KeyAccount(k.ID)
+	}
+	return ""
+}
+
 // keyBudgets holds a virtual key's budget with its tenant's.
 // *meter.Budgets implements it.
 type keyBudgets interface {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/pkg/audit"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/contract"
 	"github.com/tollgate-dev/tollgate/pkg/keys"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 	"github.com/tollgate-dev/tollgate/pkg/telemetry"
@@ -336,6 +337,9 @@ func TestVirtualKeyBudget(t *testing.T) {
 		responseBody(`{"model":"gpt-4o-mini","choices":[{"message":{"content":"yo"}}],"usage":{"prompt_tokens":0,"completion_tokens":2000}}`))...)
 	require.NoError(t, err)
 	require.Len(t, out, 4)
+	md := out[1].GetDynamicMetadata().GetFields()[contract.MetadataNamespace].GetStructValue().GetFields()
+	assert.Equal(t, KeyAccount(id), md[contract.MetadataAccount].GetStringValue(),
+		"the upstream role learns the key's account, to charge it for a timed-out attempt")
 	spent, err := budgets.Spent(context.Background(), KeyAccount(id))
 	require.NoError(t, err)
 	assert.Equal(t, meter.MoneyFromUSD(0.0012), spent.Daily, "the key's account is charged with its tenant")

@@ -33,6 +33,7 @@ type upstream struct {
 	// metadata_context), the request id, the operation and body it sent,
 	// and when.
 	tenant, route, requestID string
+	account                  string // the virtual key's ledger account, if it has caps
 	op                       llm.Operation
 	body                     []byte
 	sentAt                   time.Time
@@ -85,6 +86,7 @@ func (u *upstream) admission(req *extprocv3.ProcessingRequest) {
 	md := req.GetMetadataContext().GetFilterMetadata()[contract.MetadataNamespace].GetFields()
 	u.tenant = md[contract.MetadataTenant].GetStringValue()
 	u.route = md[contract.MetadataRoute].GetStringValue()
+	u.account = md[contract.MetadataAccount].GetStringValue()
 	if u.requestID == "" {
 		u.requestID = valueString(attributes(req).GetFields()["request.id"])
 	}
@@ -154,9 +156,15 @@ func (u *upstream) billTimedOut(ctx context.Context) {
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if err := u.s.budgets.Charge(cctx, u.tenant, cost, u.s.reservationID(u.requestID)+"/timed-out"); err != nil {
-		u.s.metrics.Failures.WithLabelValues("budgets", string(rt.cfg.FailureMode.Budgets)).Inc()
-		u.s.log.Error("charging a timed-out attempt failed", "tenant", u.tenant, "err", err)
+	id := u.s.reservationID(u.requestID) + "/timed-out"
+	for _, account := range []string{u.tenant, u.account} {
+		if account == "" {
+			continue
+		}
+		if err := u.s.budgets.Charge(cctx, account, cost, id); err != nil {
+			u.s.metrics.Failures.WithLabelValues("budgets", string(rt.cfg.FailureMode.Budgets)).Inc()
+			u.s.log.Error("charging a timed-out attempt failed", "account", account, "err", err)
+		}
 	}
 }
 

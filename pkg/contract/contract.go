@@ -32,14 +32,16 @@ const (
 )
 
 // MetadataNamespace is the dynamic-metadata namespace the downstream role
-// writes (keys MetadataRoute and MetadataTenant), routes match on and the
-// upstream role reads back. The provider endpoints carry static metadata in
+// writes (keys MetadataRoute, MetadataTenant and, for a virtual key with a
+// budget of its own, MetadataAccount), routes match on and the upstream role
+// reads back. The provider endpoints carry static metadata in
 // the same namespace (keys HostProvider and HostModel) naming the target
 // they serve.
 const (
 	MetadataNamespace = "tollgate"
 	MetadataRoute     = "route"
 	MetadataTenant    = "tenant"
+	MetadataAccount   = "account"
 	HostProvider      = "provider"
 	HostModel         = "model"
 )
