@@ -68,6 +68,10 @@ type semEntry struct {
 	expires time.Time
 	seq     uint64 // identifies this insertion: a stale queue ref never removes a newer entry
 	cost    int64  // entryCost at insertion
+	// The prompt's verifier side or guard facts, computed at insertion
+	// (nil when the cache reads neither).
+	side  *verifierSide
+	facts *promptFacts
 }
 
 type partition struct {
@@ -104,6 +108,18 @@ const entryOverhead = 750
 func entryCost(prompt string, vec []float32) int64 {
 	v := int64(storedVectorBytes(vec))
 	return entryOverhead + int64(len(prompt)) + 2*v + v/2
+}
+
+// featureBytes approximates the heap the entry's stored features hold.
+func (e *semEntry) featureBytes() int64 {
+	var n int64
+	if e.side != nil {
+		n += e.side.heapBytes()
+	}
+	if e.facts != nil {
+		n += e.facts.heapBytes()
+	}
+	return n
 }
 
 // storedVectorBytes is what graph.store keeps for v: 4 bytes per non-zero
@@ -167,7 +183,7 @@ func (x *semIndex) add(part [32]byte, e semEntry, vec []float32) {
 	}
 	x.seq++
 	e.seq = x.seq
-	e.cost = entryCost(e.prompt, vec)
+	e.cost = entryCost(e.prompt, vec) + e.featureBytes()
 	p.mu.Lock()
 	if id, ok := p.byKey[e.key]; ok {
 		// A refresh: same vector slot, new expiry, new place in the queue.

@@ -48,6 +48,10 @@ type Request struct {
 	partition [32]byte // tenant, alias, params, system prompt + tools, earlier turns
 	exact     [32]byte // partition + last message
 	prompt    string   // last user turn, whitespace folded; "" when not a plain-text user turn
+
+	// sem holds the prompt's semantic features once a Lookup or Store
+	// computed them, for the other to reuse.
+	sem promptFeatures
 }
 
 // NewRequest derives cache keys from a raw OpenAI chat-completions request
