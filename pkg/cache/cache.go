@@ -59,6 +59,7 @@ type Cache struct {
 	shared   *redisTier // nil for the memory backend
 	verifier *Verifier  // nil when the verifier is off
 	scratch  sync.Pool  // *keyScratch for NewRequest
+	features sync.Pool  // *featureScratch for featurise
 	// remoteEmbedder: the embedder may block on the network (not the
 	// built-in one), so Lookup needs its overall deadline.
 	remoteEmbedder bool
@@ -267,9 +268,18 @@ func (c *Cache) prepare(ctx context.Context, r *Request) (*promptFeatures, error
 // window.
 func (c *Cache) featurise(ctx context.Context, prompt string, vec []float32) (promptFeatures, error) {
 	f := promptFeatures{owner: c, vec: vec}
+	sc, _ := c.features.Get().(*featureScratch)
+	if sc == nil {
+		sc = new(featureScratch)
+	}
+	defer func() {
+		if sc.fits() {
+			c.features.Put(sc)
+		}
+	}()
 	var a *analysis
 	if c.builtin != nil && len(prompt) <= verifierMaxBytes && (vec == nil || c.verifier != nil || c.cfg.Semantic.DifferenceGuard) {
-		a = analyse(prompt, c.idf)
+		a = analyse(prompt, c.idf, sc)
 	}
 	if f.vec == nil {
 		if a != nil {
@@ -284,7 +294,7 @@ func (c *Cache) featurise(ctx context.Context, prompt string, vec []float32) (pr
 	}
 	switch {
 	case c.verifier != nil && a != nil:
-		f.side = sideOf(a, c.idf)
+		f.side = sideOf(a, c.idf, sc)
 	case c.verifier != nil:
 		f.side = newVerifierSide(prompt, c.idf)
 	case c.cfg.Semantic.DifferenceGuard && a != nil:

@@ -182,7 +182,7 @@ func (e *BuiltinEmbedder) embedInto(vec []float32, text string) {
 	if len(text) > maxEmbedRunes*4 {
 		text = text[:maxEmbedRunes*4]
 	}
-	e.embedAnalysis(vec, analyse(text, e.idf))
+	e.embedAnalysis(vec, analyse(text, e.idf, nil))
 }
 
 // embedAnalysis embeds an analysed prompt (at most maxEmbedRunes*4 bytes).

@@ -29,12 +29,12 @@ type stemInfo struct {
 	hu, hb, hB uint64  // fnv64 with seeds 'u', 'b', 'B' (unigram and bigram features)
 }
 
-func analyse(text string, idf IDF) *analysis {
+func analyse(text string, idf IDF, sc *featureScratch) *analysis {
 	a := &analysis{toks: tokenize(text, make([]token, 0, len(text)/5+4))}
 	n := len(a.toks)
 	a.uid = make([]int32, n)
 	a.u = make([]stemInfo, 0, n/2+4)
-	x := newHashIndex(n)
+	x := sc.hashIndex(n)
 	for i, t := range a.toks {
 		st := stem(t.lower)
 		hu := fnv64('u', st)
@@ -45,6 +45,7 @@ func analyse(text string, idf IDF) *analysis {
 		}
 		a.uid[i] = j
 	}
+	sc.release(x)
 	return a
 }
 
@@ -56,12 +57,55 @@ type hashIndex struct {
 	keys  []uint64
 }
 
-func newHashIndex(n int) hashIndex {
+// featureScratch is the temporary memory of featurising a prompt, reused
+// across requests by a Cache (nil: allocated per call).
+type featureScratch struct {
+	slots     []int32
+	hkeys     []uint64
+	keys, tmp []uint64
+}
+
+// maxScratchKeys bounds what a pooled scratch keeps after a long prompt.
+const maxScratchKeys = 1 << 15
+
+func (sc *featureScratch) fits() bool {
+	return cap(sc.keys) <= maxScratchKeys && cap(sc.tmp) <= maxScratchKeys && cap(sc.hkeys) <= maxScratchKeys
+}
+
+// hashIndex returns an empty index for n keys, on the scratch's memory.
+func (sc *featureScratch) hashIndex(n int) hashIndex {
 	size := 16
 	for size < 2*n {
 		size <<= 1
 	}
-	return hashIndex{slots: make([]int32, size), keys: make([]uint64, 0, n)}
+	if sc == nil {
+		return hashIndex{slots: make([]int32, size), keys: make([]uint64, 0, n)}
+	}
+	if cap(sc.slots) < size {
+		sc.slots = make([]int32, size)
+	}
+	sc.slots = sc.slots[:size]
+	clear(sc.slots)
+	return hashIndex{slots: sc.slots, keys: sc.hkeys[:0]}
+}
+
+// release keeps the grown key buffer of x for the next user.
+func (sc *featureScratch) release(x hashIndex) {
+	if sc != nil {
+		sc.hkeys = x.keys[:0]
+	}
+}
+
+// uint64s returns a buffer of n (capacity c) from *buf, or a new one.
+func (sc *featureScratch) uint64s(buf *[]uint64, n, c int) []uint64 {
+	if sc == nil || cap(*buf) < c {
+		b := make([]uint64, n, c)
+		if sc != nil {
+			*buf = b
+		}
+		return b
+	}
+	return (*buf)[:n]
 }
 
 // index returns h's index, adding it as the next one when absent.
@@ -260,7 +304,23 @@ func factsFrom(a *analysis, idf IDF, gp guardParams) promptFacts {
 			f.content = append(f.content, s)
 		}
 	}
+	// Each is read as "any of them missing": duplicates only cost time.
+	f.entities = uniqueStems(f.entities)
+	f.content = uniqueStems(f.content)
 	return f
+}
+
+// uniqueStems sorts and deduplicates a short list in place.
+func uniqueStems(s []string) []string {
+	if len(s) < 2 {
+		return s
+	}
+	slices.Sort(s)
+	u := slices.Compact(s)
+	if len(u) < len(s) {
+		u = slices.Clone(u) // a stored entry keeps only what it uses
+	}
+	return u
 }
 
 // heapBytes approximates the heap the facts hold (strings that are
@@ -276,12 +336,12 @@ func (f *promptFacts) heapBytes() int64 {
 // sideStem is one unique stem of a verifier side.
 type sideStem struct {
 	st     string
-	idf    float64
+	idf    float32 // IDF table values (multiples of 1/16 up to 16) are exact in float32
 	bucket uint32
 }
 
 // sideOf builds the verifier's view of a prompt from its analysis.
-func sideOf(a *analysis, idf IDF) *verifierSide {
+func sideOf(a *analysis, idf IDF, sc *featureScratch) *verifierSide {
 	n := len(a.toks)
 	s := &verifierSide{ntok: n, facts: factsFrom(a, idf, verifierGuardParams())}
 	s.stems = make([]sideStem, len(a.u))
@@ -294,10 +354,10 @@ func sideOf(a *analysis, idf IDF) *verifierSide {
 		s.last = a.u[j].st
 	}
 	// Unigrams: one key per distinct stem, weighted by its count.
-	keys := make([]uint64, 0, len(a.u)+max(n-1, 0)+8*n)
+	keys := sc.uint64s(&sc0(sc).keys, 0, len(a.u)+max(n-1, 0)+8*n)
 	for j := range a.u {
 		u := &a.u[j]
-		s.stems[j] = sideStem{st: u.st, idf: u.idf, bucket: u.bucket}
+		s.stems[j] = sideStem{st: u.st, idf: float32(u.idf), bucket: u.bucket}
 		keys = append(keys, packHW(u.hu, u.idf*float64(counts[j])))
 	}
 	nw := len(keys)
@@ -307,7 +367,7 @@ func sideOf(a *analysis, idf IDF) *verifierSide {
 	}
 	nb := len(keys) - nw
 	// Character trigrams once per distinct word, weighted by its count.
-	words := newHashIndex(len(a.u))
+	words := sc.hashIndex(len(a.u))
 	var wordCount, wordFirst []int32
 	for i, t := range a.toks {
 		if j, added := words.index(fnv64('t', t.lower)); added {
@@ -320,13 +380,18 @@ func sideOf(a *analysis, idf IDF) *verifierSide {
 	for j, c := range wordCount {
 		keys = appendTrigrams(keys, a.toks[wordFirst[j]].lower, float64(c))
 	}
-	tmp := make([]uint64, len(keys))
+	sc.release(words)
+	if sc != nil {
+		sc.keys = keys[:0] // grown by appendTrigrams
+	}
+	tmp := sc.uint64s(&sc0(sc).tmp, len(keys), len(keys))
 	hw := make([]hw32, len(keys))
 	s.words = sortedSparse(keys[:nw], tmp, hw[:0:nw])
 	s.bigrams = sortedSparse(keys[nw:nw+nb], tmp, hw[nw:nw:nw+nb])
 	s.trigrams = sortedSparse(keys[nw+nb:], tmp, hw[nw+nb:nw+nb])
-	if used := len(s.words.e) + len(s.bigrams.e) + len(s.trigrams.e); used < len(hw)*3/4 {
-		// Repeated words and trigrams: keep only what is used.
+	if used := len(s.words.e) + len(s.bigrams.e) + len(s.trigrams.e); used < len(hw) {
+		// Repeated bigrams and trigrams: keep only what is used (a stored
+		// side's size is charged to the index's bounds).
 		all := make([]hw32, 0, used)
 		all = append(all, s.words.e...)
 		all = append(all, s.bigrams.e...)
@@ -340,10 +405,19 @@ func sideOf(a *analysis, idf IDF) *verifierSide {
 	return s
 }
 
+// sc0 returns sc, or a throwaway scratch when it is nil (for taking the
+// address of a buffer field).
+func sc0(sc *featureScratch) *featureScratch {
+	if sc == nil {
+		return new(featureScratch)
+	}
+	return sc
+}
+
 // heapBytes approximates the heap a stored side holds.
 func (s *verifierSide) heapBytes() int64 {
 	n := int64(unsafe.Sizeof(*s)) + s.facts.heapBytes() - int64(unsafe.Sizeof(s.facts))
-	n += 32 * int64(cap(s.stems))
+	n += int64(unsafe.Sizeof(sideStem{})) * int64(cap(s.stems))
 	n += 8 * int64(cap(s.words.e)+cap(s.bigrams.e)+cap(s.trigrams.e))
 	return n
 }

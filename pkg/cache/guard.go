@@ -108,7 +108,7 @@ func factsOf(text string, idf IDF) promptFacts {
 }
 
 func factsOfP(text string, idf IDF, gp guardParams) promptFacts {
-	return factsFrom(analyse(text, idf), idf, gp)
+	return factsFrom(analyse(text, idf, nil), idf, gp)
 }
 
 // differ returns a veto reason, or "" when the prompts may share an answer.

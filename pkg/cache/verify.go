@@ -441,7 +441,7 @@ func newVerifierSide(text string, idf IDF) *verifierSide {
 	if len(text) > verifierMaxBytes {
 		text = text[:verifierMaxBytes]
 	}
-	return sideOf(analyse(text, idf), idf)
+	return sideOf(analyse(text, idf, nil), idf, nil)
 }
 
 // verifierOrderIDF is the IDF from which a word counts as content for the
@@ -465,7 +465,7 @@ func orderSwapped(a, b *verifierSide) bool {
 func (s *verifierSide) sharedContent(other *verifierSide, dst []string) (seq []string, all bool) {
 	all = true
 	for _, st := range s.stems {
-		if st.idf < verifierOrderIDF {
+		if float64(st.idf) < verifierOrderIDF {
 			continue
 		}
 		if other.facts.words.has(st.st) {
@@ -494,7 +494,7 @@ type unmatchedStats struct {
 
 func (s *verifierSide) unmatched(other *verifierSide, odds map[uint32]float64, u *unmatchedStats) {
 	for _, st := range s.stems {
-		w := st.idf
+		w := float64(st.idf)
 		u.total += w
 		if other.matches(st.st) {
 			continue
