@@ -92,14 +92,15 @@ type candidate struct {
 	similarity float64
 }
 
-// entryOverhead is the heap cost of one index entry besides its prompt text
-// and its stored vector: the graph node and its layer-0 links (m0+1 int32),
-// the two maps, the queue refs and slice growth slack. Fitted with
-// TestIndexEntryCost at a partition's largest footprint (held at its cap,
-// one insertion short of the rebuild that drops tombstones) with 250-byte
-// prompts: 1581 B per entry measured with sparse vectors (264 B stored),
-// 6100 B with dense ones (2048 B).
-const entryOverhead = 750
+// entryOverhead is the heap cost of one index entry besides its prompt text,
+// its stored vector and its kept features (featureBytes): the graph node,
+// its layer-0 links (m0+1 int32) and their similarities (m0 float32, kept
+// for tombstones too), the two maps, the queue refs and slice growth slack.
+// Fitted with TestIndexEntryCost at a partition's largest footprint (held
+// at its cap, one insertion short of the rebuild that drops tombstones)
+// with 250-byte prompts: 3182 B per entry measured with sparse vectors
+// (228 B stored), 10295 B with dense ones (2048 B).
+const entryOverhead = 1000
 
 // entryCost approximates the most heap bytes one entry holds. The stored
 // vector counts 2.5 times: a removed node keeps its vector as a tombstone
