@@ -28,14 +28,14 @@ type graph struct {
 	ml             float64
 	rng            *rand.Rand
 
-	nodes   []node
-	dense   []float32 // dims values per dense node
-	sparse  []uint32  // packed non-zeros of sparse nodes: index<<16 | int16 value
-	links0  []int32   // per node: count, then up to m0 neighbour ids
+	nodes  []node
+	dense  []float32 // dims values per dense node
+	sparse []uint32  // packed non-zeros of sparse nodes: index<<16 | int16 value
+	links0 []int32   // per node: count, then up to m0 neighbour ids
 	// sims0 holds, per node, the similarity of each layer-0 link (m0
 	// slots, in links0's order), so that pruning a full list on insertion
 	// reads no vectors.
-	sims0 []float32
+	sims0   []float32
 	upper   [][][]int32
 	deleted []bool
 	live    int
