@@ -337,7 +337,8 @@ func (f *promptFacts) heapBytes() int64 {
 type sideStem struct {
 	st     string
 	idf    float32 // IDF table values (multiples of 1/16 up to 16) are exact in float32
-	bucket uint32
+	bucket uint16  // the IDF table's bucket (idfBuckets = 1<<16)
+	rank   uint16  // position in facts.words (a side has fewer than 1<<16 stems)
 }
 
 // sideOf builds the verifier's view of a prompt from its analysis.
@@ -357,7 +358,8 @@ func sideOf(a *analysis, idf IDF, sc *featureScratch) *verifierSide {
 	keys := sc.uint64s(&sc0(sc).keys, 0, len(a.u)+max(n-1, 0)+8*n)
 	for j := range a.u {
 		u := &a.u[j]
-		s.stems[j] = sideStem{st: u.st, idf: float32(u.idf), bucket: u.bucket}
+		rank, _ := slices.BinarySearch(s.facts.words, u.st)
+		s.stems[j] = sideStem{st: u.st, idf: float32(u.idf), bucket: uint16(u.bucket), rank: uint16(rank)}
 		keys = append(keys, packHW(u.hu, u.idf*float64(counts[j])))
 	}
 	nw := len(keys)

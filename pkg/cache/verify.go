@@ -407,8 +407,9 @@ func UnmatchedWordBuckets(query, candidate string, idf IDF) []uint32 {
 	var out []uint32
 	for _, p := range [2][2]*verifierSide{{sa, sb}, {sb, sa}} {
 		for _, st := range p[0].stems {
-			if !p[1].matches(st.st) && !slices.Contains(out, st.bucket) {
-				out = append(out, st.bucket)
+			b := uint32(st.bucket)
+			if !p[1].matches(st.st) && !slices.Contains(out, b) {
+				out = append(out, b)
 			}
 		}
 	}
@@ -452,23 +453,23 @@ const verifierOrderIDF = 4.0
 // in a different order ("from Java to .NET" / "from .NET to Java"). Pairs
 // that also differ in content words are not reorderings of one question
 // (paraphrases of statements often move words around) and report false.
-func orderSwapped(a, b *verifierSide) bool {
+func orderSwapped(a, b *verifierSide, inA, inB []bool) bool {
 	var bufA, bufB [32]string
-	seqA, allA := a.sharedContent(b, bufA[:0])
-	seqB, allB := b.sharedContent(a, bufB[:0])
+	seqA, allA := a.sharedContent(inA, bufA[:0])
+	seqB, allB := b.sharedContent(inB, bufB[:0])
 	return allA && allB && len(seqA) >= 2 && !slices.Equal(seqA, seqB)
 }
 
 // sharedContent appends, in order of first occurrence, the stems of s with
-// IDF >= verifierOrderIDF that other also has; all reports whether other has
-// every one of them.
-func (s *verifierSide) sharedContent(other *verifierSide, dst []string) (seq []string, all bool) {
+// IDF >= verifierOrderIDF that the other prompt also has (in[rank]: see
+// commonStems); all reports whether it has every one of them.
+func (s *verifierSide) sharedContent(in []bool, dst []string) (seq []string, all bool) {
 	all = true
 	for _, st := range s.stems {
 		if float64(st.idf) < verifierOrderIDF {
 			continue
 		}
-		if other.facts.words.has(st.st) {
+		if in[st.rank] {
 			dst = append(dst, st.st)
 		} else {
 			all = false
@@ -492,17 +493,19 @@ type unmatchedStats struct {
 	oddsN               int
 }
 
-func (s *verifierSide) unmatched(other *verifierSide, odds map[uint32]float64, u *unmatchedStats) {
+// unmatched sums over s's stems that have no counterpart in other: neither
+// the same stem (in[rank], see commonStems) nor a spelling variant.
+func (s *verifierSide) unmatched(other *verifierSide, in []bool, odds map[uint32]float64, u *unmatchedStats) {
 	for _, st := range s.stems {
 		w := float64(st.idf)
 		u.total += w
-		if other.matches(st.st) {
+		if in[st.rank] || other.facts.words.prefixMatch(st.st) {
 			continue
 		}
 		u.mass += w
 		u.maxIDF = max(u.maxIDF, w)
 		u.count++
-		if o, ok := odds[st.bucket]; ok {
+		if o, ok := odds[uint32(st.bucket)]; ok {
 			u.oddsSum += o
 			if u.oddsN == 0 {
 				u.oddsMin, u.oddsMax = o, o
@@ -521,10 +524,43 @@ func b2f(b bool) float64 {
 	return 0
 }
 
+// commonStems marks, by position in each side's sorted stem set, the stems
+// the other side has too (one merge of the two sorted sets) and counts them.
+func commonStems(sa, sb *verifierSide, bufA, bufB []bool) (inA, inB []bool, inter int) {
+	wa, wb := sa.facts.words, sb.facts.words
+	inA, inB = boolsOf(bufA, len(wa)), boolsOf(bufB, len(wb))
+	for i, j := 0, 0; i < len(wa) && j < len(wb); {
+		switch {
+		case wa[i] < wb[j]:
+			i++
+		case wa[i] > wb[j]:
+			j++
+		default:
+			inA[i], inB[j] = true, true
+			inter++
+			i++
+			j++
+		}
+	}
+	return inA, inB, inter
+}
+
+// boolsOf returns n false values in buf when it is long enough.
+func boolsOf(buf []bool, n int) []bool {
+	if n > len(buf) {
+		return make([]bool, n)
+	}
+	buf = buf[:n]
+	clear(buf)
+	return buf
+}
+
 func pairFeatures(dst []float64, sa, sb *verifierSide, cosine float64, odds map[uint32]float64) []float64 {
+	var bufA, bufB [256]bool
+	inA, inB, inter := commonStems(sa, sb, bufA[:], bufB[:])
 	var ua, ub, both unmatchedStats
-	sa.unmatched(sb, odds, &ua)
-	sb.unmatched(sa, odds, &ub)
+	sa.unmatched(sb, inA, odds, &ua)
+	sb.unmatched(sa, inB, odds, &ub)
 	massA, totA, maxA, cntA := ua.mass, ua.total, ua.maxIDF, ua.count
 	massB, totB, maxB, cntB := ub.mass, ub.total, ub.maxIDF, ub.count
 	// Odds over both sides, in an order that does not depend on which
@@ -547,19 +583,6 @@ func pairFeatures(dst []float64, sa, sb *verifierSide, cosine float64, odds map[
 	}
 	fa, fb := frac(massA, totA), frac(massB, totB)
 
-	inter := 0
-	for i, j, wa, wb := 0, 0, sa.facts.words, sb.facts.words; i < len(wa) && j < len(wb); {
-		switch {
-		case wa[i] < wb[j]:
-			i++
-		case wa[i] > wb[j]:
-			j++
-		default:
-			inter++
-			i++
-			j++
-		}
-	}
 	jaccard := 0.0
 	if union := len(sa.stems) + len(sb.stems) - inter; union > 0 {
 		jaccard = float64(inter) / float64(union)
@@ -617,6 +640,6 @@ func pairFeatures(dst []float64, sa, sb *verifierSide, cosine float64, odds map[
 		both.oddsSum,
 		both.oddsMin,
 		both.oddsMax,
-		b2f(orderSwapped(sa, sb)),
+		b2f(orderSwapped(sa, sb, inA, inB)),
 	)
 }
