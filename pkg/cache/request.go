@@ -37,7 +37,9 @@ func fieldOutsideKey(name []byte) bool {
 }
 
 // Request is the cache view of one chat-completions request: its keys, the
-// text used for semantic lookup, and whether it may be cached.
+// text used for semantic lookup, and whether it may be cached. It keeps what
+// the semantic tier computes of its prompt for its Lookup and Store to share,
+// so it is used by one goroutine at a time (as a request's phases are).
 type Request struct {
 	stream       bool
 	includeUsage bool
