@@ -108,8 +108,13 @@ func (sc *featureScratch) uint64s(buf *[]uint64, n, c int) []uint64 {
 	return (*buf)[:n]
 }
 
-// index returns h's index, adding it as the next one when absent.
+// index returns h's index, adding it as the next one when absent. The
+// table doubles when it would be more than half full, so probing always
+// ends at an empty slot.
 func (x *hashIndex) index(h uint64) (i int32, added bool) {
+	if 2*(len(x.keys)+1) > len(x.slots) {
+		x.grow()
+	}
 	mask := uint64(len(x.slots) - 1)
 	for s := (h ^ h>>29) & mask; ; s = (s + 1) & mask {
 		v := x.slots[s]
@@ -121,6 +126,18 @@ func (x *hashIndex) index(h uint64) (i int32, added bool) {
 		if x.keys[v-1] == h {
 			return v - 1, false
 		}
+	}
+}
+
+func (x *hashIndex) grow() {
+	x.slots = make([]int32, 2*max(len(x.slots), 8))
+	mask := uint64(len(x.slots) - 1)
+	for k, h := range x.keys {
+		s := (h ^ h>>29) & mask
+		for x.slots[s] != 0 {
+			s = (s + 1) & mask
+		}
+		x.slots[s] = int32(k + 1)
 	}
 }
 
@@ -369,7 +386,7 @@ func sideOf(a *analysis, idf IDF, sc *featureScratch) *verifierSide {
 	}
 	nb := len(keys) - nw
 	// Character trigrams once per distinct word, weighted by its count.
-	words := sc.hashIndex(len(a.u))
+	words := sc.hashIndex(n) // distinct words: at most the tokens
 	var wordCount, wordFirst []int32
 	for i, t := range a.toks {
 		if j, added := words.index(fnv64('t', t.lower)); added {

@@ -102,3 +102,22 @@ func TestStoredSideMatchesQuerySide(t *testing.T) {
 		assert.Equal(t, vec, f.vec, "%q", p)
 	}
 }
+
+// TestHashIndexGrows: more keys than the index was sized for (distinct
+// words of one stem: "walk", "walks", "walked", ...) still finish.
+func TestHashIndexGrows(t *testing.T) {
+	x := (*featureScratch)(nil).hashIndex(1)
+	key := func(i int) uint64 { return fnv64('k', string(rune('a'+i%26))+string(rune(i))) }
+	for i := range 1000 {
+		j, added := x.index(key(i))
+		require.True(t, added)
+		require.Equal(t, int32(i), j)
+	}
+	j, added := x.index(key(7))
+	assert.False(t, added)
+	assert.Equal(t, int32(7), j)
+
+	s := newVerifierSide("walk walks walked walking walker walkers walkings walkly walk's walkation "+
+		"talk talks talked talking talker talkers talkings talkly talk's talkation", DefaultIDF())
+	assert.Len(t, s.stems, 4) // walk, talk and the two "'s" forms
+}
