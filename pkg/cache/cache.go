@@ -59,9 +59,13 @@ type Cache struct {
 	shared   *redisTier // nil for the memory backend
 	verifier *Verifier  // nil when the verifier is off
 	scratch  sync.Pool  // *keyScratch for NewRequest
+	features sync.Pool  // *featureScratch for featurise
 	// remoteEmbedder: the embedder may block on the network (not the
 	// built-in one), so Lookup needs its overall deadline.
 	remoteEmbedder bool
+	// builtin is the embedder when it is the built-in one over c.idf: it
+	// then embeds from the same analysis of the prompt as the verifier.
+	builtin *BuiltinEmbedder
 }
 
 // New builds a Cache. reg may be nil (no metrics registered). With the redis
@@ -118,8 +122,11 @@ func New(cfg Config, reg prometheus.Registerer, opts ...Option) (*Cache, error) 
 	default:
 		c.embedder = NewBuiltinEmbedder(c.idf)
 	}
-	_, builtin := c.embedder.(*BuiltinEmbedder)
+	be, builtin := c.embedder.(*BuiltinEmbedder)
 	c.remoteEmbedder = cfg.Semantic.Enabled && !builtin
+	if builtin && be.idf.sameTables(c.idf) {
+		c.builtin = be
+	}
 	if cfg.Semantic.Enabled && cfg.Semantic.Verifier {
 		if _, builtin := c.embedder.(*BuiltinEmbedder); !builtin {
 			bodies.Close()
@@ -203,7 +210,7 @@ const semanticCandidates = 4
 const verifierCandidates = 1
 
 func (c *Cache) semantic(ctx context.Context, r *Request) (Hit, bool) {
-	vec, err := c.embedder.Embed(ctx, r.prompt)
+	q, err := c.prepare(ctx, r)
 	if err != nil {
 		c.metrics.embedErrors.Inc()
 		c.log.Warn("cache: embedding failed, semantic lookup skipped", "err", err)
@@ -213,16 +220,14 @@ func (c *Cache) semantic(ctx context.Context, r *Request) (Hit, bool) {
 	if c.verifier != nil {
 		k = verifierCandidates
 	}
-	cands := c.index.search(r.partition, vec, k)
-	var facts *promptFacts
-	var vq *VerifierQuery
+	cands := c.index.search(r.partition, q.vec, k)
 	for _, cand := range cands {
 		if cand.similarity < c.cfg.Semantic.Threshold {
 			break
 		}
 		if cand.entry.prompt == r.prompt {
 			// Same text, other key (e.g. a whitespace variant): nothing to check.
-		} else if reason := c.veto(r.prompt, cand, &facts, &vq); reason != "" {
+		} else if reason := c.veto(q, cand); reason != "" {
 			c.metrics.vetoes.WithLabelValues(reason).Inc()
 			continue
 		}
@@ -233,23 +238,101 @@ func (c *Cache) semantic(ctx context.Context, r *Request) (Hit, bool) {
 	return Hit{}, false
 }
 
-// veto runs the difference guard and then the verifier on a candidate and
-// returns why it may not be served ("" when it may). The query's facts and
-// verifier state are prepared once per lookup; with the verifier on, the
-// guard reads the facts the verifier computes (one tokenisation per side).
-func (c *Cache) veto(prompt string, cand candidate, facts **promptFacts, vq **VerifierQuery) string {
-	if c.verifier != nil {
-		if *vq == nil {
-			*vq = c.verifier.Query(prompt)
+// promptFeatures are what the semantic tier derives from a prompt: its
+// embedding, and the verifier's side (verifier on) or the guard's facts
+// (guard only). A request's are computed once and shared by Lookup and
+// Store; a stored entry keeps its own.
+type promptFeatures struct {
+	owner *Cache // the cache that computed them
+	vec   []float32
+	side  *verifierSide
+	facts *promptFacts
+}
+
+// prepare returns r's prompt features, computing them on first use.
+func (c *Cache) prepare(ctx context.Context, r *Request) (*promptFeatures, error) {
+	if r.sem.owner == c {
+		return &r.sem, nil
+	}
+	f, err := c.featurise(ctx, r.prompt, nil)
+	if err != nil {
+		return nil, err
+	}
+	r.sem = f
+	return &r.sem, nil
+}
+
+// featurise computes a prompt's features; vec, when given, is its
+// embedding (learnt from the shared tier). The built-in embedder and the
+// verifier read one analysis of the prompt when it fits the verifier's
+// window.
+func (c *Cache) featurise(ctx context.Context, prompt string, vec []float32) (promptFeatures, error) {
+	f := promptFeatures{owner: c, vec: vec}
+	sc, _ := c.features.Get().(*featureScratch)
+	if sc == nil {
+		sc = new(featureScratch)
+	}
+	defer func() {
+		if sc.fits() {
+			c.features.Put(sc)
 		}
-		return (*vq).check(cand.entry.prompt, cand.similarity, c.cfg.Semantic.DifferenceGuard)
+	}()
+	var a *analysis
+	if c.builtin != nil && len(prompt) <= verifierMaxBytes && (vec == nil || c.verifier != nil || c.cfg.Semantic.DifferenceGuard) {
+		a = analyse(prompt, c.idf, sc)
+	}
+	if f.vec == nil {
+		if a != nil {
+			f.vec = make([]float32, builtinDims)
+			c.builtin.embedAnalysis(f.vec, a)
+		} else {
+			var err error
+			if f.vec, err = c.embedder.Embed(ctx, prompt); err != nil {
+				return promptFeatures{}, err
+			}
+		}
+	}
+	switch {
+	case c.verifier != nil && a != nil:
+		f.side = sideOf(a, c.idf, sc)
+	case c.verifier != nil:
+		f.side = newVerifierSide(prompt, c.idf)
+	case c.cfg.Semantic.DifferenceGuard && a != nil:
+		facts := factsFrom(a, c.idf, defaultGuardParams())
+		f.facts = &facts
+	case c.cfg.Semantic.DifferenceGuard:
+		facts := factsOf(prompt, c.idf)
+		f.facts = &facts
+	}
+	return f, nil
+}
+
+// entry returns the index entry of a prompt with features f.
+func (f *promptFeatures) entry(key [32]byte, prompt string, expires time.Time) semEntry {
+	return semEntry{key: key, prompt: prompt, expires: expires, side: f.side, facts: f.facts}
+}
+
+// veto runs the difference guard and then the verifier on a candidate and
+// returns why it may not be served ("" when it may). Both read the query's
+// features and those the candidate was stored with; with the verifier on,
+// the guard reads the facts the verifier computes.
+func (c *Cache) veto(q *promptFeatures, cand candidate) string {
+	e := cand.entry
+	if c.verifier != nil {
+		side := e.side
+		if side == nil {
+			side = newVerifierSide(e.prompt, c.idf)
+		}
+		vq := VerifierQuery{v: c.verifier, side: q.side}
+		return vq.check(side, cand.similarity, c.cfg.Semantic.DifferenceGuard)
 	}
 	if c.cfg.Semantic.DifferenceGuard {
-		if *facts == nil {
-			f := factsOf(prompt, c.idf)
-			*facts = &f
+		facts := e.facts
+		if facts == nil {
+			f := factsOf(e.prompt, c.idf)
+			facts = &f
 		}
-		if reason := differ(**facts, factsOf(cand.entry.prompt, c.idf)); reason != "" {
+		if reason := differ(*q.facts, *facts); reason != "" {
 			return reason
 		}
 	}
@@ -279,13 +362,13 @@ func (c *Cache) Store(ctx context.Context, r *Request, responseJSON []byte) erro
 
 	e := sharedEntry{key: r.exact, part: r.partition, body: body, expires: expires}
 	if c.cfg.Semantic.Enabled && r.prompt != "" {
-		vec, err := c.embedder.Embed(ctx, r.prompt)
+		f, err := c.prepare(ctx, r)
 		if err != nil {
 			c.metrics.embedErrors.Inc()
 			c.log.Warn("cache: embedding failed, stored for exact lookup only", "err", err)
 		} else {
-			c.index.add(r.partition, semEntry{key: r.exact, prompt: r.prompt, expires: expires}, vec)
-			e.prompt, e.vec, e.embedderID = r.prompt, vec, c.embedder.ID()
+			c.index.add(r.partition, f.entry(r.exact, r.prompt, expires), f.vec)
+			e.prompt, e.vec, e.embedderID = r.prompt, f.vec, c.embedder.ID()
 		}
 	}
 	if c.shared != nil {
@@ -351,14 +434,14 @@ func (c *Cache) addShared(ctx context.Context, e sharedEntry) {
 	}
 	vec := e.vec
 	if e.embedderID != c.embedder.ID() || len(vec) == 0 {
-		var err error
-		vec, err = c.embedder.Embed(ctx, e.prompt)
-		if err != nil {
-			c.metrics.embedErrors.Inc()
-			return
-		}
+		vec = nil // re-embedded
 	}
-	c.index.add(e.part, semEntry{key: e.key, prompt: e.prompt, expires: e.expires}, vec)
+	f, err := c.featurise(ctx, e.prompt, vec)
+	if err != nil {
+		c.metrics.embedErrors.Inc()
+		return
+	}
+	c.index.add(e.part, f.entry(e.key, e.prompt, e.expires), f.vec)
 }
 
 // Close stops background work and releases the stores.

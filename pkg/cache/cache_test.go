@@ -374,3 +374,47 @@ func fixedNow() func() time.Time {
 	t0 := time.Unix(1_700_000_000, 0)
 	return func() time.Time { return t0 }
 }
+
+// countingEmbedder counts the prompts it embeds.
+type countingEmbedder struct {
+	Embedder
+	mu    sync.Mutex
+	texts []string
+}
+
+func (e *countingEmbedder) Embed(ctx context.Context, text string) ([]float32, error) {
+	e.mu.Lock()
+	e.texts = append(e.texts, text)
+	e.mu.Unlock()
+	return e.Embedder.Embed(ctx, text)
+}
+
+// TestRequestEmbeddedOnce: a request that misses and is then stored is
+// embedded once (Store reuses what Lookup computed), and a lookup reads the
+// stored entry's features instead of deriving them again.
+func TestRequestEmbeddedOnce(t *testing.T) {
+	e := &countingEmbedder{Embedder: NewBuiltinEmbedder(DefaultIDF())}
+	c, _ := newTestCache(t, func(cfg *Config) { cfg.Semantic.Verifier = false; cfg.Semantic.Threshold = 0.8 }, WithEmbedder(e))
+	ctx := ctxT(t)
+	r, err := c.NewRequest("acme", "gpt", []byte(chatBody("What is the capital of France?")))
+	require.NoError(t, err)
+	_, ok := c.Lookup(ctx, r)
+	require.False(t, ok)
+	require.NoError(t, c.Store(ctx, r, completionJSON("Paris")))
+	assert.Equal(t, []string{"What is the capital of France?"}, e.texts)
+
+	hit, ok := lookup(t, c, "acme", chatBody("what is the capital of France"))
+	require.True(t, ok)
+	assert.Equal(t, KindSemantic, hit.Kind)
+	assert.Len(t, e.texts, 2)
+
+	// The stored entry carries its guard facts; with the verifier, its side.
+	cands := c.index.search(r.partition, r.sem.vec, 1)
+	require.Len(t, cands, 1)
+	assert.NotNil(t, cands[0].entry.facts)
+	v, _ := newTestCache(t, nil)
+	store(t, v, "acme", chatBody("What is the capital of France?"), "Paris")
+	cands = v.index.search(r.partition, r.sem.vec, 1)
+	require.Len(t, cands, 1)
+	assert.NotNil(t, cands[0].entry.side)
+}

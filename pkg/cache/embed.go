@@ -53,11 +53,12 @@ func DefaultIDF() IDF { return IDF{table: idfTable, entity: entityTable} }
 
 // Entity reports whether the word is usually written capitalised in the
 // middle of a sentence in the corpus the tables were built from.
-func (t IDF) Entity(w string) bool {
+func (t IDF) Entity(w string) bool { return t.entityAt(wordBucket(w)) }
+
+func (t IDF) entityAt(b uint32) bool {
 	if len(t.entity) != idfBuckets/8 {
 		return false
 	}
-	b := wordBucket(w)
 	return t.entity[b/8]&(1<<(b%8)) != 0
 }
 
@@ -108,19 +109,31 @@ func NewIDF(docs []string) IDF {
 	return IDF{table: table, entity: entity}
 }
 
+// sameTables reports whether t and o are the same tables (not copies).
+func (t IDF) sameTables(o IDF) bool {
+	return len(t.table) == len(o.table) && len(t.entity) == len(o.entity) &&
+		(len(t.table) == 0 || &t.table[0] == &o.table[0]) &&
+		(len(t.entity) == 0 || &t.entity[0] == &o.entity[0])
+}
+
 // Bytes returns the serialised table (the idf.bin format).
 func (t IDF) Bytes() []byte { return t.table }
 
-func wordBucket(w string) uint32 {
-	return uint32(fnv64('w', stem(w)) & (idfBuckets - 1))
+func wordBucket(w string) uint32 { return stemBucket(stem(w)) }
+
+// stemBucket is the bucket of an already stemmed word.
+func stemBucket(st string) uint32 {
+	return uint32(fnv64('w', st) & (idfBuckets - 1))
 }
 
 // Weight returns the IDF of a word.
-func (t IDF) Weight(w string) float64 {
+func (t IDF) Weight(w string) float64 { return t.weightAt(wordBucket(w)) }
+
+func (t IDF) weightAt(b uint32) float64 {
 	if len(t.table) != idfBuckets {
 		return 1
 	}
-	q := t.table[wordBucket(w)]
+	q := t.table[b]
 	if q == 0 {
 		return builtinUnknown
 	}
@@ -169,16 +182,18 @@ func (e *BuiltinEmbedder) embedInto(vec []float32, text string) {
 	if len(text) > maxEmbedRunes*4 {
 		text = text[:maxEmbedRunes*4]
 	}
-	var buf [64]token
-	toks := tokenize(text, buf[:0])
-	stems := make([]string, len(toks))
-	weights := make([]float64, len(toks))
-	for i, t := range toks {
-		stems[i] = stem(t.lower)
-		weights[i] = e.idf.Weight(t.lower)
+	e.embedAnalysis(vec, analyse(text, e.idf, nil))
+}
+
+// embedAnalysis embeds an analysed prompt (at most maxEmbedRunes*4 bytes).
+func (e *BuiltinEmbedder) embedAnalysis(vec []float32, a *analysis) {
+	toks := a.toks
+	weight := func(i int) float64 {
+		w := a.u[a.uid[i]].idf
 		if e.params.idfPow != 1 {
-			weights[i] = math.Pow(weights[i], e.params.idfPow)
+			w = math.Pow(w, e.params.idfPow)
 		}
+		return w
 	}
 	add := func(h uint64, w float64) {
 		idx := h % builtinDims
@@ -188,13 +203,16 @@ func (e *BuiltinEmbedder) embedInto(vec []float32, text string) {
 		vec[idx] += float32(w)
 	}
 	var gram [3 * utf8MaxBytes]byte
-	for i, s := range stems {
-		w := weights[i]
-		add(fnv64('u', s), w)
+	prevW := 0.0
+	for i := range toks {
+		u := &a.u[a.uid[i]]
+		w := weight(i)
+		add(u.hu, w)
 		if i > 0 {
-			bw := e.params.bigram * math.Sqrt(w*weights[i-1])
-			add(fnv64('b', stems[i-1])^fnv64('B', s), bw)
+			bw := e.params.bigram * math.Sqrt(w*prevW)
+			add(a.u[a.uid[i-1]].hb^u.hB, bw)
 		}
+		prevW = w
 		// Character trigrams over "^word$" catch spelling variants and
 		// morphology the stemmer misses.
 		word := toks[i].lower

@@ -23,7 +23,7 @@ const guardRareIDF = builtinUnknown
 
 // promptFacts are the guard's view of one prompt.
 type promptFacts struct {
-	words    map[string]bool // stems of all words
+	words    stemSet // stems of all words
 	numbers  map[string]bool
 	entities []string // stems of capitalised words not at a sentence start
 	content  []string // stems of words with IDF >= guardRareIDF
@@ -108,33 +108,7 @@ func factsOf(text string, idf IDF) promptFacts {
 }
 
 func factsOfP(text string, idf IDF, gp guardParams) promptFacts {
-	var buf [64]token
-	toks := tokenize(text, buf[:0])
-	f := promptFacts{words: make(map[string]bool, len(toks))}
-	for _, t := range toks {
-		s := stem(t.lower)
-		f.words[s] = true
-		f.wh |= whBit(t.lower, gp.wh)
-		switch {
-		case t.number:
-			if f.numbers == nil {
-				f.numbers = make(map[string]bool)
-			}
-			f.numbers[t.lower] = true
-		case isNegation(t.lower):
-			f.negation++
-		}
-		if t.number {
-			continue
-		}
-		if (t.capital && !t.initial && t.lower != "i") || idf.Entity(t.lower) {
-			f.entities = append(f.entities, s)
-		}
-		if gp.rareIDF > 0 && idf.Weight(t.lower) >= gp.rareIDF {
-			f.content = append(f.content, s)
-		}
-	}
-	return f
+	return factsFrom(analyse(text, idf, nil), idf, gp)
 }
 
 // differ returns a veto reason, or "" when the prompts may share an answer.
@@ -174,32 +148,9 @@ func differP(a, b promptFacts, gp guardParams) string {
 
 // missing reports whether any of words has no counterpart in set: neither
 // the same stem nor a word sharing a long prefix (spelling variants).
-func missing(words []string, set map[string]bool) bool {
+func missing(words []string, set stemSet) bool {
 	for _, w := range words {
-		if set[w] {
-			continue
-		}
-		if !prefixMatch(w, set) {
-			return true
-		}
-	}
-	return false
-}
-
-func prefixMatch(w string, set map[string]bool) bool {
-	if len(w) < 5 {
-		return false
-	}
-	for o := range set {
-		n := min(len(o), len(w))
-		if n < 5 {
-			continue
-		}
-		common := 0
-		for common < n && o[common] == w[common] {
-			common++
-		}
-		if common >= 5 && common*4 >= max(len(o), len(w))*3 {
+		if !set.has(w) && !set.prefixMatch(w) {
 			return true
 		}
 	}

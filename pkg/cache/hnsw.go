@@ -28,10 +28,14 @@ type graph struct {
 	ml             float64
 	rng            *rand.Rand
 
-	nodes   []node
-	dense   []float32 // dims values per dense node
-	sparse  []uint32  // packed non-zeros of sparse nodes: index<<16 | int16 value
-	links0  []int32   // per node: count, then up to m0 neighbour ids
+	nodes  []node
+	dense  []float32 // dims values per dense node
+	sparse []uint32  // packed non-zeros of sparse nodes: index<<16 | int16 value
+	links0 []int32   // per node: count, then up to m0 neighbour ids
+	// sims0 holds, per node, the similarity of each layer-0 link (m0
+	// slots, in links0's order), so that pruning a full list on insertion
+	// reads no vectors.
+	sims0   []float32
 	upper   [][][]int32
 	deleted []bool
 	live    int
@@ -163,7 +167,13 @@ func (g *graph) neighbours(i int32, lc int) []int32 {
 func (g *graph) setNeighbours(i int32, lc int, l []int32) {
 	if lc == 0 {
 		rec := g.links0[int(i)*(g.m0+1) : (int(i)+1)*(g.m0+1)]
-		rec[0] = int32(copy(rec[1:], l))
+		n := copy(rec[1:], l)
+		rec[0] = int32(n)
+		sims := g.sims0[int(i)*g.m0 : int(i)*g.m0+n]
+		iv := g.vec(i, g.scratch())
+		for k, o := range l[:n] {
+			sims[k] = g.sim(iv, o)
+		}
 		return
 	}
 	g.upper[i][lc-1] = l
@@ -356,6 +366,7 @@ func (g *graph) add(v []float32) int32 {
 	g.live++
 	level := int(-math.Log(1-g.rng.Float64()) * g.ml)
 	g.links0 = append(g.links0, make([]int32, g.m0+1)...)
+	g.sims0 = append(g.sims0, make([]float32, g.m0)...)
 	var up [][]int32
 	if level > 0 {
 		up = make([][]int32, level)
@@ -448,6 +459,10 @@ func (g *graph) selectNeighbors(cands []scored, m int) []scored {
 // connect adds a back link from n to id, shrinking n's list to maxN by
 // dropping its least similar neighbour.
 func (g *graph) connect(n, id int32, lc, maxN int) {
+	if lc == 0 {
+		g.connect0(n, id)
+		return
+	}
 	l := append(g.scratchLinks[:0], g.neighbours(n, lc)...)
 	l = append(l, id)
 	if len(l) > maxN {
@@ -467,6 +482,32 @@ func (g *graph) connect(n, id int32, lc, maxN int) {
 	} else {
 		g.upper[n][lc-1] = append(g.upper[n][lc-1][:0], l...)
 	}
+}
+
+// connect0 is connect on layer 0 (maxN = m0) with the links' stored
+// similarities: the same list as recomputing them, one vector read.
+func (g *graph) connect0(n, id int32) {
+	rec := g.links0[int(n)*(g.m0+1) : (int(n)+1)*(g.m0+1)]
+	sims := g.sims0[int(n)*g.m0 : (int(n)+1)*g.m0]
+	cnt := int(rec[0])
+	s := g.sim(g.vec(n, g.scratch()), id)
+	if cnt < g.m0 {
+		rec[1+cnt], sims[cnt] = id, s
+		rec[0]++
+		return
+	}
+	// Full: drop the least similar of the m0+1 (the first on ties, the
+	// new link last), moving the new link into its slot.
+	worst, worstSim := -1, float32(math.Inf(1))
+	for k, x := range sims[:cnt] {
+		if x < worstSim {
+			worst, worstSim = k, x
+		}
+	}
+	if s < worstSim || worst < 0 {
+		return
+	}
+	rec[1+worst], sims[worst] = id, s
 }
 
 // remove tombstones a node.

@@ -68,6 +68,10 @@ type semEntry struct {
 	expires time.Time
 	seq     uint64 // identifies this insertion: a stale queue ref never removes a newer entry
 	cost    int64  // entryCost at insertion
+	// The prompt's verifier side or guard facts, computed at insertion
+	// (nil when the cache reads neither).
+	side  *verifierSide
+	facts *promptFacts
 }
 
 type partition struct {
@@ -88,14 +92,15 @@ type candidate struct {
 	similarity float64
 }
 
-// entryOverhead is the heap cost of one index entry besides its prompt text
-// and its stored vector: the graph node and its layer-0 links (m0+1 int32),
-// the two maps, the queue refs and slice growth slack. Fitted with
-// TestIndexEntryCost at a partition's largest footprint (held at its cap,
-// one insertion short of the rebuild that drops tombstones) with 250-byte
-// prompts: 1581 B per entry measured with sparse vectors (264 B stored),
-// 6100 B with dense ones (2048 B).
-const entryOverhead = 750
+// entryOverhead is the heap cost of one index entry besides its prompt text,
+// its stored vector and its kept features (featureBytes): the graph node,
+// its layer-0 links (m0+1 int32) and their similarities (m0 float32, kept
+// for tombstones too), the two maps, the queue refs and slice growth slack.
+// Fitted with TestIndexEntryCost at a partition's largest footprint (held
+// at its cap, one insertion short of the rebuild that drops tombstones)
+// with 250-byte prompts: 3182 B per entry measured with sparse vectors
+// (228 B stored), 10295 B with dense ones (2048 B).
+const entryOverhead = 1000
 
 // entryCost approximates the most heap bytes one entry holds. The stored
 // vector counts 2.5 times: a removed node keeps its vector as a tombstone
@@ -104,6 +109,18 @@ const entryOverhead = 750
 func entryCost(prompt string, vec []float32) int64 {
 	v := int64(storedVectorBytes(vec))
 	return entryOverhead + int64(len(prompt)) + 2*v + v/2
+}
+
+// featureBytes approximates the heap the entry's stored features hold.
+func (e *semEntry) featureBytes() int64 {
+	var n int64
+	if e.side != nil {
+		n += e.side.heapBytes()
+	}
+	if e.facts != nil {
+		n += e.facts.heapBytes()
+	}
+	return n
 }
 
 // storedVectorBytes is what graph.store keeps for v: 4 bytes per non-zero
@@ -167,7 +184,7 @@ func (x *semIndex) add(part [32]byte, e semEntry, vec []float32) {
 	}
 	x.seq++
 	e.seq = x.seq
-	e.cost = entryCost(e.prompt, vec)
+	e.cost = entryCost(e.prompt, vec) + e.featureBytes()
 	p.mu.Lock()
 	if id, ok := p.byKey[e.key]; ok {
 		// A refresh: same vector slot, new expiry, new place in the queue.

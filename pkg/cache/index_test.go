@@ -176,7 +176,14 @@ func TestCacheIndexBoundMetrics(t *testing.T) {
 	assert.Equal(t, 20.0, gaugeValue(t, reg, "tollgate_cache_semantic_entries"))
 	assert.Equal(t, 20.0, gaugeValue(t, reg, "tollgate_cache_semantic_max_entries"))
 	assert.Equal(t, float64(DefaultMaxIndexBytes), gaugeValue(t, reg, "tollgate_cache_semantic_max_bytes"))
-	assert.InDelta(t, 20*(entryOverhead+400), gaugeValue(t, reg, "tollgate_cache_semantic_bytes"), 20*300)
+	// The 20 newest entries: overhead, prompt and vector (~400 B), and the
+	// verifier features kept with each.
+	features := 0.0
+	for _, p := range prompts[30:] {
+		e := semEntry{side: newVerifierSide(p, DefaultIDF())}
+		features += float64(e.featureBytes())
+	}
+	assert.InDelta(t, 20*(entryOverhead+400)+features, gaugeValue(t, reg, "tollgate_cache_semantic_bytes"), 20*300)
 	assert.Equal(t, 30.0, testutil.ToFloat64(c.metrics.evictions.WithLabelValues(evictEntriesCap)))
 }
 
@@ -229,7 +236,9 @@ func TestIndexEntryCost(t *testing.T) {
 			// 2*capN-1 insertions leave capN-1 tombstones, one short of the
 			// rebuild that drops them: the partition's largest footprint.
 			for i := range prompts[:2*capN-1] {
-				x.add(testPart(0), semEntry{key: testKey(i), prompt: strings.Clone(prompts[i]), expires: now().Add(time.Hour)}, vecs[i])
+				// As the cache stores them: with the verifier's side.
+				p := strings.Clone(prompts[i])
+				x.add(testPart(0), semEntry{key: testKey(i), prompt: p, expires: now().Add(time.Hour), side: newVerifierSide(p, DefaultIDF())}, vecs[i])
 			}
 			x.wait()
 			n, estimated := x.len(), float64(x.size())/float64(x.len())

@@ -37,7 +37,9 @@ func fieldOutsideKey(name []byte) bool {
 }
 
 // Request is the cache view of one chat-completions request: its keys, the
-// text used for semantic lookup, and whether it may be cached.
+// text used for semantic lookup, and whether it may be cached. It keeps what
+// the semantic tier computes of its prompt for its Lookup and Store to share,
+// so it is used by one goroutine at a time (as a request's phases are).
 type Request struct {
 	stream       bool
 	includeUsage bool
@@ -48,6 +50,10 @@ type Request struct {
 	partition [32]byte // tenant, alias, params, system prompt + tools, earlier turns
 	exact     [32]byte // partition + last message
 	prompt    string   // last user turn, whitespace folded; "" when not a plain-text user turn
+
+	// sem holds the prompt's semantic features once a Lookup or Store
+	// computed them, for the other to reuse.
+	sem promptFeatures
 }
 
 // NewRequest derives cache keys from a raw OpenAI chat-completions request

@@ -245,7 +245,7 @@ func (v *Verifier) Score(query, candidate string, cosine float64) float64 {
 // candidates (the cache checks up to a few nearest neighbours per lookup).
 type VerifierQuery struct {
 	v    *Verifier
-	side verifierSide
+	side *verifierSide
 }
 
 // Query prepares query for scoring candidates against it.
@@ -255,14 +255,13 @@ func (v *Verifier) Query(query string) *VerifierQuery {
 
 // Score is Verifier.Score for the prepared query.
 func (q *VerifierQuery) Score(candidate string, cosine float64) float64 {
-	c := newVerifierSide(candidate, q.v.idf)
-	return q.scoreSide(&c, cosine)
+	return q.scoreSide(newVerifierSide(candidate, q.v.idf), cosine)
 }
 
 // scoreSide scores a featurised candidate against the prepared query.
 func (q *VerifierQuery) scoreSide(c *verifierSide, cosine float64) float64 {
 	var buf [verifierNumFeatures]float64
-	return q.v.scoreFeatures(pairFeatures(buf[:0], &q.side, c, cosine, q.v.odds))
+	return q.v.scoreFeatures(pairFeatures(buf[:0], q.side, c, cosine, q.v.odds))
 }
 
 // Accept reports whether the candidate may be served for the prepared query.
@@ -270,19 +269,19 @@ func (q *VerifierQuery) Accept(candidate string, cosine float64) bool {
 	return q.Score(candidate, cosine) >= q.v.m.Threshold
 }
 
-// check is the cache's one pass over a candidate: the difference guard
-// (when guard is set), run on the facts the verifier computes anyway, then
-// the verifier. It returns the veto reason, "" when the candidate may be
-// served; the result equals running GuardVeto and then Accept.
-func (q *VerifierQuery) check(candidate string, cosine float64, guard bool) string {
-	c := newVerifierSide(candidate, q.v.idf)
+// check is the cache's one pass over a candidate (its side computed when it
+// was stored): the difference guard (when guard is set), run on the facts
+// the verifier computes anyway, then the verifier. It returns the veto
+// reason, "" when the candidate may be served; the result equals running
+// GuardVeto and then Accept.
+func (q *VerifierQuery) check(c *verifierSide, cosine float64, guard bool) string {
 	if guard {
 		mode := defaultGuardParams().wh
 		if reason := differ(q.side.facts.asMode(mode), c.facts.asMode(mode)); reason != "" {
 			return reason
 		}
 	}
-	if q.scoreSide(&c, cosine) < q.v.m.Threshold {
+	if q.scoreSide(c, cosine) < q.v.m.Threshold {
 		return VetoVerifier
 	}
 	return ""
@@ -292,7 +291,7 @@ func (q *VerifierQuery) check(candidate string, cosine float64, guard bool) stri
 // for training and evaluation tools. They depend on the model's WordOdds.
 func (v *Verifier) Features(query, candidate string, cosine float64) []float64 {
 	a, b := newVerifierSide(query, v.idf), newVerifierSide(candidate, v.idf)
-	return pairFeatures(make([]float64, 0, verifierNumFeatures), &a, &b, cosine, v.odds)
+	return pairFeatures(make([]float64, 0, verifierNumFeatures), a, b, cosine, v.odds)
 }
 
 // ScoreFeatures scores a feature vector from Features (for training and
@@ -406,10 +405,11 @@ func VerifierFeatureNames() []string { return slices.Clone(verifierFeatureNames[
 func UnmatchedWordBuckets(query, candidate string, idf IDF) []uint32 {
 	sa, sb := newVerifierSide(query, idf), newVerifierSide(candidate, idf)
 	var out []uint32
-	for _, p := range [2][2]*verifierSide{{&sa, &sb}, {&sb, &sa}} {
-		for i, st := range p[0].stems {
-			if !p[1].matches(st) && !slices.Contains(out, p[0].buckets[i]) {
-				out = append(out, p[0].buckets[i])
+	for _, p := range [2][2]*verifierSide{{sa, sb}, {sb, sa}} {
+		for _, st := range p[0].stems {
+			b := uint32(st.bucket)
+			if !p[1].matches(st.st) && !slices.Contains(out, b) {
+				out = append(out, b)
 			}
 		}
 	}
@@ -417,20 +417,12 @@ func UnmatchedWordBuckets(query, candidate string, idf IDF) []uint32 {
 	return out
 }
 
-// hashWeight is one hashed feature (stem, bigram or trigram) and its weight.
-type hashWeight struct {
-	h uint64
-	w float64
-}
-
 // verifierSide is what the verifier reads of one prompt.
 type verifierSide struct {
-	stems    []string // unique stems, first occurrence order
-	idf      []float64
-	buckets  []uint32     // word bucket of each unique stem
-	words    []hashWeight // stem TF-IDF, sorted by hash
-	bigrams  []hashWeight
-	trigrams []hashWeight
+	stems    []sideStem // unique stems, first occurrence order
+	words    sparseVec  // stem TF-IDF
+	bigrams  sparseVec
+	trigrams sparseVec
 	ntok     int
 	first    string
 	last     string
@@ -445,139 +437,12 @@ func verifierGuardParams() guardParams {
 	return gp
 }
 
-func newVerifierSide(text string, idf IDF) verifierSide {
+// newVerifierSide featurises a prompt (its first verifierMaxBytes).
+func newVerifierSide(text string, idf IDF) *verifierSide {
 	if len(text) > verifierMaxBytes {
 		text = text[:verifierMaxBytes]
 	}
-	var buf [64]token
-	toks := tokenize(text, buf[:0])
-	s := verifierSide{ntok: len(toks), facts: factsOfP(text, idf, verifierGuardParams())}
-	// One backing array for the three channels: n words, n-1 bigrams and
-	// at most len(word) trigrams per word.
-	n, chars := len(toks), 0
-	for _, t := range toks {
-		chars += min(len(t.lower), 33)
-	}
-	hw := make([]hashWeight, 0, 2*n+chars)
-	s.words, s.bigrams, s.trigrams = hw[0:0:n], hw[n:n:2*n], hw[2*n:2*n:2*n+chars]
-	s.stems = make([]string, 0, n)
-	s.idf = make([]float64, 0, n)
-	s.buckets = make([]uint32, 0, n)
-	prevStem := ""
-	prevW := 0.0
-	for i, t := range toks {
-		st := stem(t.lower)
-		w := idf.Weight(t.lower)
-		if i == 0 {
-			s.first = t.lower
-		}
-		s.last = st
-		if !slices.Contains(s.stems, st) {
-			s.stems = append(s.stems, st)
-			s.idf = append(s.idf, w)
-			s.buckets = append(s.buckets, wordBucket(t.lower))
-		}
-		s.words = append(s.words, hashWeight{fnv64('u', st), w})
-		if i > 0 {
-			s.bigrams = append(s.bigrams, hashWeight{fnv64('b', prevStem) ^ fnv64('B', st), math.Sqrt(w * prevW)})
-		}
-		prevStem, prevW = st, w
-		s.trigrams = appendTrigrams(s.trigrams, t.lower)
-	}
-	s.words = mergeHashes(s.words)
-	s.bigrams = mergeHashes(s.bigrams)
-	s.trigrams = mergeHashes(s.trigrams)
-	return s
-}
-
-// appendTrigrams adds the character trigrams of "^word$" with weight 1.
-func appendTrigrams(dst []hashWeight, word string) []hashWeight {
-	if len(word) > 32 {
-		return append(dst, hashWeight{fnv64('c', word), 1})
-	}
-	var padded [34]byte
-	padded[0] = '^'
-	copy(padded[1:], word)
-	n := len(word) + 2
-	padded[n-1] = '$'
-	for j := 0; j+3 <= n; j++ {
-		const prime = 1099511628211
-		h := uint64(14695981039346656037)
-		for _, c := range padded[j : j+3] {
-			h ^= uint64(c)
-			h *= prime
-		}
-		dst = append(dst, hashWeight{h, 1})
-	}
-	return dst
-}
-
-// mergeHashes sorts by hash and sums the weights of equal hashes.
-func mergeHashes(hs []hashWeight) []hashWeight {
-	if len(hs) <= 64 {
-		// Short prompts: an insertion sort beats the generic sort's
-		// per-comparison function calls.
-		for i := 1; i < len(hs); i++ {
-			x := hs[i]
-			j := i
-			for ; j > 0 && hs[j-1].h > x.h; j-- {
-				hs[j] = hs[j-1]
-			}
-			hs[j] = x
-		}
-	} else {
-		sortHashes(hs)
-	}
-	out := hs[:0]
-	for _, x := range hs {
-		if n := len(out); n > 0 && out[n-1].h == x.h {
-			out[n-1].w += x.w
-			continue
-		}
-		out = append(out, x)
-	}
-	return out
-}
-
-func sortHashes(hs []hashWeight) {
-	slices.SortFunc(hs, func(a, b hashWeight) int {
-		switch {
-		case a.h < b.h:
-			return -1
-		case a.h > b.h:
-			return 1
-		}
-		return 0
-	})
-}
-
-// sparseCosine is the cosine of two hash-sorted sparse vectors (0 when either
-// is empty).
-func sparseCosine(a, b []hashWeight) float64 {
-	var d, na, nb float64
-	for _, x := range a {
-		na += x.w * x.w
-	}
-	for _, x := range b {
-		nb += x.w * x.w
-	}
-	if na == 0 || nb == 0 {
-		return 0
-	}
-	i, j := 0, 0
-	for i < len(a) && j < len(b) {
-		switch {
-		case a[i].h < b[j].h:
-			i++
-		case a[i].h > b[j].h:
-			j++
-		default:
-			d += a[i].w * b[j].w
-			i++
-			j++
-		}
-	}
-	return d / math.Sqrt(na*nb)
+	return sideOf(analyse(text, idf, nil), idf, nil)
 }
 
 // verifierOrderIDF is the IDF from which a word counts as content for the
@@ -588,24 +453,24 @@ const verifierOrderIDF = 4.0
 // in a different order ("from Java to .NET" / "from .NET to Java"). Pairs
 // that also differ in content words are not reorderings of one question
 // (paraphrases of statements often move words around) and report false.
-func orderSwapped(a, b *verifierSide) bool {
+func orderSwapped(a, b *verifierSide, inA, inB []bool) bool {
 	var bufA, bufB [32]string
-	seqA, allA := a.sharedContent(b, bufA[:0])
-	seqB, allB := b.sharedContent(a, bufB[:0])
+	seqA, allA := a.sharedContent(inA, bufA[:0])
+	seqB, allB := b.sharedContent(inB, bufB[:0])
 	return allA && allB && len(seqA) >= 2 && !slices.Equal(seqA, seqB)
 }
 
 // sharedContent appends, in order of first occurrence, the stems of s with
-// IDF >= verifierOrderIDF that other also has; all reports whether other has
-// every one of them.
-func (s *verifierSide) sharedContent(other *verifierSide, dst []string) (seq []string, all bool) {
+// IDF >= verifierOrderIDF that the other prompt also has (in[rank]: see
+// commonStems); all reports whether it has every one of them.
+func (s *verifierSide) sharedContent(in []bool, dst []string) (seq []string, all bool) {
 	all = true
-	for i, st := range s.stems {
-		if s.idf[i] < verifierOrderIDF {
+	for _, st := range s.stems {
+		if float64(st.idf) < verifierOrderIDF {
 			continue
 		}
-		if other.facts.words[st] {
-			dst = append(dst, st)
+		if in[st.rank] {
+			dst = append(dst, st.st)
 		} else {
 			all = false
 		}
@@ -616,7 +481,7 @@ func (s *verifierSide) sharedContent(other *verifierSide, dst []string) (seq []s
 // matches reports whether the stem has a counterpart in s: the same stem or
 // a spelling variant, as the guard matches them.
 func (s *verifierSide) matches(st string) bool {
-	return s.facts.words[st] || prefixMatch(st, s.facts.words)
+	return s.facts.words.has(st) || s.facts.words.prefixMatch(st)
 }
 
 // unmatchedStats sums what of s's words have no counterpart in other.
@@ -628,17 +493,19 @@ type unmatchedStats struct {
 	oddsN               int
 }
 
-func (s *verifierSide) unmatched(other *verifierSide, odds map[uint32]float64, u *unmatchedStats) {
-	for i, st := range s.stems {
-		w := s.idf[i]
+// unmatched sums over s's stems that have no counterpart in other: neither
+// the same stem (in[rank], see commonStems) nor a spelling variant.
+func (s *verifierSide) unmatched(other *verifierSide, in []bool, odds map[uint32]float64, u *unmatchedStats) {
+	for _, st := range s.stems {
+		w := float64(st.idf)
 		u.total += w
-		if other.matches(st) {
+		if in[st.rank] || other.facts.words.prefixMatch(st.st) {
 			continue
 		}
 		u.mass += w
 		u.maxIDF = max(u.maxIDF, w)
 		u.count++
-		if o, ok := odds[s.buckets[i]]; ok {
+		if o, ok := odds[uint32(st.bucket)]; ok {
 			u.oddsSum += o
 			if u.oddsN == 0 {
 				u.oddsMin, u.oddsMax = o, o
@@ -657,10 +524,43 @@ func b2f(b bool) float64 {
 	return 0
 }
 
+// commonStems marks, by position in each side's sorted stem set, the stems
+// the other side has too (one merge of the two sorted sets) and counts them.
+func commonStems(sa, sb *verifierSide, bufA, bufB []bool) (inA, inB []bool, inter int) {
+	wa, wb := sa.facts.words, sb.facts.words
+	inA, inB = boolsOf(bufA, len(wa)), boolsOf(bufB, len(wb))
+	for i, j := 0, 0; i < len(wa) && j < len(wb); {
+		switch {
+		case wa[i] < wb[j]:
+			i++
+		case wa[i] > wb[j]:
+			j++
+		default:
+			inA[i], inB[j] = true, true
+			inter++
+			i++
+			j++
+		}
+	}
+	return inA, inB, inter
+}
+
+// boolsOf returns n false values in buf when it is long enough.
+func boolsOf(buf []bool, n int) []bool {
+	if n > len(buf) {
+		return make([]bool, n)
+	}
+	buf = buf[:n]
+	clear(buf)
+	return buf
+}
+
 func pairFeatures(dst []float64, sa, sb *verifierSide, cosine float64, odds map[uint32]float64) []float64 {
+	var bufA, bufB [256]bool
+	inA, inB, inter := commonStems(sa, sb, bufA[:], bufB[:])
 	var ua, ub, both unmatchedStats
-	sa.unmatched(sb, odds, &ua)
-	sb.unmatched(sa, odds, &ub)
+	sa.unmatched(sb, inA, odds, &ua)
+	sb.unmatched(sa, inB, odds, &ub)
 	massA, totA, maxA, cntA := ua.mass, ua.total, ua.maxIDF, ua.count
 	massB, totB, maxB, cntB := ub.mass, ub.total, ub.maxIDF, ub.count
 	// Odds over both sides, in an order that does not depend on which
@@ -683,12 +583,6 @@ func pairFeatures(dst []float64, sa, sb *verifierSide, cosine float64, odds map[
 	}
 	fa, fb := frac(massA, totA), frac(massB, totB)
 
-	inter := 0
-	for _, st := range sa.stems {
-		if sb.facts.words[st] {
-			inter++
-		}
-	}
 	jaccard := 0.0
 	if union := len(sa.stems) + len(sb.stems) - inter; union > 0 {
 		jaccard = float64(inter) / float64(union)
@@ -717,9 +611,9 @@ func pairFeatures(dst []float64, sa, sb *verifierSide, cosine float64, odds map[
 
 	return append(dst,
 		cosine,
-		sparseCosine(sa.words, sb.words),
-		sparseCosine(sa.bigrams, sb.bigrams),
-		sparseCosine(sa.trigrams, sb.trigrams),
+		sa.words.cosine(sb.words),
+		sa.bigrams.cosine(sb.bigrams),
+		sa.trigrams.cosine(sb.trigrams),
 		jaccard,
 		min(fa, fb),
 		max(fa, fb),
@@ -746,6 +640,6 @@ func pairFeatures(dst []float64, sa, sb *verifierSide, cosine float64, odds map[
 		both.oddsSum,
 		both.oddsMin,
 		both.oddsMax,
-		b2f(orderSwapped(sa, sb)),
+		b2f(orderSwapped(sa, sb, inA, inB)),
 	)
 }

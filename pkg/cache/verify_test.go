@@ -272,7 +272,7 @@ func TestVerifierCheckMatchesGuardThenAccept(t *testing.T) {
 				if want == "" && !v.Accept(a, b, 0.8) {
 					want = VetoVerifier
 				}
-				assert.Equal(t, want, q.check(b, 0.8, guard), "%q vs %q guard=%v", a, b, guard)
+				assert.Equal(t, want, q.check(newVerifierSide(b, idf), 0.8, guard), "%q vs %q guard=%v", a, b, guard)
 			}
 		}
 	}

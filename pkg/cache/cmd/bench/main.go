@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/pkg/cache"
 	"github.com/tollgate-dev/tollgate/pkg/cache/internal/pairs"
@@ -46,6 +47,8 @@ func run(args []string, out io.Writer) error {
 	writeTables := fs.String("write-tables", "", "fit the IDF and entity tables on the cache-qqp training split, write idf.bin and entity.bin into this directory and exit")
 	sweep := fs.Bool("sweep", false, "also print a threshold sweep (pairwise, same embedder and guard)")
 	split := fs.String("split", "heldout", "cache-qqp split to report: heldout or train")
+	embedURL := fs.String("embedder-url", "", "also measure the cosine-only mode with an OpenAI-compatible embeddings endpoint at this base URL (e.g. a fakeprovider's http://127.0.0.1:8081/v1)")
+	embedModel := fs.String("embedder-model", "text-embedding-3-small", "model sent to -embedder-url")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -105,12 +108,22 @@ func run(args []string, out io.Writer) error {
 	fmt.Fprintf(out, "built-in embedder; shipped = verifier (cosine floor %.2f) + difference guard; cosine-only = threshold %.2f\n", cache.VerifierFloor, *threshold)
 	fmt.Fprintln(tw, "corpus\tmode\tdup pairs\thit rate (no guard)\thit rate (guard)\tnon-dup pairs\tfalse hits (no guard)\tfalse hits (guard)\t")
 	for _, s := range sets {
-		for _, m := range []struct {
+		modes := []struct {
 			name      string
 			verifier  bool
 			threshold float64
-		}{{"shipped (verifier)", true, 0}, {"cosine-only", false, *threshold}} {
-			res, err := evaluate(s.recs, m.verifier, m.threshold)
+			embedder  cache.EmbedderConfig
+		}{{"shipped (verifier)", true, 0, cache.EmbedderConfig{}}, {"cosine-only", false, *threshold, cache.EmbedderConfig{}}}
+		if *embedURL != "" {
+			modes = append(modes, struct {
+				name      string
+				verifier  bool
+				threshold float64
+				embedder  cache.EmbedderConfig
+			}{"openai " + *embedModel, false, *threshold, cache.EmbedderConfig{Kind: cache.EmbedderOpenAI, URL: *embedURL, Model: *embedModel}})
+		}
+		for _, m := range modes {
+			res, err := evaluate(s.recs, m.verifier, m.threshold, m.embedder)
 			if err != nil {
 				return err
 			}
@@ -157,11 +170,15 @@ const answer = `{"id":"x","object":"chat.completion","created":1,"model":"m","ch
 
 // evaluate stores a and looks up b for every pair, in two caches that differ
 // only in the difference guard. Each pair gets its own tenant. threshold 0
-// is the shipped one for the mode.
-func evaluate(recs []record, verifier bool, threshold float64) (result, error) {
+// is the shipped one for the mode; a zero embedder is the built-in one.
+func evaluate(recs []record, verifier bool, threshold float64, embedder cache.EmbedderConfig) (result, error) {
 	var res result
 	mk := func(guard bool) (*cache.Cache, error) {
 		cfg := cache.DefaultConfig()
+		if embedder.Kind != "" {
+			embedder.Timeout = 10 * time.Second
+			cfg.Semantic.Embedder = embedder
+		}
 		cfg.Exact.Enabled = true
 		cfg.Semantic.Verifier = verifier
 		cfg.Semantic.Threshold = threshold
