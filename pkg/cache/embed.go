@@ -225,10 +225,10 @@ func (e *BuiltinEmbedder) embedAnalysis(vec []float32, a *analysis) {
 		for j := 0; j < n; j++ {
 			k := 0
 			for p := j; p < j+3; p++ {
-				switch {
-				case p == 0:
+				switch p {
+				case 0:
 					gram[k] = '^'
-				case p == padded-1:
+				case padded - 1:
 					gram[k] = '$'
 				default:
 					gram[k] = word[p-1]

@@ -64,29 +64,28 @@ func evalShared(recs []record, floor float64, accept accepter) sharedResult {
 		if _, ok := exact[q]; ok {
 			res.identical++
 			continue
-		} else {
-			qv, _ := emb.Embed(ctx, q)
-			top = top[:0]
-			for i, v := range vecs {
-				var s float32
-				for k := range v {
-					s += v[k] * qv[k]
-				}
-				if float64(s) >= floor {
-					top = append(top, scored{i, float64(s)})
-				}
+		}
+		qv, _ := emb.Embed(ctx, q)
+		top = top[:0]
+		for i, v := range vecs {
+			var s float32
+			for k := range v {
+				s += v[k] * qv[k]
 			}
-			sort.Slice(top, func(a, b int) bool {
-				if top[a].cos != top[b].cos {
-					return top[a].cos > top[b].cos
-				}
-				return top[a].i < top[b].i
-			})
-			for _, c := range top[:min(sharedCandidates, len(top))] {
-				if accept(q, texts[c.i], c.cos) {
-					served = c.i
-					break
-				}
+			if float64(s) >= floor {
+				top = append(top, scored{i, float64(s)})
+			}
+		}
+		sort.Slice(top, func(a, b int) bool {
+			if top[a].cos != top[b].cos {
+				return top[a].cos > top[b].cos
+			}
+			return top[a].i < top[b].i
+		})
+		for _, c := range top[:min(sharedCandidates, len(top))] {
+			if accept(q, texts[c.i], c.cos) {
+				served = c.i
+				break
 			}
 		}
 		if r.Duplicate {
