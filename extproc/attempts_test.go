@@ -46,17 +46,12 @@ func admissionMetadata(tenant, route string) *corev3.Metadata {
 	return admissionMetadataAccount(tenant, route, "")
 }
 
-// admissionMetadataAccount adds a virtual key's ledger account.
+// admissionMetadataAccount is admissionMetadata for a virtual key with a
+// ledger account: exactly what routeMetadata writes, as Envoy forwards it.
 func admissionMetadataAccount(tenant, route, account string) *corev3.Metadata {
-	f := map[string]*structpb.Value{
-		contract.MetadataTenant: structpb.NewStringValue(tenant),
-		contract.MetadataRoute:  structpb.NewStringValue(route),
-	}
-	if account != "" {
-		f[contract.MetadataAccount] = structpb.NewStringValue(account)
-	}
+	ns := contract.MetadataNamespace
 	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
-		contract.MetadataNamespace: {Fields: f},
+		ns: routeMetadata(route, tenant, account).GetFields()[ns].GetStructValue(),
 	}}
 }
 
