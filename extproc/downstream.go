@@ -432,14 +432,20 @@ func (d *downstream) reserve(ctx context.Context) *rejection {
 		return d.budgetRejection(ex)
 	}
 	// The ledger failed: the configured failure mode decides.
-	mode := d.rt.cfg.FailureMode.Budgets
-	d.s.metrics.Failures.WithLabelValues("budgets", string(mode)).Inc()
-	d.s.log.Error("budget ledger unavailable", "tenant", d.id.Tenant, "mode", mode, "err", err)
+	return d.dependencyFailed("budgets", d.rt.cfg.FailureMode.Budgets, "budget_unavailable", "spend ledger", err)
+}
+
+// dependencyFailed applies a layer's failure mode when the service it
+// depends on fails: counted in tollgate_failures_total{layer,mode} and
+// logged; open lets the request go on (nil), closed answers 503 with code,
+// saying which service is unavailable and that nothing was sent.
+func (d *downstream) dependencyFailed(layer string, mode config.Mode, code, service string, err error) *rejection {
+	d.s.metrics.Failures.WithLabelValues(layer, string(mode)).Inc()
+	d.s.log.Error(service+" unavailable", "layer", layer, "tenant", d.id.Tenant, "mode", mode, "err", err)
 	if mode == config.Open {
 		return nil
 	}
-	return reject(503, llm.TypeServer, "budget_unavailable", "budget_unavailable",
-		"The spend ledger is unavailable; the request was not sent.")
+	return reject(503, llm.TypeServer, code, code, "The "+service+" is unavailable; the request was not sent.")
 }
 
 // releaseHold gives back a budget hold whose request never reached a

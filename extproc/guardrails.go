@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/contract"
 	"github.com/tollgate-dev/tollgate/pkg/guard"
 	"github.com/tollgate-dev/tollgate/pkg/llm"
@@ -56,14 +55,7 @@ func (d *downstream) guardExternal(ctx context.Context, g *guard.Guard, texts []
 	}
 	fs, err := g.CheckExternal(ctx, strings.Join(texts, "\n\n"))
 	if err != nil {
-		mode := d.rt.cfg.FailureMode.Guardrails
-		d.s.metrics.Failures.WithLabelValues("guardrails", string(mode)).Inc()
-		d.s.log.Error("external moderation failed", "tenant", d.id.Tenant, "mode", mode, "err", err)
-		if mode == config.Open {
-			return nil
-		}
-		return reject(503, llm.TypeServer, "guardrails_unavailable", "guardrails_unavailable",
-			"The content moderation service is unavailable; the request was not sent.")
+		return d.dependencyFailed("guardrails", d.rt.cfg.FailureMode.Guardrails, "guardrails_unavailable", "content moderation service", err)
 	}
 	d.countFindings(g, "input", fs)
 	for i := range fs {

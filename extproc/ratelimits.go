@@ -102,14 +102,7 @@ func (d *downstream) rateLimit(ctx context.Context) *rejection {
 	}
 	dec, ticket, err := d.s.limiter.Admit(ctx, d.id.Tenant, subjects, tokens)
 	if err != nil {
-		mode := d.rt.cfg.FailureMode.RateLimits
-		d.s.metrics.Failures.WithLabelValues("ratelimits", string(mode)).Inc()
-		d.s.log.Error("rate limiter unavailable", "tenant", d.id.Tenant, "mode", mode, "err", err)
-		if mode == config.Open {
-			return nil
-		}
-		return reject(503, llm.TypeServer, "ratelimit_unavailable", "ratelimit_unavailable",
-			"The rate limiter is unavailable; the request was not sent.")
+		return d.dependencyFailed("ratelimits", d.rt.cfg.FailureMode.RateLimits, "ratelimit_unavailable", "rate limiter", err)
 	}
 	if !dec.Allowed {
 		d.s.metrics.RateLimitRejections.WithLabelValues(d.rt.tenantLabels.Value(d.id.Tenant), string(dec.Kind)).Inc()
