@@ -146,3 +146,48 @@ func TestTimedOutAttemptsAreBilled(t *testing.T) {
 		})
 	}
 }
+
+// TestEnvoyTimeoutBilledWithoutUpstreamRole: where no upstream role runs
+// (credentials.inject: downstream, the Istio and Envoy Gateway setups), an
+// Envoy 504 whose code details say a timer cut the request after it was
+// sent is billed the prompt by the downstream role; a provider's own 504,
+// and any 504 where the upstream role bills timed-out attempts, is not.
+func TestEnvoyTimeoutBilledWithoutUpstreamRole(t *testing.T) {
+	const body = `{"model":"small","messages":[{"role":"user","content":"Summarise the quarterly report in three bullet points, please."}]}`
+	for _, tc := range []struct {
+		name, inject, details string
+		billed                bool
+	}{
+		{"per-try timeout, no upstream role", "downstream", "upstream_per_try_timeout", true},
+		{"route timeout, no upstream role", "downstream", "upstream_response_timeout", true},
+		{"the provider's own 504", "downstream", "via_upstream", false},
+		{"connect failure", "downstream", "upstream_reset_before_response_started{connection_failure}", false},
+		{"per-try timeout, upstream role bills it", "upstream", "upstream_per_try_timeout", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Parse("t.yaml", []byte("credentials: {inject: "+tc.inject+"}\n"+testConfig))
+			require.NoError(t, err)
+			cat, err := BuildCatalog(cfg)
+			require.NoError(t, err)
+			m := telemetry.NewMetrics(prometheus.NewRegistry())
+			srv, err := New(Options{Config: cfg, Catalog: cat, Metrics: m,
+				Getenv: func(string) string { return "sk-provider" }})
+			require.NoError(t, err)
+			d := newDownstream(srv, srv.rt.Load())
+			for _, msg := range []*extprocv3.ProcessingRequest{requestHeaders(demoHeaders, false), requestBody(body)} {
+				_, err := d.handle(t.Context(), msg)
+				require.NoError(t, err)
+			}
+			rh := responseHeaders(":status", "504", "content-type", "text/plain")
+			rh.Attributes = attrs(map[string]string{contract.CodeDetailsAttribute: tc.details})
+			_, err = d.handle(t.Context(), rh)
+			require.NoError(t, err)
+			cost := testutil.ToFloat64(m.CostUSD.WithLabelValues("demo", "fake", "gpt-4o-mini"))
+			if tc.billed {
+				assert.Positive(t, cost, "the prompt the provider received")
+			} else {
+				assert.Zero(t, cost)
+			}
+		})
+	}
+}

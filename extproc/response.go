@@ -55,6 +55,10 @@ func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders, attrs *structpb
 			d.outcome = "ok"
 		}
 		d.usage, d.hasUsage = llm.Usage{}, true
+		if d.cutAfterSending(attrs) {
+			// The provider had the request; it bills the prompt.
+			d.usage, d.hasUsage = d.estimateUsage(""), false
+		}
 		d.settle(context.Background())
 		d.setGuardrailsHeader(&mut) // the output guard does not run on errors
 		if d.status >= 400 && !h.GetEndOfStream() && !strings.HasPrefix(resp.get("content-type"), "application/json") {
@@ -89,6 +93,24 @@ func (d *downstream) onResponseHeaders(h *extprocv3.HttpHeaders, attrs *structpb
 		return responseHeadersReply(common(&mut, nil, false), overrideStreamed)
 	}
 	return responseHeadersReply(common(&mut, nil, false), nil)
+}
+
+// cutAfterSending reports whether Envoy answered with its own timeout after
+// the request reached the provider, in a deployment without the upstream
+// role (credentials.inject: downstream: Istio, Envoy Gateway), where nothing
+// else bills it. Envoy starts the route and per-try timers once the request
+// is on its way (the per-try timer at UpstreamRequest::onPoolReady), so a
+// provider received it. With the upstream role, that role bills each
+// timed-out attempt itself.
+func (d *downstream) cutAfterSending(attrs *structpb.Struct) bool {
+	if d.rt.cfg.Credentials.Inject != "downstream" {
+		return false
+	}
+	switch valueString(attrs.GetFields()[contract.CodeDetailsAttribute]) {
+	case "upstream_per_try_timeout", "upstream_response_timeout":
+		return true
+	}
+	return false
 }
 
 // bufferedAnswer is the state of the buffered JSON response path: the

@@ -74,8 +74,14 @@ func UpstreamRequestAttributes() []string {
 	return []string{HostAttribute(HostProvider), HostAttribute(HostModel), RequestIDAttribute}
 }
 
+// CodeDetailsAttribute is the response's code details: "via_upstream" for a
+// provider's answer, the reason of an Envoy local reply otherwise (for
+// example "upstream_per_try_timeout").
+const CodeDetailsAttribute = "response.code_details"
+
 // DownstreamResponseAttributes tell the downstream role, with the response
-// headers, which target served the final attempt (prices follow it).
+// headers, which target served the final attempt (prices follow it) and
+// why Envoy answered itself, when it did.
 func DownstreamResponseAttributes() []string {
-	return []string{HostAttribute(HostProvider), HostAttribute(HostModel)}
+	return []string{HostAttribute(HostProvider), HostAttribute(HostModel), CodeDetailsAttribute}
 }

@@ -32,6 +32,8 @@ type attrContext struct {
 	// hostMetadata is the filter_metadata of the upstream host chosen for
 	// the current attempt (nil before the router picked one).
 	hostMetadata map[string]*structpb.Struct
+	// codeDetails is StreamInfo::responseCodeDetails ("" while unset).
+	codeDetails string
 }
 
 // evalAttribute evaluates one attribute expression. ok is false when Envoy's
@@ -130,6 +132,10 @@ func evalAttribute(expr string, c *attrContext) (*structpb.Value, bool) {
 			return nil, false
 		}
 		return num(code)
+	case "response.code_details":
+		// context.cc ResponseWrapper (CodeDetails: info_.responseCodeDetails(),
+		// no value while unset).
+		return str(c.codeDetails, c.respHeaders != nil && c.codeDetails != "")
 	case "source.address":
 		return str(c.remoteAddr, c.remoteAddr != "")
 	case "source.port":

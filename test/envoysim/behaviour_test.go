@@ -202,9 +202,9 @@ func TestAttributes(t *testing.T) {
 		},
 		RequestAttributes: []string{
 			"request.headers", "request.headers['x-multi']", "request.headers[\"x-absent\"]", "request.id", "request.host",
-			"request.scheme", "source.address", "xds.cluster_name", "request.unknown",
+			"request.scheme", "source.address", "xds.cluster_name", "request.unknown", "response.code_details",
 		},
-		ResponseAttributes: []string{"response.code", "response.headers", "response.headers['x-up']", "request.path"},
+		ResponseAttributes: []string{"response.code", "response.headers", "response.headers['x-up']", "request.path", "response.code_details"},
 	}
 	env := startSim(t, f, echoScript, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("X-Up", "u")
@@ -225,6 +225,7 @@ func TestAttributes(t *testing.T) {
 	assert.Equal(t, "a,b", reqAttrs["request.headers['x-multi']"].GetStringValue(), "multiple values joined with a comma")
 	assert.NotContains(t, reqAttrs, "request.headers[\"x-absent\"]")
 	assert.NotContains(t, reqAttrs, "request.unknown")
+	assert.NotContains(t, reqAttrs, "response.code_details", "no details before a response")
 	assert.Len(t, reqAttrs["request.id"].GetStringValue(), 36, "generated UUID")
 	assert.Equal(t, x.RequestID, reqAttrs["request.id"].GetStringValue())
 	assert.Equal(t, "http", reqAttrs["request.scheme"].GetStringValue())
@@ -240,6 +241,7 @@ func TestAttributes(t *testing.T) {
 	assert.Equal(t, "CelMap value", respAttrs["response.headers"].GetStringValue())
 	assert.Equal(t, "u", respAttrs["response.headers['x-up']"].GetStringValue())
 	assert.Equal(t, "/p", respAttrs["request.path"].GetStringValue())
+	assert.Equal(t, "via_upstream", respAttrs["response.code_details"].GetStringValue())
 	assert.Empty(t, x.Sent[3].GetAttributes())
 }
 

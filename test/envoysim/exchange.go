@@ -286,6 +286,22 @@ func (ex *exchange) attrContext(respH *headerMap) *attrContext {
 		clusterName:  ex.clusterName,
 		protocolName: ex.r.Proto,
 		hostMetadata: ex.hostMetadata,
+		codeDetails:  ex.codeDetails(respH),
+	}
+}
+
+// codeDetails is StreamInfo::responseCodeDetails for the response being
+// processed: a local reply's details (sendLocalReply sets them), or
+// "via_upstream", which the router sets when it accepts an upstream
+// response (router.cc Filter::onUpstreamHeaders).
+func (ex *exchange) codeDetails(respH *headerMap) string {
+	switch {
+	case respH == nil:
+		return ""
+	case ex.rec.LocalReply:
+		return ex.rec.Details
+	default:
+		return "via_upstream"
 	}
 }
 

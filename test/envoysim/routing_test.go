@@ -448,6 +448,22 @@ func TestRetries(t *testing.T) {
 		require.Len(t, x.Attempts, 2)
 		assert.ErrorIs(t, x.Attempts[0].Err, ErrPerTryTimeout)
 	})
+	t.Run("exhausted: a per-try timeout on the last target is a 504 local reply with its details", func(t *testing.T) {
+		slow := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done()
+		})
+		env := retrySimWith(t, routeScript("m"), nil, 20*time.Millisecond, func(c *Config) {
+			c.Filter.ResponseAttributes = []string{"response.code_details"}
+		}, slow.srv.URL)
+		resp, body := do(t, post(t, env.url+"/v1/chat/completions", `{}`))
+		assert.Equal(t, http.StatusGatewayTimeout, resp.StatusCode)
+		assert.Equal(t, "upstream request timeout", string(body))
+		x := env.exchange(t)
+		assert.Equal(t, "upstream_per_try_timeout", x.Details)
+		require.Equal(t, []string{"request_headers", "request_body", "response_headers", "response_body"}, kinds(x.Sent))
+		assert.Equal(t, "upstream_per_try_timeout", x.Sent[2].GetAttributes()[attributeKey].GetFields()["response.code_details"].GetStringValue(),
+			"the downstream filter learns why Envoy answered (context.cc ResponseWrapper CodeDetails)")
+	})
 }
 
 // roleOf returns the x-tollgate-role of a fake-server stream.
