@@ -11,7 +11,7 @@ const (
 	DefaultEvalMinInterval = time.Hour
 	// DefaultEvalTimeout is eval.auto.timeout when absent.
 	DefaultEvalTimeout = 60 * time.Second
-	// DefaultPromptsPollInterval is eval.auto.prompts_poll_interval when absent.
+	// DefaultPromptsPollInterval is prompts.poll_interval when absent.
 	DefaultPromptsPollInterval = 5 * time.Second
 )
 
@@ -38,11 +38,8 @@ type EvalAuto struct {
 	// Threshold is the largest tolerated drop of the mean score against
 	// the baseline (default that of tollgate eval, 0.05).
 	Threshold float64 `yaml:"threshold"`
-	// PromptsPollInterval is how often prompts.dir is checked for changes
-	// (default 5s). A change reloads the registry and triggers a run of
-	// every alias listed here.
-	PromptsPollInterval time.Duration `yaml:"prompts_poll_interval"`
-	// Aliases maps a model alias to its golden set.
+	// Aliases maps a model alias to its golden set. A change of the prompt
+	// registry (prompts.dir) triggers a run of every alias listed here.
 	Aliases map[string]EvalAlias `yaml:"aliases"`
 }
 
@@ -67,8 +64,8 @@ func applyEvalDefaults(c *Config) {
 	if a.Timeout == 0 {
 		a.Timeout = DefaultEvalTimeout
 	}
-	if a.PromptsPollInterval == 0 {
-		a.PromptsPollInterval = DefaultPromptsPollInterval
+	if c.Prompts.PollInterval == 0 {
+		c.Prompts.PollInterval = DefaultPromptsPollInterval
 	}
 }
 
@@ -81,8 +78,8 @@ func (v *validator) eval(c *Config) {
 	if a.Timeout < 0 {
 		v.add(p+".timeout", "must be positive")
 	}
-	if a.PromptsPollInterval < 0 {
-		v.add(p+".prompts_poll_interval", "must be positive")
+	if c.Prompts.PollInterval < 0 {
+		v.add("prompts.poll_interval", "must be positive")
 	}
 	if a.Threshold < 0 || a.Threshold > 1 {
 		v.add(p+".threshold", "must be within [0,1]")
