@@ -233,3 +233,64 @@ func TestAutoEvalRegressionSetsTheAlertMetric(t *testing.T) {
 	assert.True(t, recs[0].Eval.Regression)
 	assert.Equal(t, 4, recs[0].Eval.Failed)
 }
+
+// writeAtomic replaces path's content in one rename, as an editor or a
+// deploy does.
+func writeAtomic(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	require.NoError(t, os.WriteFile(tmp, []byte(content), 0o600))
+	require.NoError(t, os.Rename(tmp, path))
+}
+
+// TestPromptChangeReloadsRegistryAndTriggersEval: a new prompt version is
+// served without a restart and triggers the automatic eval; a broken file
+// keeps the running registry and is counted.
+func TestPromptChangeReloadsRegistryAndTriggersEval(t *testing.T) {
+	_, base := fakeprovider.StartTest(t, fakeprovider.Options{ReplyMode: fakeprovider.ReplyModeEcho})
+	dir := t.TempDir()
+	orig, err := os.ReadFile("../prompts/support-answer.yaml")
+	require.NoError(t, err)
+	file := filepath.Join(dir, "support-answer.yaml")
+	require.NoError(t, os.WriteFile(file, orig, 0o600))
+	cfg := autoEvalConfig(t, base, dir)
+	client, reg, stop := runWatching(t, cfg, "")
+
+	status := func(ref string) int {
+		h := map[string]string{"x-tollgate-prompt": ref, "x-tollgate-prompt-vars": `{"product":"Acme"}`}
+		for k, v := range demoHeaders {
+			h[k] = v
+		}
+		return requestStatus(t, client, `{"model":"small","messages":[{"role":"user","content":"hi"}]}`, h)
+	}
+	reloads := func(result string) float64 {
+		return labelled(t, reg, "tollgate_prompt_reloads_total", map[string]string{"result": result})
+	}
+	require.Equal(t, 400, status("support-answer@3"), "no version 3 yet")
+	require.Equal(t, 0, status("support-answer@2"))
+
+	writeAtomic(t, file, string(orig)+"  - version: [broken\n")
+	require.Eventually(t, func() bool { return reloads("error") >= 1 }, evalTimeout, evalPoll)
+	assert.Equal(t, 0, status("support-answer@2"), "a broken file keeps the running registry")
+	assert.Equal(t, 0.0, reloads("ok"))
+
+	v3 := strings.Replace(string(orig), "current: 2", "current: 3", 1) + `
+  - version: 3
+    changelog: Shorter.
+    system: You are the support assistant of {{product}}. Be brief.
+    variables:
+      - name: product
+        required: true
+`
+	writeAtomic(t, file, v3)
+	require.Eventually(t, func() bool { return reloads("ok") >= 1 }, evalTimeout, evalPoll)
+	assert.Equal(t, 0, status("support-answer@3"), "the new version is served without a restart")
+	require.Eventually(t, func() bool {
+		return labelled(t, reg, "tollgate_eval_auto_runs_total", map[string]string{"alias": "small", "result": "ok"}) == 1
+	}, evalTimeout, evalPoll, "the prompt change triggers the alias's eval")
+	assert.Equal(t, 1.0, labelled(t, reg, "tollgate_eval_score", map[string]string{"set": "smoke", "model": "small"}))
+	stop()
+	recs := evalRecords(t, filepath.Join(filepath.Dir(cfg.Budgets.Ledger.Path), "audit"))
+	require.Len(t, recs, 1)
+	assert.Equal(t, "prompt_change", recs[0].Eval.Trigger)
+}
