@@ -369,6 +369,7 @@ func restartOnly(running, next *config.Config) []string {
 	check("keys", !reflect.DeepEqual(running.Keys, next.Keys))
 	check("admin", running.Admin != next.Admin)
 	check("eval", !reflect.DeepEqual(running.Eval, next.Eval))
+	check("prompts.poll_interval", running.Prompts.PollInterval != next.Prompts.PollInterval)
 	return out
 }
 

@@ -155,3 +155,27 @@ func TestNewAutoNeedsRun(t *testing.T) {
 	_, err := eval.NewAuto(eval.AutoOptions{Aliases: []string{"a"}})
 	require.Error(t, err)
 }
+
+// BenchmarkAutoTrigger is the cost a model change adds to the request that
+// detects it: a rate-limited trigger (the common case after the first).
+func BenchmarkAutoTrigger(b *testing.B) {
+	ran := make(chan struct{}, 1)
+	a, err := eval.NewAuto(eval.AutoOptions{
+		Aliases: []string{"small"}, MinInterval: time.Hour,
+		Run:    func(context.Context, string) (eval.Report, error) { return eval.Report{}, nil },
+		OnDone: func(eval.AutoRun) { ran <- struct{}{} },
+	})
+	require.NoError(b, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := a.Start(ctx)
+	a.Trigger("small", eval.TriggerModelChange)
+	<-ran
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		a.Trigger("small", eval.TriggerModelChange)
+	}
+	b.StopTimer()
+	cancel()
+	<-stopped
+}
