@@ -51,23 +51,10 @@ func newAutoEval(s *Server, c *config.Config, reg prometheus.Registerer) (*autoE
 	var errs []error
 	for alias, a := range ac.Aliases {
 		aliases = append(aliases, alias)
-		set, err := eval.LoadSet(a.Set)
+		set, err := eval.LoadAutoSet(a.Set, a.Baseline)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("eval.auto.aliases.%s: %w", alias, err))
 			continue
-		}
-		for _, cs := range set.Cases {
-			if len(cs.Checks) == 0 {
-				errs = append(errs, fmt.Errorf("eval.auto.aliases.%s: case %q of %s has no checks (automatic evals use no judge)", alias, cs.ID, a.Set))
-			}
-		}
-		if a.Baseline != "" {
-			b, err := eval.ReadReport(a.Baseline)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("eval.auto.aliases.%s: %w", alias, err))
-			} else if b.Set != set.Name {
-				errs = append(errs, fmt.Errorf("eval.auto.aliases.%s: baseline %s is for set %q, not %q", alias, a.Baseline, b.Set, set.Name))
-			}
 		}
 		ae.sets[alias] = set
 	}

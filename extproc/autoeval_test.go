@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/pkg/audit"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/meter"
 	"github.com/tollgate-dev/tollgate/test/fakeprovider"
 )
 
@@ -187,6 +189,14 @@ func TestAutoEvalRunsOnModelChange(t *testing.T) {
 	assert.Equal(t, 1.0, runs())
 	assert.Equal(t, 2+4+1, fake.Calls(), "no eval calls within the interval")
 	stop()
+
+	// The spend ledger holds the eval's cost on the operator tenant.
+	fl, err := meter.OpenFileLedger(cfg.Budgets.Ledger.Path, meter.FileLedgerOptions{})
+	require.NoError(t, err)
+	spent, err := meter.NewBudgets(fl, nil).Spent(context.Background(), "ops")
+	require.NoError(t, err)
+	require.NoError(t, fl.Close())
+	assert.InDelta(t, 4*(1000*0.15+2000*0.60)/1e6, spent.Daily.USD(), 1e-9)
 
 	recs := evalRecords(t, filepath.Join(filepath.Dir(cfg.Budgets.Ledger.Path), "audit"))
 	require.Len(t, recs, 1)

@@ -231,3 +231,32 @@ func (a *Auto) Pending() []string {
 	}
 	return out
 }
+
+// LoadAutoSet loads a golden set for automatic runs: every case needs
+// deterministic checks (automatic runs use no judge), and the baseline, when
+// given, must be a readable report of the same set.
+func LoadAutoSet(setPath, baselinePath string) (*Set, error) {
+	set, err := LoadSet(setPath)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, c := range set.Cases {
+		if len(c.Checks) == 0 {
+			errs = append(errs, fmt.Errorf("%s: case %q has no checks (automatic evals use no judge)", setPath, c.ID))
+		}
+	}
+	if baselinePath != "" {
+		b, err := ReadReport(baselinePath)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case b.Set != set.Name:
+			errs = append(errs, fmt.Errorf("baseline %s is for set %q, not %q", baselinePath, b.Set, set.Name))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
