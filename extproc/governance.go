@@ -143,6 +143,7 @@ func (d *downstream) observeModel() {
 		return
 	}
 	d.s.metrics.ModelChanges.WithLabelValues(d.rt.modelLabels.Value(d.alias)).Inc()
+	d.s.onModelChange(d.alias)
 	d.s.log.Warn("provider model changed behind an alias", "alias", d.alias, "provider", d.provider,
 		"previous_model", prev.Model, "previous_fingerprint", prev.Fingerprint, "model", d.respModel, "fingerprint", d.fingerprint)
 	if d.s.audit != nil {

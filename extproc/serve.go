@@ -154,6 +154,12 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions) error {
 		return err
 	}
 
+	stopAutoEval, err := startAutoEval(ctx, srv, cfg, reg)
+	if err != nil {
+		return fmt.Errorf("eval.auto: %w", err)
+	}
+	defer stopAutoEval()
+
 	lis, err := listen(cfg.Listen.ExtProc)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen.ExtProc, err)
@@ -362,6 +368,8 @@ func restartOnly(running, next *config.Config) []string {
 	check("xds.message_timeout", running.XDS.MessageTimeout != next.XDS.MessageTimeout)
 	check("keys", !reflect.DeepEqual(running.Keys, next.Keys))
 	check("admin", running.Admin != next.Admin)
+	check("eval", !reflect.DeepEqual(running.Eval, next.Eval))
+	check("prompts.poll_interval", running.Prompts.PollInterval != next.Prompts.PollInterval)
 	return out
 }
 

@@ -80,6 +80,9 @@ type Server struct {
 	tracing bool
 	stages  map[string]prometheus.Observer // tollgate_stage_duration_seconds by stage, resolved once
 	models  *eval.ModelTracker             // provider-reported model per alias/target
+	// autoEval runs golden sets when the model behind an alias changes
+	// (eval.auto; nil: off). Set by Run before serving.
+	autoEval *autoEval
 
 	// reservation ids: unique per process even when clients reuse x-request-id
 	idPrefix string

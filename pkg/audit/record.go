@@ -34,6 +34,25 @@ type Record struct {
 	// RedactedText is the prompt after redaction; written only when
 	// Options.RedactedText is true, dropped otherwise.
 	RedactedText string `json:"redacted_text,omitempty"`
+	// Eval is the result of an evaluation Tollgate ran itself (outcome
+	// "eval"); nil on request records.
+	Eval *EvalResult `json:"eval,omitempty"`
+}
+
+// EvalResult is what the audit trail keeps about one automatic eval run.
+type EvalResult struct {
+	Set     string `json:"set"`
+	Trigger string `json:"trigger"` // model_change or prompt_change
+	// Score is the run's mean score (0..1); Baseline the committed one it
+	// was compared with (omitted without a baseline).
+	Score      float64  `json:"score"`
+	Baseline   *float64 `json:"baseline,omitempty"`
+	Regression bool     `json:"regression"`
+	Passed     int      `json:"passed"`
+	Failed     int      `json:"failed"`
+	Errored    int      `json:"errored"`
+	// Error is why the run could not be carried out.
+	Error string `json:"error,omitempty"`
 }
 
 // Finding is one guardrail finding: its type and where it was, never what.

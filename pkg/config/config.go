@@ -25,6 +25,7 @@ type Config struct {
 	Compression CompressionSettings `yaml:"compression"`
 	Admin       Admin               `yaml:"admin"`
 	Keys        Keys                `yaml:"keys"`
+	Eval        Eval                `yaml:"eval"`
 
 	// Source is the file the config was read from ("<embedded>" for the default).
 	Source string `yaml:"-"`

@@ -15,6 +15,10 @@ type Prompts struct {
 	// names it in messages. The embedded default config sets it to the
 	// prompt files compiled into the binary (envoy/prompts).
 	FS fs.FS `yaml:"-"`
+	// PollInterval is how often Dir is checked for changed files (default
+	// 5s); a change reloads the registry without a restart, a broken file
+	// keeps the running one.
+	PollInterval time.Duration `yaml:"poll_interval"`
 }
 
 // Routing is complexity routing: a request to a virtual alias (e.g. auto)

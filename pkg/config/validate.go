@@ -34,6 +34,7 @@ const (
 )
 
 func applyDefaults(c *Config) {
+	applyEvalDefaults(c)
 	if c.Listen.ExtProc == "" {
 		c.Listen.ExtProc = DefaultExtProcAddr
 	}
@@ -159,6 +160,7 @@ func validate(c *Config) Problems {
 	v.routing(c)
 	v.compression(c)
 	v.keys(c)
+	v.eval(c)
 	if i := c.Credentials.Inject; i != "upstream" && i != "downstream" {
 		v.add("credentials.inject", "must be upstream or downstream, got %q", i)
 	}

@@ -19,4 +19,9 @@
 // [ModelTracker] detects silent model updates: it remembers, per alias, the
 // model name and system_fingerprint the provider last returned and reports
 // when they change.
+//
+// [Auto] runs golden sets in the background (Tollgate's eval.auto): one run
+// at a time, at most one pending run per alias, and no run of an alias
+// within a minimum interval of its last one. It keeps the same
+// tollgate_eval_* gauges ([Gauges]) live on a Prometheus registry.
 package eval

@@ -31,4 +31,8 @@
 // problem is reported at load with file:line. Apply errors are typed
 // (ErrUnknownPrompt, ErrMissingVariable, ErrUnknownVariable,
 // ErrModelNotAllowed, ErrNotChat, ErrInvalidVariables) and all mean HTTP 400.
+//
+// [DirWatcher] polls a registry directory for changes (file names, sizes
+// and modification times), so a running server can reload the registry
+// when a prompt is edited or rolled back.
 package prompts

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/pkg/cache"
 	"github.com/tollgate-dev/tollgate/pkg/config"
+	"github.com/tollgate-dev/tollgate/pkg/eval"
 	"github.com/tollgate-dev/tollgate/pkg/guard"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 	"github.com/tollgate-dev/tollgate/pkg/prompts"
@@ -83,6 +84,17 @@ func Check(c *config.Config, opts Options) (b *Built, warnings config.Problems, 
 		var perr error
 		if b.Prompts, perr = LoadPrompts(c.Prompts); perr != nil {
 			ck.err("prompts.dir", "%v", perr)
+		}
+	}
+	for _, alias := range slices.Sorted(maps.Keys(c.Eval.Auto.Aliases)) {
+		a := c.Eval.Auto.Aliases[alias]
+		if a.Set == "" {
+			continue // reported by config validation
+		}
+		if _, err := eval.LoadAutoSet(a.Set, a.Baseline); err != nil {
+			for _, e := range unjoin(err) {
+				ck.err("eval.auto.aliases."+alias, "%v", e)
+			}
 		}
 	}
 	var rerr error

@@ -2,6 +2,7 @@ package preflight_test
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -191,4 +192,34 @@ func TestExternalGuardBuilt(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, warns, 1)
 	assert.Contains(t, warns[0].String(), "guardrails.input.external.api_key_env: environment variable MOD_KEY is not set")
+}
+
+// TestEvalAutoSetsAreChecked: a set with a judge-only case, a baseline of
+// another set and a missing file are reported by tollgate validate.
+func TestEvalAutoSetsAreChecked(t *testing.T) {
+	ok := base + `tenants:
+  keys:
+    - {id: ops, sha256: 179510ee3e248a7bfae1a518d344461ddef0e32bbf53b40845f2d3e157c5973f, tenant: ops}
+eval:
+  auto:
+    tenant: ops
+    aliases:
+      mini: {set: ../../../evals/smoke.yaml, baseline: ../../../evals/baselines/smoke.fake.json}
+`
+	_, _, err := preflight.Check(parse(t, ok), preflight.Options{Getenv: noEnv})
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	judged := filepath.Join(dir, "judged.yaml")
+	require.NoError(t, os.WriteFile(judged, []byte("name: judged\ncases:\n  - {id: a, prompt: hi, expected: hello}\n"), 0o600))
+	bad := strings.Replace(ok, "../../../evals/smoke.yaml", judged, 1)
+	_, _, err = preflight.Check(parse(t, bad), preflight.Options{Getenv: noEnv})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `eval.auto.aliases.mini: `+judged+`: case "a" has no checks`)
+	assert.Contains(t, err.Error(), `is for set "smoke", not "judged"`)
+
+	missing := strings.Replace(ok, "../../../evals/smoke.yaml", filepath.Join(dir, "nope.yaml"), 1)
+	_, _, err = preflight.Check(parse(t, missing), preflight.Options{Getenv: noEnv})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "nope.yaml")
 }
