@@ -90,9 +90,10 @@ func TestTollgateShippedMode_JSON(t *testing.T) {
 	rb := x.Sent[1]
 	assert.Equal(t, `{"model":"m"}`, string(rb.GetRequestBody().GetBody()))
 	assert.True(t, rb.GetRequestBody().GetEndOfStream())
-	// response_attributes name the upstream host's metadata; this upstream
-	// has none, so the attributes evaluate to nothing.
-	assert.Empty(t, x.Sent[2].GetAttributes()[attributeKey].GetFields())
+	// response_attributes name the upstream host's metadata (this upstream
+	// has none, so those evaluate to nothing) and the code details.
+	assert.Equal(t, map[string]any{"response.code_details": "via_upstream"},
+		x.Sent[2].GetAttributes()[attributeKey].AsMap())
 	assert.Equal(t, []string{"200"}, headerValues(x.Sent[2].GetResponseHeaders().GetHeaders(), ":status"))
 	assert.Equal(t, `{"id":"x"}`, string(x.Sent[3].GetResponseBody().GetBody()), "the server sees the upstream body")
 	assert.True(t, x.Sent[3].GetResponseBody().GetEndOfStream())
