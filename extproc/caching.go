@@ -70,7 +70,7 @@ func (d *downstream) answerFromCache(h *hitReply) (status int, body []byte, m *m
 	body = h.hit.Body
 	m.setHeader("content-type", "application/json")
 	if d.req.Stream {
-		sse, err := cache.ReplaySSE(h.hit.Body, d.req.IncludeUsage)
+		sse, err := llm.ReplaySSE(h.hit.Body, d.req.IncludeUsage)
 		if err == nil {
 			body = sse
 			m.setHeader("content-type", "text/event-stream")

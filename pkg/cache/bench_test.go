@@ -186,16 +186,6 @@ func BenchmarkEmbedBuiltin2KiB(b *testing.B) {
 	}
 }
 
-func BenchmarkReplaySSE(b *testing.B) {
-	body := completionJSON(strings.Repeat("Yes, you can return it within 30 days. ", 25))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := ReplaySSE(body, true); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkIndexSearch compares this package's graph with github.com/coder/hnsw
 // on the same vectors (built-in embeddings of synthetic prompts), search only.
 // Set CACHE_BENCH_CODER=1 to include coder/hnsw (its build is slow).

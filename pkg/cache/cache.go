@@ -11,6 +11,8 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate-dev/tollgate/pkg/llm"
 )
 
 // ErrInvalidResponse is returned by Store for a body that is not a complete
@@ -352,9 +354,9 @@ func (c *Cache) Store(ctx context.Context, r *Request, responseJSON []byte) erro
 		c.metrics.stores.WithLabelValues(storeBypass).Inc()
 		return nil
 	}
-	if err := validateCompletion(responseJSON); err != nil {
+	if err := llm.ValidateCompletion(responseJSON); err != nil {
 		c.metrics.stores.WithLabelValues(storeInvalid).Inc()
-		return err
+		return fmt.Errorf("%w: %w", ErrInvalidResponse, err)
 	}
 	body := append([]byte(nil), responseJSON...)
 	expires := c.now().Add(c.cfg.Exact.TTL)

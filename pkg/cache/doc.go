@@ -10,7 +10,7 @@
 //	r, err := c.NewRequest(tenant, alias, body) // keys; error only for non-JSON bodies
 //	if ok, _ := r.Cacheable(); ok {
 //		if hit, ok := c.Lookup(ctx, r); ok {
-//			// serve hit.Body, or ReplaySSE(hit.Body, r.IncludeUsage()) when r.Stream()
+//			// serve hit.Body, or llm.ReplaySSE(hit.Body, r.IncludeUsage()) when r.Stream()
 //		}
 //	}
 //	// ... upstream answers; the caller calls r.Bypass(reason) for no-store,

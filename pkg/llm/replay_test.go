@@ -1,7 +1,8 @@
-package cache
+package llm
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// completionJSON is a complete chat.completion answering content.
+func completionJSON(content string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "gpt-test",
+		"choices": []any{map[string]any{
+			"index": 0, "finish_reason": "stop",
+			"message": map[string]any{"role": "assistant", "content": content},
+		}},
+		"usage": map[string]any{"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+	})
+	return b
+}
+
 // streamWithSDK serves body as an SSE response and reads it with the real
 // OpenAI Go SDK, returning the accumulated completion.
 func streamWithSDK(t *testing.T, body []byte) openai.ChatCompletionAccumulator {
@@ -23,7 +37,7 @@ func streamWithSDK(t *testing.T, body []byte) openai.ChatCompletionAccumulator {
 	}))
 	t.Cleanup(srv.Close)
 	client := openai.NewClient(option.WithBaseURL(srv.URL), option.WithAPIKey("test"), option.WithMaxRetries(0))
-	stream := client.Chat.Completions.NewStreaming(ctxT(t), openai.ChatCompletionNewParams{
+	stream := client.Chat.Completions.NewStreaming(t.Context(), openai.ChatCompletionNewParams{
 		Model:    "gpt-test",
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
 	})
@@ -104,7 +118,7 @@ func TestReplaySSEShape(t *testing.T) {
 func TestReplaySSEInvalid(t *testing.T) {
 	for _, body := range []string{`{`, `{"object":"chat.completion","choices":[]}`, `{"error":{"message":"x"}}`} {
 		_, err := ReplaySSE([]byte(body), false)
-		assert.ErrorIs(t, err, ErrInvalidResponse, body)
+		assert.ErrorIs(t, err, ErrIncompleteCompletion, body)
 	}
 }
 
@@ -133,4 +147,14 @@ func FuzzReplaySSE(f *testing.F) {
 			require.NotContains(t, ev, "\n", "an event spans lines")
 		}
 	})
+}
+
+func BenchmarkReplaySSE(b *testing.B) {
+	body := completionJSON(strings.Repeat("Yes, you can return it within 30 days. ", 25))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ReplaySSE(body, true); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

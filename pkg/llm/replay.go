@@ -1,11 +1,18 @@
-package cache
+package llm
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"unicode/utf8"
 )
+
+// ErrIncompleteCompletion is returned by ReplaySSE and ValidateCompletion
+// for a body that is not a complete chat.completion: not JSON, an error
+// object, another object, no choices, or a choice without finish_reason (a
+// cut stream).
+var ErrIncompleteCompletion = errors.New("not a complete chat.completion")
 
 // completion is the part of a chat.completion that replay and validation
 // read. Unknown fields are ignored.
@@ -81,28 +88,33 @@ type functionDelta struct {
 }
 
 func parseCompletion(body []byte) (*completion, error) {
+	if err := scanJSON(body); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrIncompleteCompletion, err)
+	}
 	var c completion
 	if err := json.Unmarshal(body, &c); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidResponse, err)
+		return nil, fmt.Errorf("%w: %w", ErrIncompleteCompletion, err)
 	}
 	if len(c.Error) > 0 && string(c.Error) != "null" {
-		return nil, fmt.Errorf("%w: error object", ErrInvalidResponse)
+		return nil, fmt.Errorf("%w: error object", ErrIncompleteCompletion)
 	}
 	if c.Object != "chat.completion" {
-		return nil, fmt.Errorf("%w: object is %q", ErrInvalidResponse, c.Object)
+		return nil, fmt.Errorf("%w: object is %q", ErrIncompleteCompletion, c.Object)
 	}
 	if len(c.Choices) == 0 {
-		return nil, fmt.Errorf("%w: no choices", ErrInvalidResponse)
+		return nil, fmt.Errorf("%w: no choices", ErrIncompleteCompletion)
 	}
 	for i, ch := range c.Choices {
 		if ch.FinishReason == "" {
-			return nil, fmt.Errorf("%w: choice %d has no finish_reason (cut stream?)", ErrInvalidResponse, i)
+			return nil, fmt.Errorf("%w: choice %d has no finish_reason (cut stream?)", ErrIncompleteCompletion, i)
 		}
 	}
 	return &c, nil
 }
 
-func validateCompletion(body []byte) error {
+// ValidateCompletion reports whether body is a complete chat.completion
+// (ErrIncompleteCompletion otherwise): what a cache may store and replay.
+func ValidateCompletion(body []byte) error {
 	_, err := parseCompletion(body)
 	return err
 }
