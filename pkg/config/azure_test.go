@@ -93,6 +93,12 @@ models:
       - {provider: a, model: x, deployment: d2}
 `, []string{`c.yaml:8: models.m.targets[1].deployment: targets[0] has the same provider and model with deployment "d1"`}},
 	}
+	tests = append(tests, struct {
+		name string
+		yaml string
+		want []string
+	}{"automatic eval of an Azure alias", azureConfig + evalTenants + "eval:\n  auto:\n    tenant: ops\n    aliases:\n      mini: {set: s.yaml}\n",
+		[]string{`eval.auto.aliases.mini: alias "mini": automatic evals do not support a first target of kind: azure (azure-eu) yet`}})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("c.yaml", []byte(tc.yaml))
