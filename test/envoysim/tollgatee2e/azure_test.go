@@ -13,6 +13,8 @@ import (
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 	"github.com/tollgate-dev/tollgate/test/envoysim"
+	"github.com/tollgate-dev/tollgate/test/envoysim/wasmfilter"
+	"github.com/tollgate-dev/tollgate/test/extproctest"
 	"github.com/tollgate-dev/tollgate/test/fakeprovider"
 )
 
@@ -81,6 +83,40 @@ func TestAzureFallbackThroughEnvoy(t *testing.T) {
 	require.NoError(t, err)
 	assert.InDelta(t, want, cost, 1e-9)
 	assert.InDelta(t, want, series(scrape(t, d.adminAddr), "tollgate_cost_usd_total", map[string]string{"tenant": "demo", "provider": "fake-backup"}), 1e-9)
+}
+
+// TestIstioAzureInjection: on Istio (credentials.inject: downstream, the
+// platform's routes and clusters), an alias whose first target is Azure
+// OpenAI reaches it with the deployment path, api-version and api-key
+// that the downstream role set, and no Authorization.
+func TestIstioAzureInjection(t *testing.T) {
+	const host = "my-resource.openai.azure.com"
+	p := istioPlatform(t, "../../../envoy/istio/extproc-gateway.yaml")
+	p.routes["gpt-4o-mini"] = host
+	azure, _ := fakeprovider.StartTest(t, fakeprovider.Options{Azure: true, APIKey: secondaryKey})
+	cfg := k8sConfig(t)
+	cfg.Providers["azure-eu"] = config.Provider{Kind: config.KindAzure, BaseURL: "https://" + host, APIVersion: "2024-10-21",
+		APIKeyEnv: "AZURE_KEY", Catalog: "openai", Timeout: time.Minute}
+	cfg.Models["gpt-4o-mini"] = config.Model{Targets: []config.Target{{Provider: "azure-eu", Model: "gpt-4o-mini", Deployment: "mini-eu"}}}
+	d := &deployment{primary: fakeprovider.New(fakeprovider.Options{}), secondary: azure, cfg: cfg}
+	d.extProcAddr = extproctest.Start(t, cfg, map[string]string{"OPENAI_API_KEY": primaryKey, "AZURE_KEY": secondaryKey})
+	sc, err := envoysim.FromResources(p.resources(t), map[string]string{host + ":443": "http://" + azure.Addr()}, wasmfilter.Factory(routerModule(t)))
+	require.NoError(t, err)
+	base, _, exchanges := d.start(t, sc)
+
+	resp, body := chat(t, base, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	<-exchanges
+	require.Equal(t, 1, azure.Calls())
+	r := azure.Requests()[0]
+	assert.Equal(t, "/openai/deployments/mini-eu/chat/completions", r.Path)
+	assert.Equal(t, "api-version=2024-10-21", r.Query)
+	assert.Equal(t, secondaryKey, r.Header.Get("api-key"))
+	assert.Empty(t, r.Header.Values("Authorization"))
+	assertNoKeyButOwn(t, r.Header, secondaryKey)
+	assert.Equal(t, "gpt-4o-mini", resp.Header.Get("x-tollgate-model"))
+	assert.NotEmpty(t, resp.Header.Get("x-tollgate-cost-usd"))
+	assert.NotContains(t, string(dump(resp, body)), secondaryKey)
 }
 
 // assertNoKeyButOwn checks that no header carries the client's Tollgate key
