@@ -588,14 +588,27 @@ func (d *downstream) injectDownstream(mut *mutation) *rejection {
 			return reject(400, llm.TypeInvalidRequest, "invalid_request", "bad_request", err.Error())
 		}
 	}
-	if env := d.rt.cfg.Providers[tg.Provider].APIKeyEnv; env != "" {
+	prov := d.rt.cfg.Providers[tg.Provider]
+	header, value := "authorization", "Bearer "
+	if prov.Azure() {
+		// Azure OpenAI: the deployment path with api-version, the key in
+		// api-key; forward removes the client's authorization.
+		header, value = "api-key", ""
+		if path := d.headers.get(":path"); path != "" {
+			mut.setHeader(":path", azurePath(path, tg.DeploymentName(), prov.APIVersion))
+		}
+	}
+	if !prov.Azure() || prov.APIKeyEnv == "" {
+		mut.removeHeader("api-key") // a client's, never the provider's
+	}
+	if env := prov.APIKeyEnv; env != "" {
 		key := d.rt.getenv(env)
 		if key == "" {
 			d.s.metrics.Failures.WithLabelValues("credentials", "closed").Inc()
 			d.s.log.Error("provider credential variable is empty", "provider", tg.Provider, "env", env)
 			return reject(503, llm.TypeServer, llm.CodeUpstreamFailure, "provider_error", "The provider credential is not configured.")
 		}
-		mut.setHeader("authorization", "Bearer "+key)
+		mut.setHeader(header, value+key)
 	}
 	return nil
 }

@@ -199,6 +199,9 @@ func (u *upstream) credentials() *extprocv3.CommonResponse {
 	var m mutation
 	m.removeHeader("x-api-key")
 	m.removeHeader("proxy-authorization")
+	if !u.resolved {
+		m.removeHeader("api-key")
+	}
 	for _, h := range []string{contract.HeaderRoute, contract.HeaderTenant, contract.HeaderTier, contract.HeaderKeyID} {
 		m.removeHeader(h) // Tollgate's own headers are not the provider's business
 	}
@@ -211,38 +214,48 @@ func (u *upstream) credentials() *extprocv3.CommonResponse {
 		return common(&m, nil, false)
 	}
 	prov := u.rt.cfg.Providers[u.target.Provider]
+	// The header map is shared by every attempt: the credential header
+	// this attempt does not use is removed, whatever an earlier attempt (or
+	// the client) put there.
+	header, value, unused := "authorization", "Bearer ", "api-key"
+	if prov.Azure() {
+		header, value, unused = "api-key", "", "authorization"
+	}
+	m.removeHeader(unused)
 	switch key := u.rt.getenv(prov.APIKeyEnv); {
 	case prov.APIKeyEnv == "":
-		m.removeHeader("authorization")
+		m.removeHeader(header)
 	case key != "":
-		m.setHeader("authorization", "Bearer "+key)
+		m.setHeader(header, value+key)
 	default:
 		u.s.metrics.Failures.WithLabelValues("credentials", "open").Inc()
 		u.s.log.Error("provider credential variable is empty", "provider", u.target.Provider, "env", prov.APIKeyEnv)
-		m.removeHeader("authorization")
+		m.removeHeader(header)
 	}
 	return common(&m, nil, false)
 }
 
-// pathFor prepends the target provider's base_url path (for example
-// "/openai" of https://api.groq.com/openai) to the request path: Envoy's
-// clusters carry only the address, and one route cannot rewrite the path
-// differently per target. The header map is the router's, shared by every
-// attempt, so a prefix an earlier attempt added is taken off first.
+// pathFor rewrites the request path for the attempt's target: an OpenAI
+// kind gets its base_url path prepended (for example "/openai" of
+// https://api.groq.com/openai), an Azure kind gets its deployment path and
+// api-version (azurePath). Envoy's clusters carry only the address, and one
+// route cannot rewrite the path differently per target. The header map is
+// the router's, shared by every attempt, so what an earlier attempt changed
+// is undone first (clientPath).
 func (u *upstream) pathFor(path string, cr *extprocv3.CommonResponse) {
 	if path == "" {
 		return
 	}
 	orig := path
-	for _, pv := range u.rt.cfg.Providers {
-		if pre := basePath(pv.BaseURL); pre != "" && strings.HasPrefix(path, pre+"/") {
-			path = strings.TrimPrefix(path, pre)
-			break
-		}
-	}
+	path = clientPath(path, u.rt.cfg.Providers)
 	u.op = llm.OperationForPath(path)
 	if u.resolved {
-		path = basePath(u.rt.cfg.Providers[u.target.Provider].BaseURL) + path
+		prov := u.rt.cfg.Providers[u.target.Provider]
+		if prov.Azure() {
+			path = azurePath(path, u.rt.cfg.Deployment(u.route, u.target.Provider, u.target.Model), prov.APIVersion)
+		} else {
+			path = basePath(prov.BaseURL) + path
+		}
 	}
 	if path == orig {
 		return
@@ -250,6 +263,78 @@ func (u *upstream) pathFor(path string, cr *extprocv3.CommonResponse) {
 	m := &mutation{set: cr.GetHeaderMutation().GetSetHeaders(), remove: cr.GetHeaderMutation().GetRemoveHeaders()}
 	m.setHeader(":path", path)
 	cr.HeaderMutation = m.proto()
+}
+
+// azureDeployments is the path prefix of Azure OpenAI's data plane.
+const azureDeployments = "/openai/deployments/"
+
+// clientPath is the path the client sent, recovered from what an earlier
+// attempt made of it: an Azure deployment path back to /v1/... without
+// the api-version it added, or a base_url prefix taken off.
+func clientPath(path string, providers map[string]config.Provider) string {
+	p, query, _ := strings.Cut(path, "?")
+	if rest, ok := strings.CutPrefix(p, azureDeployments); ok {
+		if _, op, ok := strings.Cut(rest, "/"); ok {
+			p = "/v1/" + op
+			query = withoutParam(query, "api-version")
+			if query == "" {
+				return p
+			}
+			return p + "?" + query
+		}
+	}
+	for _, pv := range providers {
+		if pre := basePath(pv.BaseURL); pre != "" && strings.HasPrefix(p, pre+"/") {
+			path = strings.TrimPrefix(path, pre)
+			break
+		}
+	}
+	return path
+}
+
+// azurePath turns a client path (/v1/chat/completions, /v1/embeddings,
+// /v1/completions, with or without a query) into Azure OpenAI's
+// /openai/deployments/{deployment}/chat/completions?api-version=V, keeping
+// the client's other query parameters. A path that is not /v1/... is
+// returned as it is.
+func azurePath(path, deployment, version string) string {
+	p, query, _ := strings.Cut(path, "?")
+	op, ok := strings.CutPrefix(p, "/v1/")
+	if !ok || op == "" {
+		return path
+	}
+	query = withoutParam(query, "api-version")
+	var b strings.Builder
+	b.Grow(len(azureDeployments) + len(deployment) + len(op) + len(query) + len(version) + 16)
+	b.WriteString(azureDeployments)
+	b.WriteString(url.PathEscape(deployment))
+	b.WriteByte('/')
+	b.WriteString(op)
+	b.WriteByte('?')
+	if query != "" {
+		b.WriteString(query)
+		b.WriteByte('&')
+	}
+	b.WriteString("api-version=")
+	b.WriteString(url.QueryEscape(version))
+	return b.String()
+}
+
+// withoutParam is a raw query without any name=... (or bare name)
+// parameter, the others kept in order and unescaped.
+func withoutParam(query, name string) string {
+	if query == "" || !strings.Contains(query, name) {
+		return query
+	}
+	kept := make([]string, 0, strings.Count(query, "&")+1)
+	for part := range strings.SplitSeq(query, "&") {
+		k, _, _ := strings.Cut(part, "=")
+		if k == name || part == "" {
+			continue
+		}
+		kept = append(kept, part)
+	}
+	return strings.Join(kept, "&")
 }
 
 // basePath is a base_url's path without a trailing slash ("" for none).

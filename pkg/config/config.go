@@ -45,10 +45,27 @@ type Listen struct {
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
 
+// Provider kinds (Provider.Kind).
+const (
+	// KindOpenAI is an OpenAI-compatible API: POST {base_url}/v1/...,
+	// "Authorization: Bearer <key>", the target model in the body.
+	KindOpenAI = "openai"
+	// KindAzure is Azure OpenAI: POST
+	// /openai/deployments/{deployment}/...?api-version=..., "api-key: <key>".
+	KindAzure = "azure"
+)
+
 // Provider is an OpenAI-compatible upstream.
 type Provider struct {
+	// Kind is the provider's API flavour: openai (default) or azure.
+	Kind string `yaml:"kind"`
 	// BaseURL is scheme://host[:port][/path prefix], e.g. https://api.openai.com.
+	// For kind azure it is the resource endpoint without a path, e.g.
+	// https://my-resource.openai.azure.com.
 	BaseURL string `yaml:"base_url"`
+	// APIVersion is the api-version query parameter Azure OpenAI requires
+	// (e.g. 2024-10-21); kind azure only, and required there.
+	APIVersion string `yaml:"api_version"`
 	// APIKeyEnv names the environment variable holding the provider key.
 	// The key itself never appears in config, Envoy resources or logs.
 	APIKeyEnv string `yaml:"api_key_env"`
@@ -74,7 +91,48 @@ type Model struct {
 // Target is one provider/model pair behind an alias.
 type Target struct {
 	Provider string `yaml:"provider"`
-	Model    string `yaml:"model"`
+	// Model is the model the provider runs, the one the catalog prices.
+	Model string `yaml:"model"`
+	// Deployment is the Azure OpenAI deployment serving Model (kind azure
+	// only); default: Model.
+	Deployment string `yaml:"deployment"`
+}
+
+// Azure reports whether the provider speaks the Azure OpenAI API.
+func (p Provider) Azure() bool { return p.Kind == KindAzure }
+
+// DeploymentName is the Azure deployment of the target: Deployment, or
+// Model when that is empty.
+func (t Target) DeploymentName() string {
+	if t.Deployment != "" {
+		return t.Deployment
+	}
+	return t.Model
+}
+
+// Deployment is the Azure deployment of provider's model as the alias
+// route lists it; for a route that does not list it (or no route), the
+// first alias (by name) that does. Validation keeps it unique per alias.
+func (c *Config) Deployment(route, provider, model string) string {
+	find := func(m Model) (string, bool) {
+		for _, t := range m.Targets {
+			if t.Provider == provider && t.Model == model {
+				return t.DeploymentName(), true
+			}
+		}
+		return "", false
+	}
+	if m, ok := c.Models[route]; ok {
+		if d, ok := find(m); ok {
+			return d
+		}
+	}
+	for _, alias := range sortedKeys(c.Models) {
+		if d, ok := find(c.Models[alias]); ok {
+			return d
+		}
+	}
+	return model
 }
 
 // Pricing configures the price catalog.

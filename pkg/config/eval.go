@@ -99,6 +99,10 @@ func (v *validator) eval(c *Config) {
 			v.add(path, "unknown model alias %q", alias)
 		} else if len(m.Targets) == 0 {
 			v.add(path, "alias %q has no targets", alias)
+		} else if c.Providers[m.Targets[0].Provider].Azure() {
+			// Runs call the first target straight, with OpenAI's paths
+			// and bearer key.
+			v.add(path, "alias %q: automatic evals do not support a first target of kind: azure (%s) yet", alias, m.Targets[0].Provider)
 		}
 		if a.Aliases[alias].Set == "" {
 			v.add(path+".set", "required")

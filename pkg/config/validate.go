@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -50,6 +51,9 @@ func applyDefaults(c *Config) {
 	for name, p := range c.Providers {
 		if p.Timeout == 0 {
 			p.Timeout = DefaultProviderTimout
+		}
+		if p.Kind == "" {
+			p.Kind = KindOpenAI
 		}
 		c.Providers[name] = p
 	}
@@ -262,6 +266,36 @@ func (v *validator) providers(c *Config) {
 		if p.Timeout < 0 {
 			v.add(path+".timeout", "must be positive")
 		}
+		v.providerKind(path, p, u)
+	}
+}
+
+// apiVersion is the shape of Azure OpenAI's api-version (2024-10-21,
+// 2025-01-01-preview).
+var apiVersion = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$`)
+
+// deploymentName is what an Azure deployment name may contain: it becomes a
+// path segment.
+var deploymentName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+func (v *validator) providerKind(path string, p Provider, u *url.URL) {
+	switch p.Kind {
+	case KindOpenAI:
+		if p.APIVersion != "" {
+			v.add(path+".api_version", "only for kind: azure")
+		}
+	case KindAzure:
+		switch {
+		case p.APIVersion == "":
+			v.add(path+".api_version", "required for kind: azure (e.g. 2024-10-21)")
+		case !apiVersion.MatchString(p.APIVersion):
+			v.add(path+".api_version", "%q is not an Azure OpenAI api-version (YYYY-MM-DD or YYYY-MM-DD-preview)", p.APIVersion)
+		}
+		if u != nil && strings.TrimSuffix(u.Path, "/") != "" {
+			v.add(path+".base_url", "kind azure takes the resource endpoint without a path (https://NAME.openai.azure.com), got path %q", u.Path)
+		}
+	default:
+		v.add(path+".kind", "must be openai or azure, got %q", p.Kind)
 	}
 }
 
@@ -285,9 +319,33 @@ func (v *validator) models(c *Config) {
 			if t.Model == "" {
 				v.add(tp+".model", "required")
 			}
+			v.deployment(c, m, i, tp)
 		}
 		if m.MaxTokens < 0 {
 			v.add(path+".max_tokens", "must be positive")
+		}
+	}
+}
+
+// deployment checks target i's Azure deployment: only for an azure
+// provider, a path segment, and one per provider/model within the alias
+// (an attempt knows its target by provider and model).
+func (v *validator) deployment(c *Config, m Model, i int, tp string) {
+	t := m.Targets[i]
+	p, known := c.Providers[t.Provider]
+	if t.Deployment != "" {
+		switch {
+		case known && !p.Azure():
+			v.add(tp+".deployment", "only for a provider of kind: azure (%s is %s)", t.Provider, p.Kind)
+		case !deploymentName.MatchString(t.Deployment):
+			v.add(tp+".deployment", "%q is not a deployment name (letters, digits, '.', '_', '-'; at most 64)", t.Deployment)
+		}
+	} else if known && p.Azure() && t.Model != "" && !deploymentName.MatchString(t.Model) {
+		v.add(tp+".deployment", "required: the model name %q cannot be a deployment name", t.Model)
+	}
+	for j, o := range m.Targets[:i] {
+		if o.Provider == t.Provider && o.Model == t.Model && o.DeploymentName() != t.DeploymentName() {
+			v.add(tp+".deployment", "targets[%d] has the same provider and model with deployment %q: an attempt knows its target by provider and model", j, o.DeploymentName())
 		}
 	}
 }

@@ -41,6 +41,15 @@
 //	degraded              the reply is replaced by DegradedReply
 //	model=<name>          the response's model field is <name>
 //
+// With Options.Azure it speaks Azure OpenAI's paths instead: POST
+// /openai/deployments/{deployment}/chat/completions, /completions and
+// /embeddings (no /v1/ paths, no model list), with the same bodies, usage
+// and faults. Azure's own checks come before the faults:
+//
+//	no api-version query        404 Resource not found
+//	no api-key header           401 (Authorization is not a credential;
+//	                            with Options.APIKey, api-key must equal it)
+//
 // Streams have x-fake-chunks (Options.Chunks, default 4) content chunks,
 // x-fake-chunk-delay (Options.ChunkDelay) apart; each event is flushed.
 package fakeprovider

@@ -54,9 +54,15 @@ type Options struct {
 	// EmbeddingDimensions is the embedding vector length when the request
 	// does not set "dimensions"; default 64.
 	EmbeddingDimensions int
-	// APIKey, when set, is required as "Authorization: Bearer <APIKey>";
-	// other requests get OpenAI's 401 invalid_api_key.
+	// APIKey, when set, is required as "Authorization: Bearer <APIKey>"
+	// (with Azure, as "api-key: <APIKey>"); other requests get a 401.
 	APIKey string
+	// Azure serves Azure OpenAI's paths instead of OpenAI's: POST
+	// /openai/deployments/{deployment}/chat/completions, /completions and
+	// /embeddings, each requiring an api-version query parameter (404
+	// without one, as Azure answers) and an api-key header (401 without
+	// one; Authorization is not a credential there).
+	Azure bool
 	// Now is the clock for "created"; default time.Now.
 	Now func() time.Time
 	// Logger receives one line per request; default discards.
@@ -113,15 +119,23 @@ func New(opts Options) *Provider {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Provider{opts: opts, logger: opts.Logger, mux: http.NewServeMux()}
-	routes := []struct {
+	type route struct {
 		pattern string
 		handle  func(http.ResponseWriter, *http.Request, []byte, behaviour)
-	}{
+	}
+	routes := []route{
 		{"POST /v1/chat/completions", p.chatCompletions},
 		{"POST /v1/completions", p.completions},
 		{"POST /v1/embeddings", p.embeddings},
 		{"GET /v1/models", p.models},
 		{"GET /v1/models/{id}", p.model},
+	}
+	if opts.Azure {
+		routes = []route{
+			{"POST " + azurePrefix + "chat/completions", p.chatCompletions},
+			{"POST " + azurePrefix + "completions", p.completions},
+			{"POST " + azurePrefix + "embeddings", p.embeddings},
+		}
 	}
 	for _, r := range routes {
 		p.mux.Handle(r.pattern, p.endpoint(r.handle))
@@ -259,7 +273,11 @@ func (p *Provider) endpoint(h func(http.ResponseWriter, *http.Request, []byte, b
 			writeError(w, http.StatusRequestEntityTooLarge, "request body too large", "invalid_request_error", "", "")
 			return
 		}
-		if p.opts.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+p.opts.APIKey {
+		if p.opts.Azure {
+			if !p.azureAuthorized(w, r) {
+				return
+			}
+		} else if p.opts.APIKey != "" && r.Header.Get("Authorization") != "Bearer "+p.opts.APIKey {
 			writeError(w, http.StatusUnauthorized, "Incorrect API key provided.", "invalid_request_error", "", "invalid_api_key")
 			return
 		}
@@ -288,6 +306,25 @@ func (p *Provider) endpoint(h func(http.ResponseWriter, *http.Request, []byte, b
 		}
 		h(w, r, body, b)
 	})
+}
+
+// azurePrefix is the start of every Azure OpenAI data-plane pattern.
+const azurePrefix = "/openai/deployments/{deployment}/"
+
+// azureAuthorized answers a request Azure OpenAI would refuse: no
+// api-version (404), no or the wrong api-key (401), and reports whether
+// the request may go on.
+func (p *Provider) azureAuthorized(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.Query().Get("api-version") == "" {
+		writeError(w, http.StatusNotFound, "Resource not found", "invalid_request_error", "", "404")
+		return false
+	}
+	key := r.Header.Get("api-key")
+	if key == "" || (p.opts.APIKey != "" && key != p.opts.APIKey) {
+		writeError(w, http.StatusUnauthorized, "Access denied due to invalid subscription key or wrong API endpoint.", "invalid_request_error", "", "401")
+		return false
+	}
+	return true
 }
 
 // responseModel is the model field to return: a fault's model=, then

@@ -30,7 +30,8 @@ func run(args []string) error {
 	fault := fs.String("fault", "", "fault directives applied to requests without x-fake-fault")
 	chunks := fs.Int("chunks", 0, "content chunks per stream (default 4)")
 	chunkDelay := fs.Duration("chunk-delay", 0, "delay between stream chunks")
-	apiKey := fs.String("api-key", "", "require this bearer token")
+	apiKey := fs.String("api-key", "", "require this bearer token (with -azure, this api-key header)")
+	azure := fs.Bool("azure", false, "serve Azure OpenAI's /openai/deployments/{d}/... paths (api-version and api-key required)")
 	verbose := fs.Bool("v", false, "log every request")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -44,7 +45,7 @@ func run(args []string) error {
 	}
 	p := fakeprovider.New(fakeprovider.Options{
 		Addr: *listen, Reply: *reply, ReplyMode: *replyMode, Fault: *fault,
-		Chunks: *chunks, ChunkDelay: *chunkDelay, APIKey: *apiKey, Logger: logger,
+		Chunks: *chunks, ChunkDelay: *chunkDelay, APIKey: *apiKey, Azure: *azure, Logger: logger,
 	})
 	base, err := p.Start()
 	if err != nil {
