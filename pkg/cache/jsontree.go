@@ -545,6 +545,12 @@ func appendCanonNumber(dst, raw []byte) []byte {
 	if err != nil {
 		return append(dst, raw...)
 	}
+	if f == 0 {
+		// -0e0 and -0.0 are 0, like the integer -0: a canonical form that
+		// wrote "-0" would not be canonical once re-read (found by
+		// FuzzCanonical).
+		return append(dst, '0')
+	}
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }
 
