@@ -209,7 +209,7 @@ func (d *downstream) onRequestHeaders(ctx context.Context, endOfStream bool) *ex
 		}
 		if name, ok := unsupportedAPIPath(path); ok {
 			return d.rejectWith(reject(404, llm.TypeInvalidRequest, "unsupported_path", "unsupported_path",
-				"Tollgate does not serve "+name+"; it serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models."))
+				"Tollgate does not serve "+name+"; it serves /v1/chat/completions, /v1/completions, /v1/embeddings, POST /v1/responses and /v1/models."))
 		}
 		d.passThrough("path")
 		return &extprocv3.ProcessingResponse{
@@ -531,6 +531,9 @@ func isModelsPath(path string) bool {
 // unsupportedAPIPath recognises the OpenAI and Anthropic API paths Tollgate
 // does not serve, so that a client gets an honest 404 instead of Envoy's
 // catch-all "not a configured alias". Other paths pass through untouched.
+// POST /v1/responses is served (OperationForPath matches it first); the
+// paths under it (retrieve, cancel, input_items of a stored response) are
+// not.
 func unsupportedAPIPath(path string) (string, bool) {
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
