@@ -314,6 +314,7 @@ func (d *downstream) routeStage(context.Context) *extprocv3.ProcessingResponse {
 }
 
 func (d *downstream) guardInputStage(ctx context.Context) *extprocv3.ProcessingResponse {
+	d.countUninspected()
 	return d.rejected(d.guardInput(ctx))
 }
 

@@ -4,6 +4,23 @@ import (
 	"github.com/tollgate-dev/tollgate/pkg/llm"
 )
 
+// detectorUninspectable labels input the guardrails could not read in
+// tollgate_guardrail_findings_total{direction="input",action="log"}.
+const detectorUninspectable = "uninspectable"
+
+// countUninspected makes input the guardrails cannot read visible: a
+// Responses request with images, files, audio or earlier tool calls goes
+// on (the text around them is screened, budgets and metering apply as
+// usual: the provider's usage counts every token), and each such request
+// with an input guard on is counted and logged.
+func (d *downstream) countUninspected() {
+	if d.rt.inGuard == nil || d.req == nil || !d.req.Opaque {
+		return
+	}
+	d.s.metrics.GuardFindings.WithLabelValues("input", detectorUninspectable, "log").Inc()
+	d.s.log.Warn("request input not screened: items or parts other than text", "tenant", d.id.Tenant, "alias", d.alias, "op", d.op.String())
+}
+
 // onResponsesEvent is onEvent for a Responses API stream (POST
 // /v1/responses): typed events, usage in the final response.completed (or
 // .incomplete / .failed) event, no [DONE]. The output text deltas feed the

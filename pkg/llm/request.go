@@ -97,8 +97,9 @@ type Request struct {
 	Texts        []Text // message contents, prompt or input strings, in order
 	ToolsJSON    string // raw "tools" (and legacy "functions") for cache partitioning
 	// Opaque: the request holds input Tollgate does not read (Responses
-	// API items other than message text, previous_response_id, a stored
-	// prompt): Texts and PromptText are not the whole prompt.
+	// API items and parts other than text: images, files, audio, earlier
+	// tool calls): Texts are not the whole prompt, and the guardrails
+	// cannot screen the rest.
 	Opaque bool
 
 	Body []byte // the raw body; Set* methods rewrite it

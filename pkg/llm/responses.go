@@ -36,12 +36,8 @@ func (r *Request) responsesField(key string, v gjson.Result) (bool, error) {
 		}
 	case "input":
 		return true, r.responsesInput(v)
-	case "previous_response_id", "conversation", "prompt":
-		// State kept at the provider: its tokens are billed from the
-		// provider's usage but Tollgate cannot estimate or screen them.
-		if v.Type != gjson.Null && v.Exists() {
-			r.Opaque = true
-		}
+	case "prompt":
+		// A stored prompt template, not completion text: passed on as is.
 	case "max_tokens", "max_completion_tokens", "n", "messages", "stream_options":
 		// Chat fields the Responses API does not define: not read, so
 		// that they change neither the reservation nor the body.
@@ -53,8 +49,10 @@ func (r *Request) responsesField(key string, v gjson.Result) (bool, error) {
 
 // responsesInput reads "input": a string, or an array of items. A message
 // item's "content" is a string or an array of parts whose "text" is read
-// (input_text, output_text); other items and parts (images, files, tool
-// calls and their outputs) are passed on unread and make the request Opaque.
+// (input_text, output_text), and a function_call_output's "output" string
+// is read; other items and parts (images, files, audio, the model's earlier
+// tool calls and reasoning) are passed on unread and make the request
+// Opaque.
 func (r *Request) responsesInput(v gjson.Result) error {
 	switch {
 	case v.Type == gjson.String:
@@ -73,7 +71,12 @@ func (r *Request) responsesInput(v gjson.Result) error {
 		}
 		i++
 		c := item.Get("content")
-		if typ := item.Get("type").Str; (typ != "" && typ != "message") || !c.Exists() {
+		typ := item.Get("type").Str
+		if out := item.Get("output"); typ == "function_call_output" && out.Type == gjson.String {
+			r.Texts = append(r.Texts, Text{Role: "tool", Path: base + ".output", Text: out.Str})
+			return true
+		}
+		if (typ != "" && typ != "message") || !c.Exists() {
 			r.Opaque = true
 			return true
 		}
