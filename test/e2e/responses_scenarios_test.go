@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,6 +23,8 @@ func init() {
 		scenario{name: "ResponsesBudgetRejectsMaxOutputTokens", opts: Options{DailyCapA: 0.0001}, run: responsesBudget},
 		scenario{name: "ResponsesRedactsInputPII", opts: Options{Extra: guardrails}, run: responsesRedactsInput},
 		scenario{name: "ResponsesStreamRedactsCard", opts: Options{Extra: guardrails}, run: responsesStreamRedactsCard},
+		scenario{name: "ResponsesJSONRedactsCard", opts: Options{Extra: guardrails}, run: responsesJSONRedactsCard},
+		scenario{name: "ResponsesCutStreamEstimated", run: responsesCutStream},
 	)
 }
 
@@ -177,4 +180,43 @@ func responsesStreamRedactsCard(t *testing.T, g *Gateway) {
 	}
 	got := g.Eventually("tollgate_cost_usd_total", map[string]string{"tenant": "a"}, func(v float64) bool { return v > 0 })
 	assert.Greater(t, got, 0.0)
+}
+
+func responsesJSONRedactsCard(t *testing.T, g *Gateway) {
+	c := g.Client(KeyA)
+	var hr *http.Response
+	out, err := c.Responses.New(ctx(t), responsesParams("small", "card please"),
+		option.WithHeader("x-fake-reply", "your card is 4111 1111 1111 1111 thanks"), option.WithResponseInto(&hr))
+	require.NoError(t, err)
+	assert.NotContains(t, out.OutputText(), "4111 1111 1111 1111")
+	assert.Contains(t, out.OutputText(), "your card is")
+	assert.Equal(t, "redacted-output", hr.Header.Get("x-tollgate-guardrails"))
+}
+
+func responsesCutStream(t *testing.T, g *Gateway) {
+	c := g.Client(KeyA, option.WithMaxRetries(0))
+	cctx, cancel := context.WithCancel(ctx(t))
+	defer cancel()
+	s := c.Responses.NewStreaming(cctx, responsesParams("small", "tell me a long story"),
+		option.WithHeader("x-fake-chunks", "50"), option.WithHeader("x-fake-chunk-delay", "20ms"))
+	var text strings.Builder
+	deltas := 0
+	for s.Next() {
+		if ev := s.Current(); ev.Type == "response.output_text.delta" {
+			text.WriteString(ev.Delta)
+			if deltas++; deltas == 3 {
+				cancel() // the client goes away mid-stream: no response.completed
+				break
+			}
+		}
+	}
+	_ = s.Close()
+	require.Equal(t, 3, deltas)
+	est := g.Eventually("tollgate_usage_estimated_total", map[string]string{"tenant": "a"}, func(v float64) bool { return v >= 1 })
+	assert.Equal(t, 1.0, est, "a cut stream is metered from an estimate")
+	assert.Equal(t, 1.0, g.Sum("tollgate_requests_total", map[string]string{"tenant": "a", "outcome": "aborted"}))
+	// The estimate counts the output text deltas, not only the prompt.
+	out := g.Sum("gen_ai_client_token_usage", map[string]string{"gen_ai_operation_name": "responses", "gen_ai_token_type": "output"})
+	assert.Positive(t, out, "output tokens estimated from the deltas")
+	assert.Positive(t, g.Sum("tollgate_cost_usd_total", map[string]string{"tenant": "a"}))
 }
