@@ -472,11 +472,14 @@ func (d *downstream) releaseHold() {
 // x-should-retry: false (the OpenAI SDKs' retry switch) and no Retry-After:
 // a cap that resets tomorrow must not make a client sleep for hours.
 func (d *downstream) budgetRejection(ex *meter.ExceededError) *rejection {
-	why := "the prompt"
+	why, field := "the prompt", "max_tokens"
+	if d.op == llm.OpResponses {
+		field = "max_output_tokens"
+	}
 	if d.req.MaxTokens > 0 {
-		why = fmt.Sprintf("the prompt plus max_tokens %d", d.req.MaxTokens)
+		why = fmt.Sprintf("the prompt plus %s %d", field, d.req.MaxTokens)
 	} else if d.op != llm.OpEmbedding {
-		why = "the prompt plus the model's maximum output (set max_tokens to reserve less)"
+		why = "the prompt plus the model's maximum output (set " + field + " to reserve less)"
 	}
 	if d.req.N > 1 {
 		why += fmt.Sprintf(", for n=%d choices", d.req.N)
@@ -486,8 +489,8 @@ func (d *downstream) budgetRejection(ex *meter.ExceededError) *rejection {
 	headers := map[string]string{"x-should-retry": "false"}
 	switch {
 	case ex.Requested > ex.Cap:
-		msg = fmt.Sprintf("This request reserves %s USD (%s at the most expensive target's price), more than the tenant's whole %s cap of %s USD. Lower max_tokens or raise the cap.",
-			ex.Requested, why, ex.Window, ex.Cap)
+		msg = fmt.Sprintf("This request reserves %s USD (%s at the most expensive target's price), more than the tenant's whole %s cap of %s USD. Lower %s or raise the cap.",
+			ex.Requested, why, ex.Window, ex.Cap, field)
 	case ex.Spent+ex.Requested > ex.Cap:
 		msg = fmt.Sprintf("Tenant budget exceeded: %s USD of the %s cap of %s USD is spent and this request reserves %s USD (%s). The window %s.",
 			ex.Spent, ex.Window, ex.Cap, ex.Requested, why, reset)

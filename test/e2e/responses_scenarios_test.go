@@ -123,6 +123,7 @@ func responsesBudget(t *testing.T, g *Gateway) {
 	e := apiError(t, err)
 	assert.Equal(t, 429, e.StatusCode)
 	assert.Equal(t, "budget_exceeded", e.Code)
+	assert.Contains(t, e.Message, "max_output_tokens 1000", "the message names the field the client set")
 	assert.Zero(t, g.Provider.Calls(), "the provider is never called")
 	assert.Equal(t, 1.0, g.Sum("tollgate_budget_rejections_total", map[string]string{"tenant": "a", "window": "daily"}))
 
