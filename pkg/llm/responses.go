@@ -70,9 +70,23 @@ func (r *Request) responsesInput(v gjson.Result) error {
 			return false
 		}
 		i++
-		c := item.Get("content")
-		typ := item.Get("type").Str
-		if out := item.Get("output"); typ == "function_call_output" && out.Type == gjson.String {
+		// One pass over the item's keys (duplicates were refused).
+		var c, out gjson.Result
+		var typ, role string
+		item.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "content":
+				c = v
+			case "output":
+				out = v
+			case "type":
+				typ = v.Str
+			case "role":
+				role = v.Str
+			}
+			return true
+		})
+		if typ == "function_call_output" && out.Type == gjson.String {
 			r.Texts = append(r.Texts, Text{Role: "tool", Path: base + ".output", Text: out.Str})
 			return true
 		}
@@ -80,7 +94,6 @@ func (r *Request) responsesInput(v gjson.Result) error {
 			r.Opaque = true
 			return true
 		}
-		role := item.Get("role").Str
 		switch {
 		case c.Type == gjson.String:
 			r.Texts = append(r.Texts, Text{Role: role, Path: base + ".content", Text: c.Str})
