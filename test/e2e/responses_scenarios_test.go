@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,6 +25,7 @@ func init() {
 		scenario{name: "ResponsesRedactsInputPII", opts: Options{Extra: guardrails}, run: responsesRedactsInput},
 		scenario{name: "ResponsesStreamRedactsCard", opts: Options{Extra: guardrails}, run: responsesStreamRedactsCard},
 		scenario{name: "ResponsesJSONRedactsCard", opts: Options{Extra: guardrails}, run: responsesJSONRedactsCard},
+		scenario{name: "ResponsesStreamBlockedOnOutput", opts: Options{Extra: guardrails}, run: responsesStreamBlocked},
 		scenario{name: "ResponsesCutStreamEstimated", run: responsesCutStream},
 	)
 }
@@ -220,4 +222,34 @@ func responsesCutStream(t *testing.T, g *Gateway) {
 	out := g.Sum("gen_ai_client_token_usage", map[string]string{"gen_ai_operation_name": "responses", "gen_ai_token_type": "output"})
 	assert.Positive(t, out, "output tokens estimated from the deltas")
 	assert.Positive(t, g.Sum("tollgate_cost_usd_total", map[string]string{"tenant": "a"}))
+}
+
+func responsesStreamBlocked(t *testing.T, g *Gateway) {
+	const reply = "Your number is 536-80-4398 as requested."
+	req, err := http.NewRequestWithContext(ctx(t), http.MethodPost, g.URL+"/v1/responses",
+		strings.NewReader(`{"model":"small","stream":true,"input":"ssn?"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+KeyA)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("x-fake-reply", reply)
+	req.Header.Set("x-fake-chunks", "6")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.NotContains(t, string(raw), "4398", "no event, delta or full-text copy, carries the number")
+	assert.Contains(t, string(raw), `"code":"content_blocked"`)
+	assert.NotContains(t, string(raw), "response.completed")
+
+	c := g.Client(KeyA, option.WithHeader("x-fake-reply", reply))
+	s := c.Responses.NewStreaming(ctx(t), responsesParams("small", "ssn?"))
+	for s.Next() {
+	}
+	require.Error(t, s.Err())
+	assert.Contains(t, s.Err().Error(), "guardrail")
+	// The blocked answer is still billed: the provider produced it.
+	got := g.Eventually("tollgate_cost_usd_total", map[string]string{"tenant": "a"}, func(v float64) bool { return v > 0 })
+	assert.Positive(t, got)
 }
