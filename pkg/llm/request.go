@@ -23,7 +23,9 @@ const (
 	OpResponses // the Responses API (responses.go)
 )
 
-// String is the gen_ai.operation.name of the operation.
+// String is the gen_ai.operation.name of the operation ("responses" for
+// the Responses API, which the OpenTelemetry conventions do not name, so
+// that dashboards can tell it from chat).
 func (o Operation) String() string {
 	switch o {
 	case OpChat:
