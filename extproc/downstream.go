@@ -209,7 +209,7 @@ func (d *downstream) onRequestHeaders(ctx context.Context, endOfStream bool) *ex
 		}
 		if name, ok := unsupportedAPIPath(path); ok {
 			return d.rejectWith(reject(404, llm.TypeInvalidRequest, "unsupported_path", "unsupported_path",
-				"Tollgate does not serve "+name+"; it serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models."))
+				"Tollgate does not serve "+name+"; it serves /v1/chat/completions, /v1/completions, /v1/embeddings, POST /v1/responses and /v1/models."))
 		}
 		d.passThrough("path")
 		return &extprocv3.ProcessingResponse{
@@ -314,6 +314,7 @@ func (d *downstream) routeStage(context.Context) *extprocv3.ProcessingResponse {
 }
 
 func (d *downstream) guardInputStage(ctx context.Context) *extprocv3.ProcessingResponse {
+	d.countUninspected()
 	return d.rejected(d.guardInput(ctx))
 }
 
@@ -471,11 +472,14 @@ func (d *downstream) releaseHold() {
 // x-should-retry: false (the OpenAI SDKs' retry switch) and no Retry-After:
 // a cap that resets tomorrow must not make a client sleep for hours.
 func (d *downstream) budgetRejection(ex *meter.ExceededError) *rejection {
-	why := "the prompt"
+	why, field := "the prompt", "max_tokens"
+	if d.op == llm.OpResponses {
+		field = "max_output_tokens"
+	}
 	if d.req.MaxTokens > 0 {
-		why = fmt.Sprintf("the prompt plus max_tokens %d", d.req.MaxTokens)
+		why = fmt.Sprintf("the prompt plus %s %d", field, d.req.MaxTokens)
 	} else if d.op != llm.OpEmbedding {
-		why = "the prompt plus the model's maximum output (set max_tokens to reserve less)"
+		why = "the prompt plus the model's maximum output (set " + field + " to reserve less)"
 	}
 	if d.req.N > 1 {
 		why += fmt.Sprintf(", for n=%d choices", d.req.N)
@@ -485,8 +489,8 @@ func (d *downstream) budgetRejection(ex *meter.ExceededError) *rejection {
 	headers := map[string]string{"x-should-retry": "false"}
 	switch {
 	case ex.Requested > ex.Cap:
-		msg = fmt.Sprintf("This request reserves %s USD (%s at the most expensive target's price), more than the tenant's whole %s cap of %s USD. Lower max_tokens or raise the cap.",
-			ex.Requested, why, ex.Window, ex.Cap)
+		msg = fmt.Sprintf("This request reserves %s USD (%s at the most expensive target's price), more than the tenant's whole %s cap of %s USD. Lower %s or raise the cap.",
+			ex.Requested, why, ex.Window, ex.Cap, field)
 	case ex.Spent+ex.Requested > ex.Cap:
 		msg = fmt.Sprintf("Tenant budget exceeded: %s USD of the %s cap of %s USD is spent and this request reserves %s USD (%s). The window %s.",
 			ex.Spent, ex.Window, ex.Cap, ex.Requested, why, reset)
@@ -531,6 +535,9 @@ func isModelsPath(path string) bool {
 // unsupportedAPIPath recognises the OpenAI and Anthropic API paths Tollgate
 // does not serve, so that a client gets an honest 404 instead of Envoy's
 // catch-all "not a configured alias". Other paths pass through untouched.
+// POST /v1/responses is served (OperationForPath matches it first); the
+// paths under it (retrieve, cancel, input_items of a stored response) are
+// not.
 func unsupportedAPIPath(path string) (string, bool) {
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]

@@ -250,6 +250,9 @@ func (d *downstream) onStreamChunk(ctx context.Context, b *extprocv3.HttpBody) *
 // onEvent handles one complete SSE event, appending what the client should
 // see to d.out. It returns false when the event was dropped or changed.
 func (d *downstream) onEvent(ev llm.Event) bool {
+	if d.op == llm.OpResponses {
+		return d.onResponsesEvent(ev)
+	}
 	if ev.Done() {
 		if d.streamStopped {
 			return false
@@ -370,15 +373,24 @@ func (d *downstream) flushGuard() {
 		d.stopStream(b)
 		return
 	}
-	idx := make([]int64, 0, len(rest))
-	for i := range rest {
+	for _, i := range sortedIndexes(rest) {
+		d.released.WriteString(rest[i])
+		if d.op == llm.OpResponses {
+			d.out = appendResponsesEvent(d.out, "response.output_text.delta", llm.ResponsesDelta(i, rest[i]))
+			continue
+		}
+		d.out = llm.AppendEvent(d.out, llm.DeltaChunk(i, rest[i]))
+	}
+}
+
+// sortedIndexes returns the keys of m in increasing order.
+func sortedIndexes(m map[int64]string) []int64 {
+	idx := make([]int64, 0, len(m))
+	for i := range m {
 		idx = append(idx, i)
 	}
 	sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
-	for _, i := range idx {
-		d.released.WriteString(rest[i])
-		d.out = llm.AppendEvent(d.out, llm.DeltaChunk(i, rest[i]))
-	}
+	return idx
 }
 
 // partialCompletion collects the "content" and "text" string values of a

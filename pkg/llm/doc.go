@@ -3,14 +3,18 @@
 // each message), rewrites requests in place without re-encoding them, reads
 // usage from responses (including cached and reasoning tokens and streamed
 // usage chunks), decodes and encodes server-sent events, and renders
-// OpenAI-shaped error bodies.
+// OpenAI-shaped error bodies. Besides chat, completions and embeddings it
+// reads the Responses API (OpResponses, POST /v1/responses): its request's
+// input and instructions, its {input_tokens, output_tokens} usage, and its
+// typed stream events (ParseResponsesEvent).
 //
 // Parsing is allocation-light (gjson/sjson over the raw bytes) because it runs
 // on every request in the ext_proc hot path.
 //
 // # Limits
 //
-// Every parser (ParseRequest, ParseResponse, ParseUsage, ParseChunk) first
+// Every parser (ParseRequest, ParseResponse, ParseUsage, ParseChunk,
+// ParseResponsesEvent) first
 // runs one linear, non-recursive scan over the bytes that validates the JSON
 // and enforces two rules before anything else reads the body:
 //
@@ -31,7 +35,8 @@
 //     which one is billed, and the gateway meters it from an estimate.
 //
 // ParseRequest also bounds the numbers that drive budget reservations: n must
-// be 1..MaxN (128) and max_tokens / max_completion_tokens 1..MaxOutputTokens
-// (2^31); anything else is a *FieldError. When both token limits are present
+// be 1..MaxN (128) and max_tokens / max_completion_tokens (max_output_tokens
+// for the Responses API) 1..MaxOutputTokens (2^31); anything else is a
+// *FieldError. When both token limits are present
 // Request.MaxTokens is the larger, and CapMaxTokens lowers both.
 package llm

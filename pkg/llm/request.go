@@ -20,9 +20,12 @@ const (
 	OpChat
 	OpCompletion
 	OpEmbedding
+	OpResponses // the Responses API (responses.go)
 )
 
-// String is the gen_ai.operation.name of the operation.
+// String is the gen_ai.operation.name of the operation ("responses" for
+// the Responses API, which the OpenTelemetry conventions do not name, so
+// that dashboards can tell it from chat).
 func (o Operation) String() string {
 	switch o {
 	case OpChat:
@@ -31,6 +34,8 @@ func (o Operation) String() string {
 		return "text_completion"
 	case OpEmbedding:
 		return "embeddings"
+	case OpResponses:
+		return "responses"
 	}
 	return "other"
 }
@@ -50,6 +55,8 @@ func OperationForPath(path string) Operation {
 		return OpCompletion
 	case "/v1/embeddings":
 		return OpEmbedding
+	case "/v1/responses":
+		return OpResponses
 	}
 	return OpUnknown
 }
@@ -91,6 +98,11 @@ type Request struct {
 	HasTemp      bool
 	Texts        []Text // message contents, prompt or input strings, in order
 	ToolsJSON    string // raw "tools" (and legacy "functions") for cache partitioning
+	// Opaque: the request holds input Tollgate does not read (Responses
+	// API items and parts other than text: images, files, audio, earlier
+	// tool calls): Texts are not the whole prompt, and the guardrails
+	// cannot screen the rest.
+	Opaque bool
 
 	Body []byte // the raw body; Set* methods rewrite it
 }
@@ -142,6 +154,11 @@ func ParseRequest(op Operation, body []byte) (*Request, error) {
 }
 
 func (r *Request) field(key string, v gjson.Result) error {
+	if r.Op == OpResponses {
+		if done, err := r.responsesField(key, v); done {
+			return err
+		}
+	}
 	switch key {
 	case "model":
 		if v.Type != gjson.String {
@@ -308,7 +325,8 @@ func (r *Request) SetText(i int, text string) error {
 // EnsureUsageInStream asks the provider for the final usage chunk. It reports
 // whether the client had not asked for it (so the gateway must strip it).
 func (r *Request) EnsureUsageInStream() (added bool, err error) {
-	if !r.Stream || r.IncludeUsage {
+	if !r.Stream || r.IncludeUsage || r.Op == OpResponses {
+		// A Responses stream always ends with its usage (response.completed).
 		return false, nil
 	}
 	if err := r.Set("stream_options.include_usage", true); err != nil {
@@ -317,15 +335,20 @@ func (r *Request) EnsureUsageInStream() (added bool, err error) {
 	return true, nil
 }
 
-// CapMaxTokens lowers max_tokens and max_completion_tokens to limit: each one
-// present above it is rewritten, and max_tokens is added when neither is
-// present. A provider then cannot exceed limit whichever field it obeys.
+// CapMaxTokens lowers max_tokens and max_completion_tokens (max_output_tokens
+// for the Responses API) to limit: each one present above it is rewritten,
+// and max_tokens (max_output_tokens) is added when none is present. A
+// provider then cannot exceed limit whichever field it obeys.
 func (r *Request) CapMaxTokens(limit int64) error {
 	if limit <= 0 || (r.MaxTokens > 0 && r.MaxTokens <= limit) {
 		return nil
 	}
+	fields, add := []string{"max_tokens", "max_completion_tokens"}, "max_tokens"
+	if r.Op == OpResponses {
+		fields, add = []string{"max_output_tokens"}, "max_output_tokens"
+	}
 	capped := false
-	for _, field := range [...]string{"max_tokens", "max_completion_tokens"} {
+	for _, field := range fields {
 		v := gjson.GetBytes(r.Body, field)
 		if v.Type == gjson.Null || !v.Exists() {
 			continue
@@ -339,7 +362,7 @@ func (r *Request) CapMaxTokens(limit int64) error {
 		}
 	}
 	if !capped {
-		if err := r.Set("max_tokens", limit); err != nil {
+		if err := r.Set(add, limit); err != nil {
 			return err
 		}
 	}

@@ -26,7 +26,8 @@ type Response struct {
 	IsError           bool // the body is {"error": ...}
 }
 
-// ParseResponse reads a chat, completion or embedding response body. Invalid
+// ParseResponse reads a chat, completion, embedding or Responses API
+// ("object": "response") response body. Invalid
 // JSON, nesting deeper than MaxDepth and duplicate keys at any depth are
 // reported as errors (ErrInvalidJSON, ErrTooDeep, ErrDuplicateKey): a body
 // with two "usage" objects or two token counts is malformed, so its sender
@@ -43,7 +44,8 @@ func ParseResponse(body []byte) (*Response, error) {
 		return nil, ErrNotObject
 	}
 	r := &Response{}
-	if root.Get("error").Exists() {
+	if e := root.Get("error"); e.Exists() && e.Type != gjson.Null {
+		// A Responses API object carries "error": null when it succeeded.
 		r.IsError = true
 		return r, nil
 	}
@@ -51,6 +53,10 @@ func ParseResponse(body []byte) (*Response, error) {
 	r.SystemFingerprint = root.Get("system_fingerprint").Str
 	if u := root.Get("usage"); u.IsObject() {
 		r.Usage, r.HasUsage = usageFrom(u), true
+	}
+	if root.Get("object").Str == "response" {
+		r.Texts = responsesTexts(r.Texts, root, "")
+		return r, nil
 	}
 	i := 0
 	root.Get("choices").ForEach(func(_, c gjson.Result) bool {
@@ -67,7 +73,13 @@ func ParseResponse(body []byte) (*Response, error) {
 	return r, nil
 }
 
+// usageFrom reads a usage object: chat's {prompt_tokens, completion_tokens,
+// ...} or, without those, the Responses API's {input_tokens, output_tokens}.
 func usageFrom(u gjson.Result) Usage {
+	if !u.Get("prompt_tokens").Exists() && !u.Get("completion_tokens").Exists() &&
+		(u.Get("input_tokens").Exists() || u.Get("output_tokens").Exists()) {
+		return responsesUsage(u)
+	}
 	return Usage{
 		InputTokens:       u.Get("prompt_tokens").Int(),
 		OutputTokens:      u.Get("completion_tokens").Int(),
@@ -91,7 +103,7 @@ func ParseUsage(body []byte) (*Response, error) {
 	root.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "error":
-			r.IsError = true
+			r.IsError = v.Type != gjson.Null // a Responses API object has "error": null
 		case "model":
 			r.Model = v.Str
 		case "system_fingerprint":

@@ -323,8 +323,9 @@ func passThrough(t *testing.T, g *Gateway) {
 	assert.Zero(t, g.Provider.Calls())
 	assert.Equal(t, 1.0, g.Eventually("tollgate_passthrough_requests_total", nil, func(v float64) bool { return v >= 1 }))
 
-	// An OpenAI API path Tollgate does not serve gets an honest 404.
-	resp, err = http.Post(g.URL+"/v1/responses", "application/json", strings.NewReader(`{"model":"small","input":"hi"}`))
+	// An OpenAI API path Tollgate does not serve gets an honest 404 (POST
+	// /v1/responses is served; a stored response under it is not).
+	resp, err = http.Post(g.URL+"/v1/responses/resp_123/cancel", "application/json", strings.NewReader(`{}`))
 	require.NoError(t, err)
 	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()

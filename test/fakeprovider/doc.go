@@ -2,7 +2,9 @@
 //
 // It speaks OpenAI's wire format for POST /v1/chat/completions (JSON and
 // server-sent events), POST /v1/completions (JSON and SSE), POST
-// /v1/embeddings and GET /v1/models, and records every request it receives so
+// /v1/embeddings, POST /v1/responses (JSON and typed SSE events ending with
+// response.completed, which carries the usage; no [DONE]) and GET
+// /v1/models, and records every request it receives so
 // tests can assert what reached the provider (how many calls, which headers,
 // the exact body after redaction).
 //
@@ -13,12 +15,16 @@
 //     or the last user message with x-fake-reply-mode: echo (Options.ReplyMode),
 //     or [DegradedReply] with the fault "degraded". A max_tokens /
 //     max_completion_tokens smaller than the reply's word count truncates the
-//     reply to that many words and sets finish_reason "length".
+//     reply to that many words and sets finish_reason "length" (for
+//     responses, max_output_tokens and status "incomplete").
 //   - prompt_tokens: see [ChatPromptTokens]; for chat, the whitespace-separated
 //     words of every message's text content plus 3 per message; for
 //     completions and embeddings, the words of every prompt/input string (a
-//     token-array input counts one per token).
-//   - completion_tokens: the number of whitespace-separated words in the reply.
+//     token-array input counts one per token); for responses (input_tokens,
+//     see [ResponsesInputTokens]), the words of the instructions and of every
+//     input message's text plus 3 per text (a string input is one message).
+//   - completion_tokens (output_tokens): the number of whitespace-separated
+//     words in the reply.
 //   - total_tokens = prompt_tokens + completion_tokens; cached_tokens and
 //     reasoning_tokens are 0.
 //   - x-fake-usage: prompt=N,completion=M,cached=C,reasoning=R replaces any of

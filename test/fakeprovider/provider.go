@@ -127,6 +127,7 @@ func New(opts Options) *Provider {
 		{"POST /v1/chat/completions", p.chatCompletions},
 		{"POST /v1/completions", p.completions},
 		{"POST /v1/embeddings", p.embeddings},
+		{"POST /v1/responses", p.responses},
 		{"GET /v1/models", p.models},
 		{"GET /v1/models/{id}", p.model},
 	}

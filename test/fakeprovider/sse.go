@@ -40,7 +40,11 @@ func (s *sseStream) send(v any) bool {
 	return s.sendRaw(data)
 }
 
-func (s *sseStream) sendRaw(data []byte) bool {
+func (s *sseStream) sendRaw(data []byte) bool { return s.sendEvent("", data) }
+
+// sendEvent writes one event, with an "event: <name>" line when name is set
+// (the Responses API's typed events).
+func (s *sseStream) sendEvent(name string, data []byte) bool {
 	if s.dead {
 		return false
 	}
@@ -53,7 +57,12 @@ func (s *sseStream) sendRaw(data []byte) bool {
 		s.dead = true
 		return false
 	}
-	buf := make([]byte, 0, len(data)+8)
+	buf := make([]byte, 0, len(name)+len(data)+16)
+	if name != "" {
+		buf = append(buf, "event: "...)
+		buf = append(buf, name...)
+		buf = append(buf, '\n')
+	}
 	buf = append(buf, "data: "...)
 	buf = append(buf, data...)
 	buf = append(buf, "\n\n"...)

@@ -10,7 +10,7 @@ import (
 )
 
 // DefaultPaths are the API paths served when the configuration names none.
-var DefaultPaths = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models"}
+var DefaultPaths = []string{"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/models"}
 
 // Hash sources for a canary split.
 const (
