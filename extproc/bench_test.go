@@ -176,7 +176,7 @@ func BenchmarkGuardrailsHeader(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := &downstream{rt: &runtime{inGuard: g, outGuard: g}, inputRedacted: true, outputModified: true}
+	d := &downstream{rt: &runtime{inGuard: g, outGuard: g}, guardState: guardState{inputRedacted: true, outputModified: true}}
 	b.ReportAllocs()
 	for b.Loop() {
 		var m mutation

@@ -50,25 +50,53 @@ type downstream struct {
 	requestID string
 
 	forwarded bool // the request went on to the provider
-	hold      *meter.Reservation
-	rl        rateState // the rate limiter's charge, corrected in settle
 	status    int
 	provider  string
 	target    string // model name at the provider
 	// rewriteError: the response is a non-JSON error (an Envoy local
 	// reply) whose body becomes an OpenAI-shaped error.
 	rewriteError bool
+	respHasCL    bool
+	span         trace.Span // the request's span (non-recording when tracing is off)
 
-	// streaming
+	// The state of each concern, kept apart (the stages that use it are
+	// named in each type's comment).
+	meterState
+	streamState
+	guardState
+	governanceState
+	cachingState
+	compression compression // what prompt compression did (compression.go)
+
+	outcome  string
+	finished bool
+}
+
+// meterState is what the budget, ratelimit and meter stages and the end of
+// the exchange share: the hold, the rate limiter's charge and the usage.
+type meterState struct {
+	hold         *meter.Reservation
+	rl           rateState // the rate limiter's charge, corrected in settle
+	usage        llm.Usage
+	hasUsage     bool
+	respModel    string // the model the provider says answered
+	fingerprint  string // its system_fingerprint
+	finalCost    meter.Money
+	finalOutcome string
+}
+
+// streamState is a streamed answer's decoding (stream_chunk).
+type streamState struct {
 	sse        llm.SSEDecoder
 	out        []byte
-	usage      llm.Usage
-	hasUsage   bool
 	text       strings.Builder // streamed completion text, for estimates
 	firstToken time.Time
 	sawDone    bool
+}
 
-	// guardrails
+// guardState is what guard_input, guard_output and the streaming guard
+// found and changed.
+type guardState struct {
 	findings       []findingRecord
 	inputRedacted  bool
 	outputModified bool
@@ -76,29 +104,21 @@ type downstream struct {
 	sg             *streamGuard
 	streamStopped  bool            // an output block ended the stream for the client
 	released       strings.Builder // streamed text the client received (guarded streams)
-	respHasCL      bool
+}
 
-	span         trace.Span // the request's span (non-recording when tracing is off)
-	respModel    string     // the model the provider says answered
-	fingerprint  string     // its system_fingerprint
-	finalCost    meter.Money
-	finalOutcome string
-
-	// governance
+// governanceState is what the prompt and complexity stages decided.
+type governanceState struct {
 	prompt       string // registry prompt used, name@version
 	tier         string // complexity tier, when routed
 	virtualAlias string // the alias the client named when routing picked another
+}
 
-	// cache
+// cachingState is cache_lookup's and cache_store's.
+type cachingState struct {
 	creq       *cache.Request
 	cacheState string // x-tollgate-cache: miss | bypass
 	noStore    bool   // cache-control: no-store
 	acc        *llm.StreamAccumulator
-
-	compression compression // what prompt compression did (compression.go)
-
-	outcome  string
-	finished bool
 }
 
 func newDownstream(s *Server, rt *runtime) *downstream {
