@@ -186,7 +186,8 @@ func TestDeployGateway(t *testing.T) {
 						Attributes []string `json:"attributes"`
 					} `json:"request"`
 					Response struct {
-						Body string `json:"body"`
+						Body       string   `json:"body"`
+						Attributes []string `json:"attributes"`
 					} `json:"response"`
 				} `json:"processingMode"`
 				FailOpen bool `json:"failOpen"`
@@ -206,6 +207,9 @@ func TestDeployGateway(t *testing.T) {
 	assert.Empty(t, ep.ProcessingMode.Request.Attributes, "request headers are sent: no header attributes needed")
 	assert.Equal(t, "Buffered", ep.ProcessingMode.Request.Body)
 	assert.Equal(t, "Buffered", ep.ProcessingMode.Response.Body)
+	// Envoy Gateway's attribute pattern admits response.* but not xds.upstream_host_metadata.
+	assert.Equal(t, []string{contract.CodeDetailsAttribute}, ep.ProcessingMode.Response.Attributes,
+		"the code details, so that a request Envoy cut by a timer after sending it is billed")
 	assert.True(t, ep.ProcessingMode.AllowModeOverride)
 	assert.False(t, ep.FailOpen)
 	assert.Equal(t, []string{contract.MetadataNamespace}, ep.Metadata.WritableNamespaces)

@@ -283,10 +283,14 @@ func TestEnvoyGateway(t *testing.T) {
 				mode.RequestBodyMode = extprocfilterv3.ProcessingMode_BUFFERED
 			}
 		}
+		var respAttrs []string
 		if r, ok := pm["response"].(map[string]any); ok {
 			mode.ResponseHeaderMode = extprocfilterv3.ProcessingMode_SEND
 			if r["body"] == "Buffered" {
 				mode.ResponseBodyMode = extprocfilterv3.ProcessingMode_BUFFERED
+			}
+			for _, a := range asList(r["attributes"]) {
+				respAttrs = append(respAttrs, a.(string))
 			}
 		}
 		var ns []string
@@ -294,11 +298,12 @@ func TestEnvoyGateway(t *testing.T) {
 			ns = append(ns, n.(string))
 		}
 		p.extProc = &extprocfilterv3.ExternalProcessor{
-			GrpcService:       &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: "envoyextensionpolicy/default/tollgate/extproc/0"}}},
-			ProcessingMode:    mode,
-			AllowModeOverride: pm["allowModeOverride"] == true,
-			FailureModeAllow:  ep["failOpen"] == true,
-			MetadataOptions:   &extprocfilterv3.MetadataOptions{ReceivingNamespaces: &extprocfilterv3.MetadataOptions_MetadataNamespaces{Untyped: ns}},
+			GrpcService:        &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: "envoyextensionpolicy/default/tollgate/extproc/0"}}},
+			ProcessingMode:     mode,
+			AllowModeOverride:  pm["allowModeOverride"] == true,
+			FailureModeAllow:   ep["failOpen"] == true,
+			ResponseAttributes: respAttrs,
+			MetadataOptions:    &extprocfilterv3.MetadataOptions{ReceivingNamespaces: &extprocfilterv3.MetadataOptions_MetadataNamespaces{Untyped: ns}},
 		}
 	}
 	for _, d := range manifests(t, "../../../envoy/gateway/httproute.yaml") {
@@ -323,4 +328,10 @@ func TestEnvoyGateway(t *testing.T) {
 	require.NotNil(t, p.extProc)
 	require.NotEmpty(t, p.routes)
 	exercisePlatform(t, p)
+}
+
+// asList is a manifest list value, or nil when absent.
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
 }
