@@ -15,7 +15,6 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 	"github.com/tollgate-dev/tollgate/test/fakeprovider"
+	"github.com/tollgate-dev/tollgate/test/promtest"
 )
 
 // autoEvalConfig is a config whose alias small (fake, gpt-4o-mini) has the
@@ -92,31 +92,6 @@ func proxyReply(t *testing.T, c extprocv3.ExternalProcessorClient, reply string)
 	require.NoError(t, err)
 }
 
-func labelled(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return -1
-}
-
 // evalRecords reads the audit records of automatic evals in dir.
 func evalRecords(t *testing.T, dir string) []audit.Record {
 	t.Helper()
@@ -158,7 +133,7 @@ func TestAutoEvalRunsOnModelChange(t *testing.T) {
 	cfg := autoEvalConfig(t, base, "")
 	client, reg, stop := runWatching(t, cfg, "")
 	runs := func() float64 {
-		return labelled(t, reg, "tollgate_eval_auto_runs_total", map[string]string{"alias": "small", "result": "ok"})
+		return promtest.Sum(t, reg, "tollgate_eval_auto_runs_total", map[string]string{"alias": "small", "result": "ok"})
 	}
 
 	proxyReply(t, client, fakeReply(t, base, ""))
@@ -167,24 +142,24 @@ func TestAutoEvalRunsOnModelChange(t *testing.T) {
 	require.Eventually(t, func() bool { return runs() == 1 }, evalTimeout, evalPoll, "the model change triggers a run")
 
 	sm := map[string]string{"set": "smoke", "model": "small"}
-	assert.Equal(t, 1.0, labelled(t, reg, "tollgate_eval_score", sm))
-	assert.Equal(t, 1.0, labelled(t, reg, "tollgate_eval_baseline_score", sm))
-	assert.Equal(t, 0.0, labelled(t, reg, "tollgate_eval_regression", sm))
-	assert.Equal(t, 4.0, labelled(t, reg, "tollgate_eval_cases", map[string]string{"set": "smoke", "model": "small", "result": "pass"}))
+	assert.Equal(t, 1.0, promtest.Sum(t, reg, "tollgate_eval_score", sm))
+	assert.Equal(t, 1.0, promtest.Sum(t, reg, "tollgate_eval_baseline_score", sm))
+	assert.Equal(t, 0.0, promtest.Sum(t, reg, "tollgate_eval_regression", sm))
+	assert.Equal(t, 4.0, promtest.Sum(t, reg, "tollgate_eval_cases", map[string]string{"set": "smoke", "model": "small", "result": "pass"}))
 	assert.Equal(t, 2+4, fake.Calls(), "the eval sent the set's 4 cases to the provider")
 
 	// Metered to the operator tenant: 4 calls of 1000 input and 2000 output
 	// tokens at gpt-4o-mini's 0.15 / 0.60 USD per million.
 	assert.InDelta(t, 4*(1000*0.15+2000*0.60)/1e6,
-		labelled(t, reg, "tollgate_cost_usd_total", map[string]string{"tenant": "ops", "provider": "fake", "model": "gpt-4o-mini"}), 1e-12)
+		promtest.Sum(t, reg, "tollgate_cost_usd_total", map[string]string{"tenant": "ops", "provider": "fake", "model": "gpt-4o-mini"}), 1e-12)
 	assert.InDelta(t, 2*(1000*0.15+2000*0.60)/1e6,
-		labelled(t, reg, "tollgate_cost_usd_total", map[string]string{"tenant": "demo", "provider": "fake", "model": "gpt-4o-mini"}), 1e-12,
+		promtest.Sum(t, reg, "tollgate_cost_usd_total", map[string]string{"tenant": "demo", "provider": "fake", "model": "gpt-4o-mini"}), 1e-12,
 		"the client's own requests stay on its tenant")
 
 	// Another change within min_interval: counted, not run.
 	proxyReply(t, client, fakeReply(t, base, "model=gpt-4o-mini-2027-01-01"))
 	require.Eventually(t, func() bool {
-		return labelled(t, reg, "tollgate_eval_auto_triggers_total", map[string]string{"alias": "small", "outcome": "rate_limited"}) == 1
+		return promtest.Sum(t, reg, "tollgate_eval_auto_triggers_total", map[string]string{"alias": "small", "outcome": "rate_limited"}) == 1
 	}, evalTimeout, evalPoll)
 	assert.Equal(t, 1.0, runs())
 	assert.Equal(t, 2+4+1, fake.Calls(), "no eval calls within the interval")
@@ -231,12 +206,12 @@ func TestAutoEvalRegressionSetsTheAlertMetric(t *testing.T) {
 	fault.Store("degraded,model=gpt-4o-mini-degraded")
 	proxyReply(t, client, fakeReply(t, srv.URL, ""))
 	require.Eventually(t, func() bool {
-		return labelled(t, reg, "tollgate_eval_auto_runs_total", map[string]string{"alias": "small", "result": "regression"}) == 1
+		return promtest.Sum(t, reg, "tollgate_eval_auto_runs_total", map[string]string{"alias": "small", "result": "regression"}) == 1
 	}, evalTimeout, evalPoll)
 	sm := map[string]string{"set": "smoke", "model": "small"}
-	assert.Equal(t, 1.0, labelled(t, reg, "tollgate_eval_regression", sm))
-	assert.Equal(t, 0.0, labelled(t, reg, "tollgate_eval_score", sm))
-	assert.Equal(t, 4.0, labelled(t, reg, "tollgate_eval_cases", map[string]string{"set": "smoke", "model": "small", "result": "fail"}))
+	assert.Equal(t, 1.0, promtest.Sum(t, reg, "tollgate_eval_regression", sm))
+	assert.Equal(t, 0.0, promtest.Sum(t, reg, "tollgate_eval_score", sm))
+	assert.Equal(t, 4.0, promtest.Sum(t, reg, "tollgate_eval_cases", map[string]string{"set": "smoke", "model": "small", "result": "fail"}))
 	stop()
 	recs := evalRecords(t, filepath.Join(filepath.Dir(cfg.Budgets.Ledger.Path), "audit"))
 	require.Len(t, recs, 1)
@@ -274,7 +249,7 @@ func TestPromptChangeReloadsRegistryAndTriggersEval(t *testing.T) {
 		return requestStatus(t, client, `{"model":"small","messages":[{"role":"user","content":"hi"}]}`, h)
 	}
 	reloads := func(result string) float64 {
-		return labelled(t, reg, "tollgate_prompt_reloads_total", map[string]string{"result": result})
+		return promtest.Sum(t, reg, "tollgate_prompt_reloads_total", map[string]string{"result": result})
 	}
 	require.Equal(t, 400, status("support-answer@3"), "no version 3 yet")
 	require.Equal(t, 0, status("support-answer@2"))
@@ -296,9 +271,9 @@ func TestPromptChangeReloadsRegistryAndTriggersEval(t *testing.T) {
 	require.Eventually(t, func() bool { return reloads("ok") >= 1 }, evalTimeout, evalPoll)
 	assert.Equal(t, 0, status("support-answer@3"), "the new version is served without a restart")
 	require.Eventually(t, func() bool {
-		return labelled(t, reg, "tollgate_eval_auto_runs_total", map[string]string{"alias": "small", "result": "ok"}) == 1
+		return promtest.Sum(t, reg, "tollgate_eval_auto_runs_total", map[string]string{"alias": "small", "result": "ok"}) == 1
 	}, evalTimeout, evalPoll, "the prompt change triggers the alias's eval")
-	assert.Equal(t, 1.0, labelled(t, reg, "tollgate_eval_score", map[string]string{"set": "smoke", "model": "small"}))
+	assert.Equal(t, 1.0, promtest.Sum(t, reg, "tollgate_eval_score", map[string]string{"set": "smoke", "model": "small"}))
 	stop()
 	recs := evalRecords(t, filepath.Join(filepath.Dir(cfg.Budgets.Ledger.Path), "audit"))
 	require.Len(t, recs, 1)

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,6 +21,7 @@ import (
 	"github.com/tollgate-dev/tollgate/pkg/contract"
 	"github.com/tollgate-dev/tollgate/pkg/meter"
 	"github.com/tollgate-dev/tollgate/pkg/telemetry"
+	"github.com/tollgate-dev/tollgate/test/promtest"
 )
 
 // requestStatus runs the request phase and returns the immediate
@@ -173,7 +173,7 @@ func TestReloadOfRestartOnlySettingIsCounted(t *testing.T) {
 		v, err := testutil.GatherAndCount(reg, "tollgate_config_reloads_total")
 		require.NoError(t, err)
 		require.Equal(t, 3, v, "ok, error and restart_required series exist")
-		return metricValue(t, reg, "tollgate_config_reloads_total", "result", result)
+		return promtest.Sum(t, reg, "tollgate_config_reloads_total", map[string]string{"result": result})
 	}
 	// The watch's first read of the file is a reload with nothing to restart.
 	require.Eventually(t, func() bool { return reloads(telemetry.ReloadOK) == 1 }, 10*time.Second, 10*time.Millisecond)
@@ -187,36 +187,10 @@ func TestReloadOfRestartOnlySettingIsCounted(t *testing.T) {
 	assert.Equal(t, 0, requestStatus(t, client, added, demoHeaders), "the reloadable part was applied")
 	assert.Equal(t, 1.0, reloads(telemetry.ReloadOK))
 	assert.Zero(t, reloads(telemetry.ReloadError))
-	assert.Zero(t, metricValue(t, reg, "tollgate_cache_requests_total", "", ""), "no cache was started by the reload")
+	assert.Zero(t, promtest.Sum(t, reg, "tollgate_cache_requests_total", nil), "no cache was started by the reload")
 
 	require.NoError(t, os.WriteFile(path, []byte(base), 0o600))
 	require.Eventually(t, func() bool { return reloads(telemetry.ReloadOK) == 2 }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 404, requestStatus(t, client, added, demoHeaders))
 	stop()
-}
-
-// metricValue sums the series of a family whose label has the value (all
-// series when label is ""); 0 when the family is absent.
-func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			match := label == ""
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					match = true
-				}
-			}
-			if match {
-				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-			}
-		}
-	}
-	return sum
 }

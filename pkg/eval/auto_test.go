@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate-dev/tollgate/pkg/eval"
+	"github.com/tollgate-dev/tollgate/test/promtest"
 )
 
 // manualClock is a clock tests move by hand.
@@ -112,43 +113,15 @@ func TestAutoQueueRateLimitAndMetrics(t *testing.T) {
 	require.Error(t, r.Err)
 
 	runs := func(alias, result string) float64 {
-		return testutil.ToFloat64(metric(t, reg, "tollgate_eval_auto_runs_total", map[string]string{"alias": alias, "result": result}))
+		return promtest.Sum(t, reg, "tollgate_eval_auto_runs_total", map[string]string{"alias": alias, "result": result})
 	}
 	assert.Equal(t, 2.0, runs("small", eval.ResultOK))
 	assert.Equal(t, 1.0, runs("broken", eval.ResultError))
-	assert.Equal(t, 2.0, testutil.ToFloat64(metric(t, reg, "tollgate_eval_auto_triggers_total",
-		map[string]string{"alias": "small", "trigger": eval.TriggerModelChange, "outcome": eval.TriggerRateLimited})))
+	assert.Equal(t, 2.0, promtest.Sum(t, reg, "tollgate_eval_auto_triggers_total",
+		map[string]string{"alias": "small", "trigger": eval.TriggerModelChange, "outcome": eval.TriggerRateLimited}))
 	assert.Equal(t, 1, g.maxSeen, "never more than one run at a time")
 	cancel()
 	<-stopped
-}
-
-// metric finds one labelled series in reg as a collector for testutil.
-func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) prometheus.Collector {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				got[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue next
-				}
-			}
-			g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name})
-			g.Set(m.GetCounter().GetValue() + m.GetGauge().GetValue())
-			return g
-		}
-	}
-	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name})
 }
 
 func TestNewAutoNeedsRun(t *testing.T) {

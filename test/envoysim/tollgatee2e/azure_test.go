@@ -16,6 +16,7 @@ import (
 	"github.com/tollgate-dev/tollgate/test/envoysim/wasmfilter"
 	"github.com/tollgate-dev/tollgate/test/extproctest"
 	"github.com/tollgate-dev/tollgate/test/fakeprovider"
+	"github.com/tollgate-dev/tollgate/test/promtest"
 )
 
 // TestAzureFallbackThroughEnvoy: the gpt-4o-mini alias falls back from the
@@ -82,7 +83,7 @@ func TestAzureFallbackThroughEnvoy(t *testing.T) {
 	cost, err := strconv.ParseFloat(resp.Header.Get("x-tollgate-cost-usd"), 64)
 	require.NoError(t, err)
 	assert.InDelta(t, want, cost, 1e-9)
-	assert.InDelta(t, want, series(scrape(t, d.adminAddr), "tollgate_cost_usd_total", map[string]string{"tenant": "demo", "provider": "fake-backup"}), 1e-9)
+	assert.InDelta(t, want, promtest.SumScraped(promtest.Scrape(t, "http://"+d.adminAddr+"/metrics"), "tollgate_cost_usd_total", map[string]string{"tenant": "demo", "provider": "fake-backup"}), 1e-9)
 }
 
 // TestIstioAzureInjection: on Istio (credentials.inject: downstream, the

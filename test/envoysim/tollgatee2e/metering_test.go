@@ -7,43 +7,13 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tollgate-dev/tollgate/pkg/config"
 	"github.com/tollgate-dev/tollgate/test/envoysim"
+	"github.com/tollgate-dev/tollgate/test/promtest"
 )
-
-// scrape reads the admin server's /metrics.
-func scrape(t *testing.T, adminAddr string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get("http://" + adminAddr + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err)
-	return mfs
-}
-
-// series is the value of the series of family name with every label in want.
-func series(mfs map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
-	var sum float64
-	for _, m := range mfs[name].GetMetric() {
-		n := 0
-		for _, l := range m.GetLabel() {
-			if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
-				n++
-			}
-		}
-		if n == len(want) {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
-}
 
 // TestTimedOutAttemptIsBilled: the primary stalls past the per-try timeout
 // Tollgate's xDS config sets, Envoy cuts the attempt and the backup answers.
@@ -75,14 +45,14 @@ func TestTimedOutAttemptIsBilled(t *testing.T) {
 	// the client's answer does not wait for.
 	var mfs map[string]*dto.MetricFamily
 	require.Eventually(t, func() bool {
-		mfs = scrape(t, d.adminAddr)
-		return series(mfs, "tollgate_cost_usd_total", map[string]string{"tenant": "demo", "provider": "fake"}) > 0
+		mfs = promtest.Scrape(t, "http://"+d.adminAddr+"/metrics")
+		return promtest.SumScraped(mfs, "tollgate_cost_usd_total", map[string]string{"tenant": "demo", "provider": "fake"}) > 0
 	}, 10*time.Second, 20*time.Millisecond, "the timed-out attempt is never billed")
-	assert.Equal(t, 1.0, series(mfs, "tollgate_upstream_attempts_total", map[string]string{"provider": "fake", "result": "timed_out"}))
-	assert.Equal(t, 1.0, series(mfs, "tollgate_upstream_attempts_total", map[string]string{"provider": "fake-backup", "result": "answered"}))
-	assert.InDelta(t, served, series(mfs, "tollgate_cost_usd_total", map[string]string{"tenant": "demo", "provider": "fake-backup"}), 1e-9)
+	assert.Equal(t, 1.0, promtest.SumScraped(mfs, "tollgate_upstream_attempts_total", map[string]string{"provider": "fake", "result": "timed_out"}))
+	assert.Equal(t, 1.0, promtest.SumScraped(mfs, "tollgate_upstream_attempts_total", map[string]string{"provider": "fake-backup", "result": "answered"}))
+	assert.InDelta(t, served, promtest.SumScraped(mfs, "tollgate_cost_usd_total", map[string]string{"tenant": "demo", "provider": "fake-backup"}), 1e-9)
 	// gpt-4o-mini input at $0.15/M: the prompt (13 tokens) costs about
 	// two micro-dollars, and no output is billed for it.
-	timedOut := series(mfs, "tollgate_cost_usd_total", map[string]string{"tenant": "demo", "provider": "fake"})
+	timedOut := promtest.SumScraped(mfs, "tollgate_cost_usd_total", map[string]string{"tenant": "demo", "provider": "fake"})
 	assert.InDelta(t, 13*0.15e-6, timedOut, 1e-12)
 }
