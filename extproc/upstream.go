@@ -117,15 +117,11 @@ func (u *upstream) finish(ctx context.Context, _ bool) {
 	u.billTimedOut(ctx)
 }
 
-// perTryTimeout is the per_try_timeout of the attempt's route: the largest
-// timeout among the alias's providers (translate sets it so).
+// perTryTimeout is the per_try_timeout of the attempt's route (the one the
+// control plane wrote), or its provider's timeout when the route is unknown.
 func (u *upstream) perTryTimeout() time.Duration {
-	var limit time.Duration
-	if m, ok := u.rt.cfg.Models[u.route]; ok {
-		for _, t := range m.Targets {
-			limit = max(limit, u.rt.cfg.Providers[t.Provider].Timeout)
-		}
-		return limit
+	if _, ok := u.rt.cfg.Models[u.route]; ok {
+		return u.rt.cfg.AttemptTimeout(u.route)
 	}
 	return u.rt.cfg.Providers[u.target.Provider].Timeout
 }

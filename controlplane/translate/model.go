@@ -162,12 +162,12 @@ func BuildModel(c *config.Config) (*Model, error) {
 			tgt.Provider = t.Provider
 			tgt.Model = t.Model
 			a.Targets = append(a.Targets, tgt)
-			a.PerTryTimeout = max(a.PerTryTimeout, tgt.Timeout)
 			a.HostRewrite = a.HostRewrite || tgt.TLS
 		}
 		if len(a.Targets) == 0 {
 			errs = append(errs, fmt.Errorf("models.%s: no usable target", name))
 		}
+		a.PerTryTimeout = c.AttemptTimeout(name)
 		m.Aliases = append(m.Aliases, a)
 	}
 	if len(m.Aliases) == 0 {

@@ -110,6 +110,19 @@ func (t Target) DeploymentName() string {
 	return t.Model
 }
 
+// AttemptTimeout is the per-try timeout of an alias's route: the largest
+// timeout among its targets' providers (one route serves every target).
+// The control plane writes it into the route's retry policy, and the
+// upstream role reads it to tell an attempt Envoy cut from one that ended
+// sooner.
+func (c *Config) AttemptTimeout(alias string) time.Duration {
+	var limit time.Duration
+	for _, t := range c.Models[alias].Targets {
+		limit = max(limit, c.Providers[t.Provider].Timeout)
+	}
+	return limit
+}
+
 // Deployment is the Azure deployment of provider's model as the alias
 // route lists it; for a route that does not list it (or no route), the
 // first alias (by name) that does. Validation keeps it unique per alias.
